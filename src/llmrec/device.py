@@ -1,0 +1,98 @@
+"""Device and dtype resolution: done once per component, in its constructor."""
+
+from __future__ import annotations
+
+import logging
+from typing import Union
+
+import torch
+
+from llmrec.errors import ConfigError, DeviceError
+
+__all__ = ["DeviceLike", "resolve_device", "resolve_dtype"]
+
+logger = logging.getLogger(__name__)
+
+DeviceLike = Union[str, int, torch.device, None]
+
+
+def resolve_device(device: DeviceLike = "auto") -> torch.device:
+    """Turn a user's device argument into a usable :class:`torch.device`.
+
+    Args:
+        device: ``"auto"`` or ``None`` (cuda, then mps, then cpu; the choice is logged),
+            ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, a CUDA ordinal, or a
+            :class:`torch.device`.
+
+    Raises:
+        DeviceError: an explicitly named device is not available.
+        ConfigError: the argument is not a device description.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        if torch.cuda.is_available():
+            chosen = torch.device("cuda", torch.cuda.current_device())
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            chosen = torch.device("mps")
+        else:
+            chosen = torch.device("cpu")
+        logger.info("device='auto' resolved to %s", chosen)
+        return chosen
+    if isinstance(device, bool):
+        raise ConfigError(f"device must be a str, int or torch.device, got {device!r}")
+    if isinstance(device, int):
+        if device < 0:
+            raise ConfigError(f"device ordinal must be >= 0, got {device}")
+        device = torch.device("cuda", device)
+    elif isinstance(device, str):
+        try:
+            device = torch.device(device)
+        except RuntimeError as exc:
+            raise ConfigError(f"unknown device {device!r}: {exc}") from None
+    elif not isinstance(device, torch.device):
+        raise ConfigError(
+            f"device must be 'auto', a str, an int or a torch.device, got {device!r}"
+        )
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {str(device)!r} was requested but CUDA is not available")
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {str(device)!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
+        return torch.device("cuda", index)
+    if device.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise DeviceError("device 'mps' was requested but MPS is not available")
+        return device
+    if device.type == "cpu":
+        return torch.device("cpu")
+    raise DeviceError(f"device type {device.type!r} is not supported (use cpu, cuda or mps)")
+
+
+def _cpu_has_fast_bf16() -> bool:
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((probe and probe()) or (amx and amx()))
+
+
+def resolve_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> torch.dtype:
+    """Pick the weight dtype for ``device``.
+
+    ``"auto"`` gives bfloat16 on CUDA devices that support it and on CPUs with native
+    bf16 instructions (AVX512-BF16 or AMX), float32 elsewhere.
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype in names:
+        return names[dtype]
+    if dtype != "auto":
+        raise ConfigError(f"dtype must be 'auto' or one of {sorted(names)}, got {dtype!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and _cpu_has_fast_bf16():
+        return torch.bfloat16
+    return torch.float32
