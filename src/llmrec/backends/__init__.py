@@ -1,0 +1,1 @@
+"""Backends: one module per kind, each hiding one library behind a small protocol."""

