@@ -397,10 +397,12 @@ class Pipeline:
         vectors = self.retriever.item_vectors
         strength = vectors[hist_rows] @ vectors[row]
         sim = self.retriever.cooccurrence.similarity
-        if sim.shape[0] > row:
-            inside = hist_rows < sim.shape[0]
-            col = sim[:, [row]].toarray().ravel() if sim.nnz else np.zeros(sim.shape[0])
-            strength[inside] += col[hist_rows[inside]]
+        if row < sim.shape[0] and sim.nnz:
+            # The target's own neighbour row: cheap to read from CSR, unlike a column.
+            start, end = sim.indptr[row], sim.indptr[row + 1]
+            neighbours = dict(zip(sim.indices[start:end].tolist(), sim.data[start:end].tolist()))
+            strength += np.array([neighbours.get(r, 0.0) for r in hist_rows.tolist()],
+                                 dtype=np.float32)
         order = np.argsort(-strength, kind="stable")[:limit]
         return tuple(history[i] for i in order if strength[i] > 0)
 

@@ -146,34 +146,48 @@ class PopularitySource:
     def __init__(self) -> None:
         self.counts = np.zeros(0, dtype=np.float64)
         self._order: np.ndarray | None = None
+        self._normalized: np.ndarray | None = None
+        self._top = 0.0
 
     def resize(self, n_rows: int) -> None:
         if n_rows > len(self.counts):
             counts = np.zeros(max(n_rows, 2 * len(self.counts)), dtype=np.float64)
             counts[: len(self.counts)] = self.counts
             self.counts = counts
+            self._order = self._normalized = None
 
     def fit(self, interactions: sp.csr_matrix) -> None:
         counts = np.asarray(interactions.sum(axis=0)).ravel()
         self.counts = np.zeros(max(len(self.counts), len(counts)), dtype=np.float64)
         self.counts[: len(counts)] = counts
-        self._order = None
+        self._order = self._normalized = None
 
     def add(self, row: int, weight: float = 1.0) -> None:
         self.resize(row + 1)
         self.counts[row] += weight
         self._order = None
+        if self._normalized is not None and row < len(self._normalized):
+            top = float(self._top)
+            if self.counts[row] <= top:  # the scale is unchanged: patch one entry
+                self._normalized[row] = np.log1p(self.counts[row]) / np.log1p(top)
+                return
+        self._normalized = None
 
     def remove_rows(self, rows: np.ndarray) -> None:
         rows = rows[rows < len(self.counts)]
         self.counts[rows] = 0.0
-        self._order = None
+        self._order = self._normalized = None
 
     def normalized(self) -> np.ndarray:
-        top = self.counts.max() if len(self.counts) else 0.0
-        if top <= 0:
-            return np.zeros(len(self.counts), dtype=np.float32)
-        return (np.log1p(self.counts) / np.log1p(top)).astype(np.float32)
+        """``log1p(count) / log1p(max count)`` per row, cached until the counts change."""
+        if self._normalized is None:
+            top = self.counts.max() if len(self.counts) else 0.0
+            self._top = top
+            if top <= 0:
+                self._normalized = np.zeros(len(self.counts), dtype=np.float32)
+            else:
+                self._normalized = (np.log1p(self.counts) / np.log1p(top)).astype(np.float32)
+        return self._normalized
 
     def propose(self, ctx: RetrievalContext, n: int) -> np.ndarray:
         if self._order is None:
@@ -187,9 +201,7 @@ class PopularitySource:
         return head[:n]
 
     def score(self, ctx: RetrievalContext, rows: np.ndarray) -> np.ndarray:
-        if "popularity" not in ctx._cache:
-            ctx._cache["popularity"] = self.normalized()
-        normalized = ctx._cache["popularity"]
+        normalized = self.normalized()
         out = np.zeros(len(rows), dtype=np.float32)
         inside = rows < len(normalized)
         out[inside] = normalized[rows[inside]]
