@@ -148,6 +148,8 @@ class PopularitySource:
         self._order: np.ndarray | None = None
         self._normalized: np.ndarray | None = None
         self._top = 0.0
+        self._since_sort = 0
+        self.resort_every = 1000
 
     def resize(self, n_rows: int) -> None:
         if n_rows > len(self.counts):
@@ -165,7 +167,11 @@ class PopularitySource:
     def add(self, row: int, weight: float = 1.0) -> None:
         self.resize(row + 1)
         self.counts[row] += weight
-        self._order = None
+        # Proposals may lag a little (re-sorted every ``resort_every`` events); scores
+        # never do.
+        self._since_sort += 1
+        if self._since_sort >= self.resort_every:
+            self._order = None
         if self._normalized is not None and row < len(self._normalized):
             top = float(self._top)
             if self.counts[row] <= top:  # the scale is unchanged: patch one entry
@@ -192,6 +198,7 @@ class PopularitySource:
     def propose(self, ctx: RetrievalContext, n: int) -> np.ndarray:
         if self._order is None:
             self._order = np.argsort(-self.counts, kind="stable")
+            self._since_sort = 0
         # Scan the popularity order until n rows survive the exclusions.
         want = n + len(ctx.exclude_rows)
         head = self._order[:want]
