@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 Filters = Callable[[Item], bool] | Mapping[str, Any]
 
 TAG_FEATURE = "tag_affinity"
+#: Trainable candidate sources ``models="auto"`` adds on catalogs up to 20k items.
+AUTO_MODELS: tuple[str, ...] = ("ease",)
 
 
 def _versions() -> dict[str, str]:
@@ -114,6 +116,7 @@ class Pipeline:
         diversity: float = 0.0,
         n_candidates: int = 200,
         half_life: float = 20.0,
+        models: Any = "auto",
         encoder_options: Mapping[str, Any] | None = None,
         llm_options: Mapping[str, Any] | None = None,
         show_progress: bool = True,
@@ -133,6 +136,9 @@ class Pipeline:
             diversity: Default MMR trade-off in [0, 1).
             n_candidates: Candidates proposed by each source per request.
             half_life: Events after which an old event's weight in a profile halves.
+            models: Trainable candidate sources fitted by :meth:`fit`: names
+                (``"ease"``, ``"sequential"``) or instances; ``"auto"`` picks
+                :data:`AUTO_MODELS` for catalogs up to 20k items and none above.
             show_progress: Show progress bars on long work.
         """
         items = list(items)
@@ -148,6 +154,12 @@ class Pipeline:
         retriever = Retriever(item_encoder.dim, index=index, n_items_hint=len(items),
                               n_candidates=n_candidates, device=device)
         retriever.upsert(rows, vectors)
+        if models == "auto":
+            models = AUTO_MODELS if len(items) <= 20_000 else ()
+        if isinstance(models, str):
+            models = (models,)
+        for model in models:
+            retriever.add_model(model)
         ranker = Ranker(retriever.feature_names + (TAG_FEATURE,), diversity=diversity)
         profiles = ProfileStore(item_encoder.dim, half_life=half_life)
         return cls(catalog, item_encoder, retriever, ranker, profiles, llm=llm,
@@ -270,10 +282,14 @@ class Pipeline:
         texts = sorted({e.text for e in events if e.kind == "query" and e.text})
         text_vectors = dict(zip(texts, self.encoder.encode_texts(texts))) if texts else {}
         with self._lock:
-            if train_ranker:
-                self._fit_ranker(events, text_vectors, ranker_users, seed, show_progress)
+            features = self.retriever.feature_names + (TAG_FEATURE,)
+            if features != self.ranker.feature_names:
+                self.ranker = Ranker(features, diversity=self.ranker.diversity, l2=self.ranker.l2)
+            trained = train_ranker and self._fit_ranker(events, text_vectors, ranker_users, seed,
+                                                        show_progress)
             per_user = self._positive_rows(events, self.catalog.row)
-            self.retriever.fit(list(per_user.values()))
+            # Models trained in the held-out pass keep their weights unless cheap to refit.
+            self.retriever.fit(list(per_user.values()), models="cheap" if trained else "all")
             store = ProfileStore(self.profiles.dim, half_life=self.profiles.half_life,
                                  max_history=self.profiles.max_history)
             self._replay(store, events, text_vectors, show_progress)
@@ -289,7 +305,9 @@ class Pipeline:
             self._apply(store, event, text_vectors.get(event.text) if event.text else None)
 
     def _fit_ranker(self, events: list[Event], text_vectors: Mapping[str, np.ndarray],
-                    ranker_users: int, seed: int, show_progress: bool) -> None:
+                    ranker_users: int, seed: int, show_progress: bool) -> bool:
+        """Train sources on all but each user's last positive event, then the ranker on
+        those held-out events. Returns whether the held-out pass ran."""
         # Hold out each user's last positive event; fit sources and profiles on the rest.
         last_index: dict[str, int] = {}
         for n, event in enumerate(events):
@@ -302,9 +320,12 @@ class Pipeline:
         if len(held) < 10:
             logger.info("too few users with history (%d) to train the ranker; keeping weights",
                         len(held))
-            return
+            return False
         prefix = [e for n, e in enumerate(events) if n not in held]
-        self.retriever.fit(list(self._positive_rows(prefix, self.catalog.row).values()))
+        prefix_rows = self._positive_rows(prefix, self.catalog.row)
+        valid = [(prefix_rows[e.user_id], self.catalog.row(e.item_id)) for e in held.values()
+                 if e.user_id in prefix_rows]
+        self.retriever.fit(list(prefix_rows.values()), valid=valid, models="all")
         store = ProfileStore(self.profiles.dim, half_life=self.profiles.half_life,
                              max_history=self.profiles.max_history)
         self._replay(store, prefix, text_vectors, show_progress)
@@ -326,15 +347,16 @@ class Pipeline:
             xs.append(x)
             ys.append(y)
         if not xs:
-            return
+            return True
         x, y = np.concatenate(xs), np.concatenate(ys)
         if y.sum() == 0:
             logger.info("no held-out item reached the candidates; keeping ranker weights")
-            return
+            return True
         weight = np.where(y > 0, (len(y) - y.sum()) / y.sum(), 1.0)
         self.ranker.fit(x, y, sample_weight=weight)
         logger.info("ranker trained on %d users, %d candidates, recall of candidates %.3f",
                     len(xs), len(y), y.sum() / len(xs))
+        return True
 
     # ------------------------------------------------------------------ recommending
     def _row_filter(self, filters: Filters | None) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -361,7 +383,7 @@ class Pipeline:
 
     def _history_rows(self, profile: UserProfile) -> list[int]:
         rows = []
-        for item_id in profile.recent_items(self.retriever.history_length):
+        for item_id in profile.recent_items():
             if item_id in self.catalog:
                 rows.append(self.catalog.row(item_id))
         return rows

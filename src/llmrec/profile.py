@@ -44,7 +44,7 @@ class UserProfile:
     """
 
     user_id: str
-    max_history: int = 200
+    max_history: int = 500
     history: deque[HistoryEntry] = field(default_factory=deque)
     interest: np.ndarray | None = None
     tag_affinity: dict[str, float] = field(default_factory=dict)
@@ -97,7 +97,7 @@ class ProfileStore:
         max_history: History entries kept per user.
     """
 
-    def __init__(self, dim: int, *, half_life: float = 20.0, max_history: int = 200) -> None:
+    def __init__(self, dim: int, *, half_life: float = 20.0, max_history: int = 500) -> None:
         if not isinstance(dim, int) or dim <= 0:
             raise ConfigError(f"dim must be a positive int, got {dim!r}")
         if not isinstance(half_life, (int, float)) or not half_life > 0 or not math.isfinite(half_life):

@@ -27,6 +27,8 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "popularity": 1.5,
     "query": 4.0,
     "tag_affinity": 0.5,
+    "ease": 3.0,
+    "sequential": 1.0,
 }
 
 

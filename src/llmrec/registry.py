@@ -2,7 +2,8 @@
 
 Persisted manifests store registered *names*, never class paths, so loading a save never
 imports arbitrary code. Third parties add backends through the entry-point groups
-``llmrec.encoders``, ``llmrec.indexes`` and ``llmrec.llms``.
+``llmrec.encoders``, ``llmrec.indexes``, ``llmrec.llms`` and ``llmrec.models`` (trainable
+candidate sources).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["KINDS", "available_backends", "get_backend", "register_backend"]
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("encoders", "indexes", "llms")
+KINDS = ("encoders", "indexes", "llms", "models")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,13 @@ _REGISTRY: dict[str, dict[str, _Entry]] = {
         "transformers": _Entry("llmrec.backends.llms:TransformersChat", None),
         "template": _Entry("llmrec.backends.llms:TemplateChat", None),
     },
+    "models": {
+        "ease": _Entry("llmrec.models.cf:EASESource", None),
+        "sequential": _Entry("llmrec.models.sequential:SequentialSource", None),
+    },
 }
 _ENTRY_POINTS_LOADED: set[str] = set()
+_SINGULAR = {"encoders": "encoder", "indexes": "index", "llms": "llm", "models": "model"}
 
 
 def _check_kind(kind: str) -> dict[str, _Entry]:
@@ -59,7 +65,7 @@ def register_backend(kind: str, name: str, target: str | type, extra: str | None
     """Register ``target`` (a class or ``"module:Class"``) under ``name``.
 
     Args:
-        kind: ``"encoders"``, ``"indexes"`` or ``"llms"``.
+        kind: ``"encoders"``, ``"indexes"``, ``"llms"`` or ``"models"``.
         name: The name users pass and manifests store.
         target: The backend class, or its dotted path for lazy import.
         extra: The pip extra that installs its dependencies, for the error hint.
@@ -86,7 +92,7 @@ def get_backend(kind: str, name: str) -> Any:
     entries = _check_kind(kind)
     if name not in entries:
         raise ConfigError(
-            f"unknown {kind[:-1] if kind != 'indexes' else 'index'} backend {name!r}; "
+            f"unknown {_SINGULAR[kind]} backend {name!r}; "
             f"registered: {sorted(entries)}"
         )
     entry = entries[name]

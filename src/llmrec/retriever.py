@@ -64,6 +64,7 @@ class RetrievalContext:
         history_weights: Weight of each history row (recency-decayed).
         exclude_rows: Rows that must not be proposed.
         n_rows: Rows in the catalog's row space.
+        profile_rows: Every positive row of the user's kept history, newest first.
     """
 
     interest_vector: np.ndarray | None
@@ -72,6 +73,7 @@ class RetrievalContext:
     history_weights: np.ndarray
     exclude_rows: np.ndarray
     n_rows: int = 0
+    profile_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _cache: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -347,13 +349,33 @@ class Retriever:
         self.cooccurrence = CooccurrenceSource(neighbors=neighbors)
         self.text = IndexSource(self, "text_similarity", "interest_vector")
         self.query = IndexSource(self, "query", "query_vector")
-        self.sources: list[CandidateSource] = [self.text, self.cooccurrence, self.popularity,
-                                                self.query]
+        self.models: dict[str, Any] = {}
         self.lock = threading.RLock()
+
+    @property
+    def sources(self) -> list[CandidateSource]:
+        """Every candidate source: the built-in ones, then the trainable models."""
+        return [self.text, self.cooccurrence, self.popularity, self.query, *self.models.values()]
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(source.name for source in self.sources)
+
+    def add_model(self, model: str | Any, **options: Any) -> Any:
+        """Add a trainable candidate source by registered name (``"ease"``,
+        ``"sequential"``) or as an instance; it is trained by :meth:`fit`."""
+        if isinstance(model, str):
+            model = get_backend("models", model)(**options)
+        elif options:
+            raise ConfigError("options are only accepted with a model name")
+        if not isinstance(model, CandidateSource) or not hasattr(model, "fit"):
+            raise ConfigError(f"model must be a trainable CandidateSource, got {model!r}")
+        builtin = {self.text.name, self.cooccurrence.name, self.popularity.name, self.query.name}
+        if model.name in builtin or model.name in self.models:
+            raise ConfigError(f"a candidate source named {model.name!r} already exists")
+        with self.lock:
+            self.models[model.name] = model
+        return model
 
     @property
     def n_rows(self) -> int:
@@ -385,6 +407,8 @@ class Retriever:
             self._resize(int(rows.max()) + 1 if len(rows) else 0)
             self.item_vectors[rows] = vectors
             self.live[rows] = True
+            for model in self.models.values():
+                model.update_items(rows, vectors)
 
     def remove(self, rows: np.ndarray) -> None:
         rows = np.asarray(rows, dtype=np.int64)
@@ -395,8 +419,21 @@ class Retriever:
             self.popularity.remove_rows(rows)
             self.cooccurrence.remove_rows(rows)
 
-    def fit(self, user_rows: Sequence[Sequence[int]]) -> None:
-        """Fit the interaction-based sources from each user's positive rows."""
+    def fit(
+        self,
+        user_rows: Sequence[Sequence[int]],
+        *,
+        valid: Sequence[tuple[Sequence[int], int]] | None = None,
+        models: str = "all",
+    ) -> None:
+        """Fit the interaction-based sources from each user's positive rows.
+
+        Args:
+            user_rows: Per-user chronological positive rows.
+            valid: ``(history rows, next row)`` pairs for the models' early stopping.
+            models: Which trainable models to fit: ``"all"``, ``"cheap"`` (those with
+                ``refit_on_all``) or ``"none"``.
+        """
         indptr = np.cumsum([0] + [len(r) for r in user_rows])
         indices = np.fromiter((row for rows in user_rows for row in rows), dtype=np.int64,
                               count=int(indptr[-1]))
@@ -408,6 +445,9 @@ class Retriever:
             self.popularity.fit(matrix)
             self.popularity.resize(self.n_rows)
             self.cooccurrence.fit(matrix)
+            for model in self.models.values():
+                if models == "all" or (models == "cheap" and getattr(model, "refit_on_all", False)):
+                    model.fit(user_rows, self.item_vectors, valid=valid, live=self.live)
 
     def record(self, row: int, weight: float) -> None:
         """Count a live interaction towards popularity."""
@@ -418,11 +458,20 @@ class Retriever:
     # ------------------------------------------------------------------ retrieval
     def context(self, interest_vector: np.ndarray | None, query_vector: np.ndarray | None,
                 history_rows: Sequence[int], exclude_rows: Sequence[int]) -> RetrievalContext:
-        rows = np.asarray(list(history_rows)[: self.history_length], dtype=np.int64)
+        """Build a request context.
+
+        Args:
+            interest_vector: The user's unit interest vector, or ``None``.
+            query_vector: The request's encoded query, or ``None``.
+            history_rows: All positive rows of the user's history, newest first.
+            exclude_rows: Rows not to propose.
+        """
+        profile_rows = np.asarray(list(history_rows), dtype=np.int64)
+        rows = profile_rows[: self.history_length]
         weights = self.recency_decay ** np.arange(len(rows), dtype=np.float32)
         return RetrievalContext(interest_vector, query_vector, rows, weights,
                                 np.unique(np.asarray(list(exclude_rows), dtype=np.int64)),
-                                n_rows=self.n_rows)
+                                n_rows=self.n_rows, profile_rows=profile_rows)
 
     def candidates(
         self,
@@ -474,7 +523,10 @@ class Retriever:
             save_array(path / "cooc_indices.npy", sim.indices.astype(np.int64))
             save_array(path / "cooc_indptr.npy", sim.indptr.astype(np.int64))
             index_config = self.index.save(path / "index")
+            models = {name: model.save(path / "models" / name)
+                      for name, model in self.models.items()}
             return {
+                "models": models,
                 "dim": self.dim, "n_rows": n, "n_candidates": self.n_candidates,
                 "history_length": self.history_length, "recency_decay": self.recency_decay,
                 "neighbors": self.cooccurrence.neighbors, "alpha": self.cooccurrence.alpha,
@@ -492,6 +544,10 @@ class Retriever:
                         recency_decay=float(config["recency_decay"]),
                         neighbors=int(config["neighbors"]), device=device)
         retriever.cooccurrence.alpha = float(config["alpha"])
+        for name, model_config in config.get("models", {}).items():
+            model_cls = get_backend("models", name)
+            retriever.models[name] = model_cls.load(path / "models" / name, model_config,
+                                                    device=device)
         n = int(config["n_rows"])
         vectors = load_array(path / "item_vectors.npy", dtype=np.float32, ndim=2)
         live = load_array(path / "live.npy", dtype=bool, ndim=1)
