@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -150,7 +151,7 @@ class Catalog:
         return {"n_rows": len(self._row_ids), "n_items": len(self._items)}
 
     @classmethod
-    def load(cls, path: Path, config: dict[str, Any]) -> "Catalog":
+    def load(cls, path: Path, config: dict[str, Any]) -> Catalog:
         catalog = cls()
         try:
             with open(Path(path) / "items.jsonl", encoding="utf-8") as f:

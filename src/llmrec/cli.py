@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from llmrec.errors import LLMRecError
 

@@ -8,9 +8,10 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ class Pipeline:
         encoder_options: Mapping[str, Any] | None = None,
         llm_options: Mapping[str, Any] | None = None,
         show_progress: bool = True,
-    ) -> "Pipeline":
+    ) -> Pipeline:
         """Encode ``items`` and build a ready pipeline with the embedded defaults.
 
         Args:
@@ -257,7 +258,7 @@ class Pipeline:
         ranker_users: int = 1000,
         seed: int = 0,
         show_progress: bool = True,
-    ) -> "Pipeline":
+    ) -> Pipeline:
         """Learn from historical events and rebuild every profile from them.
 
         Co-occurrence and popularity are fitted on the events; the ranker is trained on
@@ -602,7 +603,7 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: DeviceLike = "auto",
-                        llm: Any = None, llm_options: Mapping[str, Any] | None = None) -> "Pipeline":
+                        llm: Any = None, llm_options: Mapping[str, Any] | None = None) -> Pipeline:
         """Load a pipeline saved by :meth:`save_pretrained`.
 
         Args:

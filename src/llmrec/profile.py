@@ -6,9 +6,10 @@ import json
 import math
 import threading
 from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -226,7 +227,7 @@ class ProfileStore:
                 "count": len(users)}
 
     @classmethod
-    def load(cls, path: Path, config: dict[str, Any]) -> "ProfileStore":
+    def load(cls, path: Path, config: dict[str, Any]) -> ProfileStore:
         path = Path(path)
         store = cls(int(config["dim"]), half_life=float(config["half_life"]),
                     max_history=int(config["max_history"]))

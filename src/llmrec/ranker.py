@@ -7,8 +7,9 @@ contribution, which is the evidence an explanation shows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -121,7 +122,7 @@ class Ranker:
         logits = contributions.sum(axis=1) + self.bias_
         return 1.0 / (1.0 + np.exp(-logits)), contributions
 
-    def fit(self, x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None) -> "Ranker":
+    def fit(self, x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None) -> Ranker:
         """Fit weights by L2-regularized logistic regression (L-BFGS).
 
         Args:
@@ -179,7 +180,7 @@ class Ranker:
         return {"file": "ranker.json"}
 
     @classmethod
-    def load(cls, path: Path, config: dict[str, Any]) -> "Ranker":
+    def load(cls, path: Path, config: dict[str, Any]) -> Ranker:
         from llmrec.errors import PersistenceError
 
         state = read_json(Path(path) / "ranker.json")

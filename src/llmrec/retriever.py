@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -113,7 +114,7 @@ class IndexSource:
         vector_field: ``"interest_vector"`` or ``"query_vector"`` of the context.
     """
 
-    def __init__(self, retriever: "Retriever", name: str, vector_field: str) -> None:
+    def __init__(self, retriever: Retriever, name: str, vector_field: str) -> None:
         self._retriever = retriever
         self.name = name
         self.vector_field = vector_field
@@ -535,7 +536,7 @@ class Retriever:
             }
 
     @classmethod
-    def load(cls, path: Path, config: dict[str, Any], *, device: DeviceLike = "cpu") -> "Retriever":
+    def load(cls, path: Path, config: dict[str, Any], *, device: DeviceLike = "cpu") -> Retriever:
         path = Path(path)
         index_cls = get_backend("indexes", config["index"]["backend"])
         index = index_cls.load(path / "index", config["index"]["config"], device=device)

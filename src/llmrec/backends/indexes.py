@@ -135,7 +135,7 @@ class ExactIndex:
         return {"dim": self.dim, "count": int(len(labels))}
 
     @classmethod
-    def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> "ExactIndex":
+    def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> ExactIndex:
         index = cls(int(config["dim"]), device=device)
         labels = load_array(Path(path) / "labels.npy", dtype=np.int64, ndim=1)
         vectors = load_array(Path(path) / "vectors.npy", dtype=np.float32, ndim=2)
@@ -243,7 +243,7 @@ class HNSWIndex:
         return {**self.config(), "count": len(self._live)}
 
     @classmethod
-    def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> "HNSWIndex":
+    def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> HNSWIndex:
         index = cls(int(config["dim"]), m=int(config["m"]),
                     ef_construction=int(config["ef_construction"]),
                     ef_search=int(config["ef_search"]))

@@ -9,8 +9,9 @@ the next result without retraining.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,7 +52,7 @@ class EASESource:
     refit_on_all = True
 
     def fit(self, sequences: Sequence[Sequence[int]], item_vectors: np.ndarray, *,
-            valid: Any = None, live: np.ndarray | None = None) -> "EASESource":
+            valid: Any = None, live: np.ndarray | None = None) -> EASESource:
         """Fit on each user's positive rows (order ignored, duplicates collapse).
 
         Args:
@@ -125,7 +126,7 @@ class EASESource:
         return {"l2": self.l2, "max_items": self.max_items, "fitted": self.fitted}
 
     @classmethod
-    def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> "EASESource":
+    def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> EASESource:
         try:
             source = cls(l2=float(config["l2"]), max_items=int(config["max_items"]))
             if config["fitted"]:
