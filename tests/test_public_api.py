@@ -1,0 +1,132 @@
+"""The public surface of ``llmrec`` and its exception tree."""
+
+from __future__ import annotations
+
+import pytest
+
+import llmrec
+from llmrec import errors
+
+EXPECTED_ALL = [
+    "BackendUnavailableError",
+    "Candidate",
+    "Catalog",
+    "ConfigError",
+    "ContentGenerator",
+    "DatasetError",
+    "DeviceError",
+    "DuplicateItemError",
+    "Event",
+    "Explanation",
+    "GeneratedText",
+    "GenerationError",
+    "InvalidEventError",
+    "InvalidInputError",
+    "Item",
+    "ItemEncoder",
+    "LLMRecError",
+    "NotFittedError",
+    "PersistenceError",
+    "Pipeline",
+    "ProfileStore",
+    "Ranker",
+    "ReasonRequest",
+    "Recommendation",
+    "Retriever",
+    "UnknownItemError",
+    "UnknownUserError",
+    "UserProfile",
+    "__version__",
+    "available_backends",
+    "register_backend",
+    "resolve_device",
+    "verify_text",
+]
+LAZY = {"ContentGenerator", "ReasonRequest", "verify_text"}
+
+
+def test_all_is_sorted() -> None:
+    assert llmrec.__all__ == sorted(llmrec.__all__)
+
+
+def test_all_has_no_duplicates() -> None:
+    assert len(set(llmrec.__all__)) == len(llmrec.__all__)
+
+
+def test_all_equals_the_expected_public_surface() -> None:
+    assert llmrec.__all__ == EXPECTED_ALL
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPECTED_ALL) - LAZY))
+def test_every_eager_name_resolves(name: str) -> None:
+    assert getattr(llmrec, name) is not None
+
+
+@pytest.mark.parametrize("name", sorted(LAZY))
+def test_lazy_names_resolve_when_the_generator_exists(name: str) -> None:
+    pytest.importorskip("llmrec.generator")
+    assert getattr(llmrec, name) is not None
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        llmrec.no_such_thing  # noqa: B018
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(llmrec.__version__, str) and llmrec.__version__.count(".") >= 1
+
+
+def test_error_module_all_matches_its_classes() -> None:
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.LLMRecError)
+        assert getattr(llmrec, name) is cls
+
+
+@pytest.mark.parametrize(
+    ("cls", "builtins"),
+    [
+        (errors.ConfigError, (ValueError,)),
+        (errors.InvalidInputError, (ValueError, errors.ConfigError)),
+        (errors.InvalidEventError, (ValueError, errors.InvalidInputError)),
+        (errors.DuplicateItemError, (ValueError, errors.InvalidInputError)),
+        (errors.UnknownItemError, (KeyError,)),
+        (errors.UnknownUserError, (KeyError,)),
+        (errors.BackendUnavailableError, (ImportError,)),
+        (errors.PersistenceError, (OSError,)),
+        (errors.DatasetError, (OSError,)),
+        (errors.DeviceError, (RuntimeError,)),
+        (errors.GenerationError, (RuntimeError,)),
+        (errors.NotFittedError, (ValueError, AttributeError)),
+    ],
+)
+def test_errors_inherit_llmrec_error_and_the_builtin(cls: type, builtins: tuple[type, ...]) -> None:
+    assert issubclass(cls, errors.LLMRecError)
+    for base in builtins:
+        assert issubclass(cls, base)
+    exc = cls("boom")
+    with pytest.raises(errors.LLMRecError):
+        raise exc
+    for base in builtins:
+        with pytest.raises(base):
+            raise cls("boom")
+
+
+@pytest.mark.parametrize("cls", [errors.UnknownItemError, errors.UnknownUserError])
+def test_key_errors_have_unquoted_messages(cls: type) -> None:
+    exc = cls("unknown item id 'x'")
+    assert str(exc) == "unknown item id 'x'"
+    # A plain KeyError would repr() its argument.
+    assert str(KeyError("unknown item id 'x'")) != str(exc)
+
+
+def test_key_error_without_args_is_empty() -> None:
+    assert str(errors.UnknownItemError()) == ""
+
+
+def test_catching_builtin_catches_llmrec_errors() -> None:
+    with pytest.raises(ValueError):
+        llmrec.Item("", "title")
+    with pytest.raises(KeyError):
+        llmrec.Catalog().get("missing")
