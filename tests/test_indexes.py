@@ -370,11 +370,6 @@ def test_hnsw_load_without_graph_file(data, tmp_path: Path) -> None:
         HNSWIndex.load(tmp_path / "ix", config)
 
 
-@pytest.mark.xfail(
-    reason="HNSWIndex.load calls load_index on an already init_index'ed hnswlib.Index; when "
-           "the file is corrupt hnswlib has freed the old graph and the process segfaults "
-           "when the index is garbage-collected",
-    strict=True)
 def test_hnsw_load_of_corrupt_graph_raises_and_does_not_crash(tmp_path: Path) -> None:
     # Run in a child process: the failure mode is a segfault, which would kill pytest.
     script = textwrap.dedent(f"""

@@ -398,10 +398,6 @@ def test_remove_all_items_is_refused(items) -> None:
     assert len(pipe.catalog) == 3
 
 
-@pytest.mark.xfail(
-    reason="Pipeline.remove_items converts its argument with list() before the str check, "
-           "so a bare str is split into characters (the isinstance check is dead code)",
-    strict=True)
 def test_remove_items_rejects_a_bare_string(items) -> None:
     pipe = build_pipeline([Item(i, f"Title {i}") for i in ("a", "b", "c", "ab")])
     with pytest.raises(InvalidInputError):
@@ -678,11 +674,6 @@ def test_from_pretrained_damaged_files(broken, file, how) -> None:
         Pipeline.from_pretrained(broken, device="cpu")
 
 
-@pytest.mark.xfail(
-    reason="from_pretrained only turns KeyError/TypeError into PersistenceError; a manifest "
-           "value of the wrong type or range escapes as ValueError/ConfigError/AttributeError, "
-           "and inconsistent co-occurrence arrays escape as scipy's ValueError",
-    strict=True)
 @pytest.mark.parametrize("damage", ["retriever dim", "profiles half_life", "generator",
                                     "cooc indices"])
 def test_from_pretrained_wrong_typed_manifest_values(broken, damage) -> None:
@@ -707,11 +698,6 @@ def test_from_pretrained_encoder_dim_mismatch(broken) -> None:
 # --------------------------------------------------------------------------- known gaps
 
 
-@pytest.mark.xfail(
-    reason="fit trains the ranker on held-out events that never carry a query, so the "
-           "'query' feature is all zeros in training and L2 drives its weight to ~0: after "
-           "fit, recommend(query=...) no longer steers the results",
-    strict=True)
 def test_query_steers_results_after_fit(cold_pipeline, genre_of) -> None:
     cold_pipeline.add_user("blank-2")
     recs = cold_pipeline.recommend("blank-2", 10, query="cowboy sheriff saloon ranch",

@@ -18,7 +18,14 @@ import numpy as np
 from llmrec.catalog import Catalog
 from llmrec.device import DeviceLike, resolve_device
 from llmrec.encoder import ItemEncoder
-from llmrec.errors import InvalidInputError, UnknownItemError
+from llmrec.errors import (
+    BackendUnavailableError,
+    DeviceError,
+    InvalidInputError,
+    LLMRecError,
+    PersistenceError,
+    UnknownItemError,
+)
 from llmrec.io import FORMAT_VERSION, MANIFEST_NAME, atomic_directory, read_manifest, write_json
 from llmrec.profile import ProfileStore, UserProfile
 from llmrec.ranker import Ranker
@@ -565,9 +572,9 @@ class Pipeline:
 
     def remove_items(self, item_ids: Iterable[str]) -> None:
         """Remove items (all must exist, else nothing changes)."""
-        item_ids = list(item_ids)
         if isinstance(item_ids, str):
             raise InvalidInputError("item_ids must be a sequence of ids, not a str")
+        item_ids = list(item_ids)
         with self._lock:
             if len(self.catalog) - len(set(item_ids)) < 1 and item_ids:
                 self.catalog.rows(item_ids)  # unknown ids raise first
@@ -614,8 +621,6 @@ class Pipeline:
         Raises:
             PersistenceError: the directory is missing, corrupt or from a newer llmrec.
         """
-        from llmrec.errors import PersistenceError
-
         path = Path(path)
         manifest = read_manifest(path, "pipeline")
         try:
@@ -629,16 +634,19 @@ class Pipeline:
             ranker = Ranker.load(path / "ranker", parts["ranker"])
             profiles = ProfileStore.load(path / "profiles", parts["profiles"])
             gen = parts["generator"]
-        except (KeyError, TypeError) as exc:
-            raise PersistenceError(f"corrupt manifest in {str(path)!r}: missing {exc}") from None
+            saved_llm = gen.get("llm", "default")
+            options = dict(gen.get("options") or gen.get("config", {}).get("options", {}) or {})
+        except (PersistenceError, BackendUnavailableError, DeviceError):
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, LLMRecError) as exc:
+            raise PersistenceError(f"corrupt save in {str(path)!r}: {exc!r}") from None
         if retriever.dim != encoder.dim:
             raise PersistenceError(
                 f"saved vectors have dim {retriever.dim} but the encoder gives {encoder.dim}")
-        options = dict(gen.get("options") or gen.get("config", {}).get("options", {}) or {})
         if llm_options is not None:
             options = dict(llm_options)
         return cls(catalog, encoder, retriever, ranker, profiles,
-                   llm=llm if llm is not None else gen.get("llm", "default"),
+                   llm=llm if llm is not None else saved_llm,
                    llm_options=options, device=device)
 
     def __repr__(self) -> str:

@@ -142,20 +142,27 @@ class Ranker:
             raise InvalidInputError("fit needs both positive and negative examples")
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
         w = w / w.sum()
+        # A feature that never varies in the training data (e.g. ``query`` when no event
+        # carried a query) says nothing about its weight: keep the current one.
+        free = x.std(axis=0) > 1e-12
+        offset = x[:, ~free] @ self.weights_[~free]
+        xf = x[:, free]
 
         def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
             coef, b = params[:-1], params[-1]
-            z = x @ coef + b
+            z = xf @ coef + b + offset
             # log(1 + e^z) - y z, computed stably
             value = float(np.sum(w * (np.logaddexp(0.0, z) - y * z))) + 0.5 * self.l2 * coef @ coef
             p = 1.0 / (1.0 + np.exp(-z))
             grad_z = w * (p - y)
-            grad = np.concatenate([x.T @ grad_z + self.l2 * coef, [grad_z.sum()]])
+            grad = np.concatenate([xf.T @ grad_z + self.l2 * coef, [grad_z.sum()]])
             return value, grad
 
-        start = np.concatenate([self.weights_, [self.bias_]])
+        start = np.concatenate([self.weights_[free], [self.bias_]])
         result = minimize(loss, start, jac=True, method="L-BFGS-B")
-        self.weights_, self.bias_ = result.x[:-1].copy(), float(result.x[-1])
+        self.weights_ = self.weights_.copy()
+        self.weights_[free] = result.x[:-1]
+        self.bias_ = float(result.x[-1])
         self.fitted_ = True
         logger.info("ranker fitted: %s bias=%.3f", {k: round(v, 3) for k, v in self.weights.items()},
                     self.bias_)

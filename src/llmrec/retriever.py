@@ -419,6 +419,10 @@ class Retriever:
             self.item_vectors[rows[rows < len(self.live)]] = 0.0
             self.popularity.remove_rows(rows)
             self.cooccurrence.remove_rows(rows)
+            for model in self.models.values():
+                remove = getattr(model, "remove_rows", None)
+                if remove is not None:
+                    remove(rows)
 
     def fit(
         self,

@@ -252,6 +252,11 @@ class HNSWIndex:
         file = Path(path) / "hnsw.bin"
         if not file.exists() or len(live) != config.get("count"):
             raise PersistenceError(f"HNSW index files in {str(path)!r} are missing or inconsistent")
+        import hnswlib
+
+        # A fresh, uninitialized index: loading into an initialized one frees its graph
+        # first, and a failed load would leave a dangling pointer behind.
+        index._index = hnswlib.Index(space="ip", dim=index.dim)
         try:
             index._index.load_index(str(file), max_elements=max(len(known), 1))
         except RuntimeError as exc:
