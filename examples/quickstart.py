@@ -47,11 +47,11 @@ def main() -> None:
         title = pipe.catalog.get(rec.item_id).title
         print(f"{rec.rank}. {title:<32} {rec.score:.3f}  ({rec.text_source}) {rec.text}")
 
-    # A stated preference steers the next request straight away.
+    # A new user with no history, only a stated taste: recommended from the text alone.
     print()
-    for rec in pipe.recommend("new", k=3, query="magic schools and wizards", generate=False):
+    pipe.add_user("gus", preferences="young wizards, magic and dragons")
+    for rec in pipe.recommend("gus", k=3, generate=False):
         print(f"{rec.rank}. {pipe.catalog.get(rec.item_id).title}")
-
 
 if __name__ == "__main__":
     main()
