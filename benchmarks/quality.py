@@ -13,7 +13,6 @@ Every row is a positive: ratings are ignored, so events enter as clicks.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import machine_info, print_table  # noqa: E402
+from _common import machine_info, print_table, write_json  # noqa: E402
 
 import llmrec  # noqa: E402
 from llmrec.datasets import load_movielens  # noqa: E402
@@ -45,8 +44,14 @@ def run_once(data, split, split_name: str, seed: int, args) -> tuple[dict, dict]
                            timestamp=e.timestamp) for e in split.events_for(split_name)]
     started = time.perf_counter()
     pipe = llmrec.Pipeline.from_catalog(data.items, encoder=args.encoder, llm="template",
-                                        device=args.device, show_progress=False)
-    pipe.fit(events, seed=seed, show_progress=False)
+                                        device=args.device, show_progress=False, models=())
+    for name in args.models:
+        options = {}
+        if name == "sequential":
+            options = {"seed": seed, "show_progress": False, "device": args.device,
+                       "text_init": not args.no_text_init}
+        pipe.retriever.add_model(name, **options)
+    pipe.fit(events, seed=seed, show_progress=False, train_ranker=not args.no_learned_fusion)
     fit_s = time.perf_counter() - started
 
     def recommend(user_id, history, exclude, k):
@@ -73,8 +78,16 @@ def main(argv=None) -> int:
     parser.add_argument("--split", choices=("test", "valid", "both"), default="both")
     parser.add_argument("--encoder", default="default", help="encoder backend name")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--models", default="ease,sequential",
+                        help="trainable candidate sources, comma-separated ('' for none)")
+    parser.add_argument("--no-text-init", action="store_true",
+                        help="ablation: sequential item table not initialized from text")
+    parser.add_argument("--no-learned-fusion", action="store_true",
+                        help="ablation: keep the ranker's default weights")
+    parser.add_argument("--tag", default="", help="suffix for output file names")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = parser.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -85,7 +98,7 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         for split_name in splits:
             metrics, predictions = run_once(data, split, split_name, seed, args)
-            path = out_dir / f"{args.dataset}-{split_name}-seed{seed}.jsonl"
+            path = out_dir / f"{args.dataset}-{split_name}-seed{seed}{args.tag}.jsonl"
             write_predictions(path, predictions)
             runs[split_name].append(metrics)
             print(f"seed {seed} {split_name}: " + "  ".join(
@@ -110,10 +123,10 @@ def main(argv=None) -> int:
     if "test" in summary and "ndcg@10_vs_best_peer" in summary["test"]:
         print(f"NDCG@10 / best peer NDCG@10 = {summary['test']['ndcg@10_vs_best_peer']:.3f}")
     result = {"benchmark": "quality", "dataset": args.dataset, "machine": machine_info(),
-              "encoder": args.encoder, "summary": summary,
-              "peers": {k: dict(zip(COLUMNS, v)) for k, v in PEERS.items()}}
-    with open(out_dir / f"quality-{args.dataset}.json", "w") as f:
-        json.dump(result, f, indent=2)
+              "encoder": args.encoder, "models": args.models,
+              "text_init": not args.no_text_init, "learned_fusion": not args.no_learned_fusion,
+              "summary": summary, "peers": {k: dict(zip(COLUMNS, v)) for k, v in PEERS.items()}}
+    write_json(out_dir, f"quality-{args.dataset}{args.tag}", result)
     return 0
 
 

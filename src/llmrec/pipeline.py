@@ -41,7 +41,7 @@ Filters = Callable[[Item], bool] | Mapping[str, Any]
 
 TAG_FEATURE = "tag_affinity"
 #: Trainable candidate sources ``models="auto"`` adds on catalogs up to 20k items.
-AUTO_MODELS: tuple[str, ...] = ("ease",)
+AUTO_MODELS: tuple[str, ...] = ("ease", "sequential")
 
 
 def _versions() -> dict[str, str]:
