@@ -162,7 +162,7 @@ def run_catalog(args: argparse.Namespace) -> dict[str, Any]:
     recommend_s: list[float] = []
     rec_users: list[str] = []
     t = events[-1].timestamp
-    for n in range(args.recommends):
+    for _n in range(args.recommends):
         for _ in range(args.observes // args.recommends):
             u = int(rng.integers(args.users))
             pool = members[int(rng.choice(prefs[u]))]
@@ -250,7 +250,9 @@ def run_generate(args: argparse.Namespace) -> dict[str, Any]:
         print(f"\n--generate skipped: {reason}")
         return {"skipped": reason}
     started = time.perf_counter()
-    pipe = Pipeline.from_catalog(data.items, llm=args.llm, device=args.device,
+    models: Any = args.gen_models if args.gen_models == "auto" else \
+        tuple(m for m in args.gen_models.split(",") if m)
+    pipe = Pipeline.from_catalog(data.items, llm=args.llm, device=args.device, models=models,
                                  show_progress=False)
     events = [Event(user_id=e.user_id, item_id=e.item_id, kind="click", timestamp=e.timestamp)
               for e in data.events]
@@ -278,7 +280,8 @@ def run_generate(args: argparse.Namespace) -> dict[str, Any]:
         ["recommend k=10, generate=False", *_lat(stats["recommend_no_generate"])],
     ], title=f"ML-100K with llm={args.llm!r}, device {pipe.device} "
              f"(setup {setup_s:.1f}s, first call incl. model load {load_s:.1f}s)")
-    return {"dataset": "ml-100k", "llm": args.llm, "device": str(pipe.device),
+    return {"dataset": "ml-100k", "llm": args.llm, "models": args.gen_models,
+            "device": str(pipe.device),
             "setup_s": setup_s, "first_call_s": load_s, "latency": stats}
 
 
@@ -299,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the --generate section")
     parser.add_argument("--generate-calls", type=int, default=20)
     parser.add_argument("--llm", default="default")
+    parser.add_argument("--gen-models", default="ease",
+                        help="trainable sources for --generate: 'auto' or comma-separated names "
+                             "(default ease: the sequential model only lengthens setup)")
     parser.add_argument("--device", default="auto", help="device for --generate")
     parser.add_argument("--data", default=None, help="a MovieLens folder for --generate")
     add_out_argument(parser)
