@@ -293,11 +293,21 @@ class Pipeline:
             features = self.retriever.feature_names + (TAG_FEATURE,)
             if features != self.ranker.feature_names:
                 self.ranker = Ranker(features, diversity=self.ranker.diversity, l2=self.ranker.l2)
-            trained = train_ranker and self._fit_ranker(events, text_vectors, ranker_users, seed,
-                                                        show_progress)
-            per_user = self._positive_rows(events, self.catalog.row)
-            # Models trained in the held-out pass keep their weights unless cheap to refit.
-            self.retriever.fit(list(per_user.values()), models="cheap" if trained else "all")
+            # show_progress=False silences the models' own bars for this call only.
+            muted = [m for m in self.retriever.models.values()
+                     if not show_progress and getattr(m, "show_progress", False)]
+            for model in muted:
+                model.show_progress = False
+            try:
+                trained = train_ranker and self._fit_ranker(events, text_vectors, ranker_users,
+                                                            seed, show_progress)
+                per_user = self._positive_rows(events, self.catalog.row)
+                # Models trained in the held-out pass keep their weights unless cheap to refit.
+                self.retriever.fit(list(per_user.values()),
+                                   models="cheap" if trained else "all")
+            finally:
+                for model in muted:
+                    model.show_progress = True
             store = ProfileStore(self.profiles.dim, half_life=self.profiles.half_life,
                                  max_history=self.profiles.max_history)
             self._replay(store, events, text_vectors, show_progress)
