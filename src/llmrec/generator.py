@@ -794,12 +794,19 @@ class ContentGenerator:
         batch = max(1, int(getattr(self.backend, "max_batch_size", 16) or 16))
         position = 0
         while position < len(todo):
-            chunk = todo[position:position + batch]
+            size = batch
             elapsed = time.perf_counter() - started
-            if budget is not None and (elapsed >= budget or (
-                    self._seconds_per_item is not None
-                    and elapsed + self._seconds_per_item * len(chunk) > budget)):
-                break
+            if budget is not None:
+                if elapsed >= budget:
+                    break
+                if self._seconds_per_item:
+                    fits = int((budget - elapsed) / self._seconds_per_item)
+                    if fits < 1 and position > 0:
+                        break
+                    # The first batch always runs (at least one item), so a stale, slow
+                    # estimate is corrected instead of locking every call into templates.
+                    size = max(1, min(batch, fits))
+            chunk = todo[position:position + size]
             chunk_started = time.perf_counter()
             try:
                 with self._backend_lock:
