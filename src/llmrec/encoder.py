@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrec.backends.encoders import check_texts
 from llmrec.catalog import render_item_text
 from llmrec.device import DeviceLike
 from llmrec.errors import ConfigError, InvalidInputError
@@ -83,15 +84,7 @@ class ItemEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts to an ``(n, dim)`` float32 array of unit rows."""
-        if isinstance(texts, str):
-            raise InvalidInputError("encode_texts takes a sequence of str, not a str")
-        texts = list(texts)
-        for n, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"texts[{n}] must be a str, got {type(text).__name__}")
-            if len(text) > MAX_TEXT_LENGTH:
-                raise InvalidInputError(
-                    f"texts[{n}] has {len(text):,} characters; the limit is {MAX_TEXT_LENGTH:,}")
+        texts = check_texts(texts, MAX_TEXT_LENGTH)
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}

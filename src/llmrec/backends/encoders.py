@@ -18,7 +18,13 @@ import torch
 from llmrec.device import DeviceLike, resolve_device, resolve_dtype
 from llmrec.errors import BackendUnavailableError, ConfigError, InvalidInputError
 
-__all__ = ["DEFAULT_ENCODER_PACKAGE", "HashingEncoder", "TransformersEncoder", "default_encoder_path"]
+__all__ = [
+    "DEFAULT_ENCODER_PACKAGE",
+    "HashingEncoder",
+    "TransformersEncoder",
+    "check_texts",
+    "default_encoder_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +45,17 @@ def default_encoder_path() -> Path:
     return path
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str], max_length: int | None = None) -> list[str]:
+    """Return ``texts`` as a list of str, or raise naming the first bad entry."""
     if isinstance(texts, str):
         raise InvalidInputError("texts must be a sequence of str, not a single str")
     out = list(texts)
     for n, text in enumerate(out):
         if not isinstance(text, str):
             raise InvalidInputError(f"texts[{n}] must be a str, got {type(text).__name__}")
+        if max_length is not None and len(text) > max_length:
+            raise InvalidInputError(
+                f"texts[{n}] has {len(text):,} characters; the limit is {max_length:,}")
     return out
 
 
@@ -107,7 +117,7 @@ class TransformersEncoder:
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> np.ndarray:
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -160,7 +170,7 @@ class HashingEncoder:
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> np.ndarray:
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for feature in self._features(text):

@@ -50,6 +50,16 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
+def _search_setup(queries: Any, k: Any, dim: int
+                  ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Check a search's arguments; return them with empty ``(labels, scores)`` results."""
+    queries = check_vectors(queries, dim, "queries")
+    k = _check_k(k)
+    labels = np.full((len(queries), k), -1, dtype=np.int64)
+    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    return queries, k, labels, scores
+
+
 class ExactIndex:
     """Brute-force inner-product search (a matrix product per query batch).
 
@@ -105,11 +115,7 @@ class ExactIndex:
         return self._vectors[labels]
 
     def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = check_vectors(queries, self.dim, "queries")
-        k = _check_k(k)
-        n = len(queries)
-        labels = np.full((n, k), -1, dtype=np.int64)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        queries, k, labels, scores = _search_setup(queries, k, self.dim)
         live = int(self._live.sum())
         if live == 0:
             return labels, scores
@@ -220,11 +226,7 @@ class HNSWIndex:
                 self._live.discard(label)
 
     def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = check_vectors(queries, self.dim, "queries")
-        k = _check_k(k)
-        n = len(queries)
-        labels = np.full((n, k), -1, dtype=np.int64)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        queries, k, labels, scores = _search_setup(queries, k, self.dim)
         found = min(k, len(self._live))
         if found == 0:
             return labels, scores
