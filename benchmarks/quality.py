@@ -25,7 +25,12 @@ from _common import machine_info, print_table, write_json  # noqa: E402
 
 import llmrec  # noqa: E402
 from llmrec.datasets import load_movielens  # noqa: E402
-from llmrec.evaluation import evaluate, leave_one_out, write_predictions  # noqa: E402
+from llmrec.evaluation import (  # noqa: E402
+    evaluate,
+    evaluate_predictions,
+    leave_one_out,
+    write_predictions,
+)
 
 # Peer results on ML-100K under the same protocol (hash tie-break, 2-core CPU), measured
 # with RecBole 1.2.1 / implicit / scikit-learn: R@10, NDCG@10, MRR@10, R@20, NDCG@20.
@@ -48,7 +53,7 @@ def run_once(data, split, split_name: str, seed: int, args) -> tuple[dict, dict]
     for name in args.models:
         options = {}
         if name == "sequential":
-            options = {"seed": seed, "show_progress": False, "device": args.device,
+            options = {"show_progress": False, "device": args.device,
                        "text_init": not args.no_text_init}
         pipe.retriever.add_model(name, **options)
     pipe.fit(events, seed=seed, show_progress=False, train_ranker=not args.no_learned_fusion)
@@ -59,13 +64,15 @@ def run_once(data, split, split_name: str, seed: int, args) -> tuple[dict, dict]
 
     started = time.perf_counter()
     result, predictions = evaluate(recommend, split, split_name, k=20, show_progress=False)
-    no_ties = evaluate(recommend, split, split_name, k=20, subset="no-ties",
-                       show_progress=False)[0] if split_name == "test" else None
     eval_s = time.perf_counter() - started
     out = {k: result.metrics[k] for k in COLUMNS}
     out["coverage@10"] = result.metrics.get("coverage@10", float("nan"))
-    if no_ties is not None:
-        out["ndcg@10 no-ties"] = no_ties.metrics["ndcg@10"]
+    # The same lists scored on subsets of users (no second round of recommending).
+    for subset in ("no-ties", "rare-items"):
+        sub = evaluate_predictions(split, predictions, split_name, subset=subset)
+        out[f"{subset} users"] = sub.n_users
+        for key in ("recall@10", "ndcg@10", "recall@20"):
+            out[f"{subset} {key}"] = sub.metrics[key]
     out["fit_s"], out["eval_s"] = fit_s, eval_s
     out["ranker_weights"] = pipe.ranker.weights
     return out, predictions
@@ -120,6 +127,17 @@ def main(argv=None) -> int:
             ratio = summary["test"]["mean"]["ndcg@10"] / best
             summary["test"]["ndcg@10_vs_best_peer"] = ratio
     print_table(["model"] + list(COLUMNS), rows)
+    subset_rows = []
+    for split_name, metrics in runs.items():
+        for subset in ("no-ties", "rare-items"):
+            keys = [f"{subset} {k}" for k in ("recall@10", "ndcg@10", "recall@20")]
+            means = {k: statistics.fmean(m[k] for m in metrics) for k in keys}
+            stds = {k: statistics.pstdev(m[k] for m in metrics) for k in keys}
+            summary[split_name][subset] = {"users": metrics[0][f"{subset} users"],
+                                           "mean": means, "std": stds}
+            subset_rows.append([f"{split_name} {subset} ({metrics[0][f'{subset} users']} users)"]
+                               + [f"{means[k]:.4f}±{stds[k]:.4f}" for k in keys])
+    print_table(["subset", "recall@10", "ndcg@10", "recall@20"], subset_rows)
     if "test" in summary and "ndcg@10_vs_best_peer" in summary["test"]:
         print(f"NDCG@10 / best peer NDCG@10 = {summary['test']['ndcg@10_vs_best_peer']:.3f}")
     result = {"benchmark": "quality", "dataset": args.dataset, "machine": machine_info(),

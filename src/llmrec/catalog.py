@@ -44,6 +44,9 @@ class Catalog:
         self._row_ids: list[str | None] = []
         self._rows: dict[str, int] = {}
         self._items: dict[str, Item] = {}
+        # Tags as small ints, row-aligned and padded with -1, for vectorized tag lookups.
+        self._tag_ids: dict[str, int] = {}
+        self._row_tags = np.full((0, 1), -1, dtype=np.int32)
         self.version = 0
         items = list(items)
         if items:
@@ -95,6 +98,35 @@ class Catalog:
     def item_ids(self) -> list[str]:
         return list(self._items)
 
+    def tag_id(self, tag: str) -> int | None:
+        """Small integer id of a tag seen on some item (``None`` if never seen)."""
+        return self._tag_ids.get(tag)
+
+    @property
+    def n_tags(self) -> int:
+        return len(self._tag_ids)
+
+    def row_tags(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), width)`` tag ids of each row's item, padded with -1 (removed or
+        untagged rows are all -1)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        table = self._row_tags
+        out = np.full((len(rows), table.shape[1]), -1, dtype=np.int32)
+        inside = rows < len(table)
+        out[inside] = table[rows[inside]]
+        return out
+
+    def _set_row_tags(self, row: int, tags: Sequence[str]) -> None:
+        ids = [self._tag_ids.setdefault(t, len(self._tag_ids)) for t in dict.fromkeys(tags)]
+        table = self._row_tags
+        if row >= len(table) or len(ids) > table.shape[1]:
+            grown = np.full((max(len(table), 2 * row + 2 if row >= len(table) else len(table)),
+                             max(table.shape[1], len(ids))), -1, dtype=np.int32)
+            grown[: len(table), : table.shape[1]] = table
+            self._row_tags = table = grown
+        table[row] = -1
+        table[row, : len(ids)] = ids
+
     # ------------------------------------------------------------------ changes
     def validate_new(self, items: Sequence[Item]) -> list[Item]:
         """Check a batch for upsert without changing anything; returns it as a list."""
@@ -120,6 +152,7 @@ class Catalog:
                     self._row_ids.append(item.item_id)
                     self._rows[item.item_id] = row
                 self._items[item.item_id] = item
+                self._set_row_tags(row, item.tags)
                 rows[n] = row
             self.version += 1
             return rows
@@ -135,6 +168,8 @@ class Catalog:
                 del self._items[item_id]
                 del self._rows[item_id]
                 self._row_ids[int(row)] = None
+                if row < len(self._row_tags):
+                    self._row_tags[row] = -1
             self.version += 1
             return rows
 
@@ -164,6 +199,7 @@ class Catalog:
                         catalog._row_ids.append(item.item_id)
                         catalog._rows[item.item_id] = n
                         catalog._items[item.item_id] = item
+                        catalog._set_row_tags(n, item.tags)
                     else:
                         catalog._row_ids.append(None)
         except FileNotFoundError:

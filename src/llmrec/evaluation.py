@@ -20,7 +20,9 @@ The protocol (the one the project's benchmarks use on MovieLens-100K):
   ``1/log2(r + 1)``, MRR@K = ``1/r`` (0 beyond K). Each metric is the mean over *all*
   users with a held-out item in the split; a user without a list scores 0.
 * **Subsets.** ``"no-ties"`` keeps the users whose valid and test events have different
-  integer timestamps, whose test item does not depend on the tie-break.
+  integer timestamps, whose test item does not depend on the tie-break. ``"rare-items"``
+  keeps the users whose held-out item has fewer than :data:`RARE_ITEM_THRESHOLD` users in
+  the events a model may learn from for that split (the long tail, where text matters).
 * **Fingerprint.** SHA-256 over ``"user|train,items|valid|test\\n"`` lines in ascending
   user order; on ML-100K it is :data:`ML100K_SPLIT_FINGERPRINT`.
 
@@ -51,6 +53,7 @@ from llmrec.types import Event
 __all__ = [
     "DEFAULT_KS",
     "ML100K_SPLIT_FINGERPRINT",
+    "RARE_ITEM_THRESHOLD",
     "SPLITS",
     "SUBSETS",
     "EvaluationResult",
@@ -65,7 +68,9 @@ __all__ = [
 ]
 
 SPLITS = ("valid", "test")
-SUBSETS = ("all", "no-ties")
+SUBSETS = ("all", "no-ties", "rare-items")
+#: An item with fewer training users than this is "rare" (subset ``"rare-items"``).
+RARE_ITEM_THRESHOLD = 5
 DEFAULT_KS = (10, 20)
 RANK_METRICS = ("recall", "ndcg", "mrr")
 #: Split fingerprint of ML-100K (recbole 1.2.1 ``ml-100k.inter``) under this protocol.
@@ -134,8 +139,9 @@ class LeaveOneOutSplit:
         """Every user, ascending (numeric when all ids are digits)."""
         return _ordered_ids(self.train)
 
-    def subset_users(self, subset: str = "all") -> set[str]:
-        """Users scored under ``subset``: ``"all"`` or ``"no-ties"``."""
+    def subset_users(self, subset: str = "all", split_name: str = "test") -> set[str]:
+        """Users scored under ``subset`` (``"all"``, ``"no-ties"`` or ``"rare-items"``)
+        when evaluating ``split_name``."""
         if subset == "all":
             return set(self.train)
         if subset == "no-ties":
@@ -143,12 +149,25 @@ class LeaveOneOutSplit:
                 u for u, ts in self.test_timestamps.items()
                 if u in self.valid_timestamps and self.valid_timestamps[u] != ts
             }  # fmt: skip
+        if subset == "rare-items":
+            counts = self.item_counts(split_name)
+            held_out = self.test if _check_split_name(split_name) == "test" else self.valid
+            return {u for u, item in held_out.items()
+                    if counts.get(item, 0) < RARE_ITEM_THRESHOLD}
         raise InvalidInputError(f"subset must be one of {SUBSETS}, got {subset!r}")
+
+    def item_counts(self, split_name: str = "test") -> dict[str, int]:
+        """Distinct users per item in the events a model may learn from for ``split_name``."""
+        counts: dict[str, int] = {}
+        for user in self.train:
+            for item in self.history(user, split_name):
+                counts[item] = counts.get(item, 0) + 1
+        return counts
 
     def targets(self, split_name: str = "test", subset: str = "all") -> dict[str, str]:
         """Held-out item of each scored user of ``split_name``, in ascending user order."""
         held_out = self.test if _check_split_name(split_name) == "test" else self.valid
-        keep = self.subset_users(subset)
+        keep = self.subset_users(subset, split_name)
         return {u: held_out[u] for u in _ordered_ids(held_out) if u in keep}
 
     def history(self, user_id: str, split_name: str = "test") -> list[str]:
@@ -530,6 +549,32 @@ def _as_ids(result: Any, user: str) -> list[str]:
     return [r.item_id if hasattr(r, "item_id") else str(r) for r in result]
 
 
+def _is_pipeline(recommender: Any) -> bool:
+    from llmrec.pipeline import Pipeline
+
+    return isinstance(recommender, Pipeline)
+
+
+class _PipelineRecommender:
+    """Adapts a Pipeline to ``recommend_history_batch`` (its profiles hold the history)."""
+
+    def __init__(self, pipeline: Any, split: LeaveOneOutSplit, split_name: str, fit: bool,
+                 seed: int | None, show_progress: bool) -> None:
+        if not isinstance(fit, bool):
+            raise InvalidInputError(f"fit must be a bool, got {fit!r}")
+        if fit:
+            events = [Event(user_id=e.user_id, item_id=e.item_id, kind="click",
+                            timestamp=e.timestamp) for e in split.events_for(split_name)]
+            pipeline.fit(events, seed=seed, show_progress=show_progress)
+        self.pipeline = pipeline
+
+    def recommend_history_batch(self, user_ids: list[str], histories: list[list[str]],
+                                excludes: list[set[str]], k: int) -> list[list[str]]:
+        known = [u for u in user_ids if u in self.pipeline.profiles]
+        lists = dict(zip(known, self.pipeline.recommend_batch(known, k, generate=False)))
+        return [[r.item_id for r in lists.get(u, ())] for u in user_ids]
+
+
 def evaluate(
     recommender: RecommendFn | Any,
     dataset_or_split: Dataset | LeaveOneOutSplit | Sequence[Event],
@@ -541,11 +586,17 @@ def evaluate(
     batch_size: int = 256,
     show_progress: bool = True,
     item_vectors: Mapping[str, np.ndarray] | None = None,
+    fit: bool = True,
+    seed: int | None = None,
 ) -> tuple[EvaluationResult, dict[str, list[str]]]:
     """Ask a recommender for every scored user of a split and score the lists.
 
     The recommender is one of:
 
+    * a :class:`~llmrec.Pipeline`: unless ``fit=False`` it is first fitted (in place) on
+      :meth:`LeaveOneOutSplit.events_for` the split, every event entering as a click as
+      the protocol treats all interactions as positives; each user's list then comes from
+      ``recommend_batch(..., generate=False)`` with seen items excluded;
     * an object with ``recommend_history_batch(user_ids, histories, excludes, k)``
       returning one list per user (called with up to ``batch_size`` users at a time);
     * an object with ``recommend_history(user_id, history, exclude, k)``;
@@ -556,7 +607,14 @@ def evaluate(
     (:meth:`LeaveOneOutSplit.excluded`), and the answer is ``k`` item ids best first
     (objects with an ``item_id`` attribute, such as Recommendations, are accepted). The
     recommender must be fitted on :meth:`LeaveOneOutSplit.events_for` of the same split
-    beforehand; this function does not train anything.
+    beforehand; apart from a Pipeline with ``fit=True``, this function trains nothing.
+
+    Example::
+
+        data = llmrec.datasets.load_movielens("ml-100k")
+        pipe = llmrec.Pipeline.from_catalog(data.items, llm="template")
+        result, _ = evaluate(pipe, data)
+        print(result.format_table())
 
     Args:
         recommender: See above.
@@ -569,6 +627,8 @@ def evaluate(
         batch_size: Users per call of ``recommend_history_batch``.
         show_progress: Show a tqdm bar.
         item_vectors: Optional item vectors for ``intra_list_diversity``.
+        fit: For a Pipeline: fit it on the split's events first.
+        seed: For a Pipeline with ``fit=True``: the seed passed to ``Pipeline.fit``.
 
     Returns:
         ``(result, predictions)`` with predictions ``{user_id: [item_id, ...]}``.
@@ -589,6 +649,9 @@ def evaluate(
         else leave_one_out(dataset_or_split)
     )
     users = list(split.targets(split_name, subset))
+    if _is_pipeline(recommender):
+        recommender = _PipelineRecommender(recommender, split, split_name, fit, seed,
+                                           show_progress)
 
     batch_fn = getattr(recommender, "recommend_history_batch", None)
     single_fn = getattr(recommender, "recommend_history", None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -263,7 +262,7 @@ class Pipeline:
         *,
         train_ranker: bool = True,
         ranker_users: int = 1000,
-        seed: int = 0,
+        seed: int | None = None,
         show_progress: bool = True,
     ) -> Pipeline:
         """Learn from historical events and rebuild every profile from them.
@@ -277,12 +276,18 @@ class Pipeline:
             events: Historical events (any order; sorted by timestamp, stably).
             train_ranker: Learn the ranker's weights (else keep the current ones).
             ranker_users: Users sampled to train the ranker.
-            seed: Seed for that sample.
+            seed: Seed of everything random in fitting: the ranker's user sample and
+                every trainable model with a ``seed`` attribute (which is set to it, so a
+                saved pipeline records it). ``None`` keeps each model's own seed and
+                samples users with seed 0. The same seed and events give the same
+                pipeline.
             show_progress: Show progress bars.
 
         Raises:
             InvalidInputError / UnknownItemError: a bad event; nothing changes.
         """
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise InvalidInputError(f"seed must be a non-negative int or None, got {seed!r}")
         events = self._check_events(events)
         if not events:
             raise InvalidInputError("fit needs at least one event")
@@ -298,9 +303,14 @@ class Pipeline:
                      if not show_progress and getattr(m, "show_progress", False)]
             for model in muted:
                 model.show_progress = False
+            if seed is not None:
+                for model in self.retriever.models.values():
+                    if hasattr(model, "seed"):
+                        model.seed = seed
             try:
-                trained = train_ranker and self._fit_ranker(events, text_vectors, ranker_users,
-                                                            seed, show_progress)
+                trained = train_ranker and self._fit_ranker(
+                    events, text_vectors, ranker_users, 0 if seed is None else seed,
+                    show_progress)
                 per_user = self._positive_rows(events, self.catalog.row)
                 # Models trained in the held-out pass keep their weights unless cheap to refit.
                 self.retriever.fit(list(per_user.values()),
@@ -412,10 +422,14 @@ class Pipeline:
         if not affinity:
             return out
         scale = max(abs(v) for v in affinity.values()) or 1.0
-        for n, row in enumerate(rows.tolist()):
-            tags = self.catalog.get(self.catalog.item_id_at(row)).tags
-            if tags:
-                out[n] = sum(affinity.get(t, 0.0) for t in tags) / (scale * math.sqrt(len(tags)))
+        weights = np.zeros(self.catalog.n_tags + 1, dtype=np.float32)  # last: padding (-1)
+        for tag, value in affinity.items():
+            tag_id = self.catalog.tag_id(tag)
+            if tag_id is not None:
+                weights[tag_id] = value / scale
+        tags = self.catalog.row_tags(rows)
+        counts = (tags >= 0).sum(axis=1)
+        np.divide(weights[tags].sum(axis=1), np.sqrt(counts), out=out, where=counts > 0)
         return out
 
     def _score_candidates(self, profile: UserProfile, query_vector: np.ndarray | None,
