@@ -7,7 +7,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -492,18 +492,21 @@ class Pipeline:
                 out.append(Recommendation(item.item_id, float(probs[pos]), rank, explanation))
             return out
 
-    def _with_text(self, batches: list[list[Recommendation]], user_ids: Sequence[str],
-                   queries: Sequence[str | None], budget_s: float | None) -> list[list[Recommendation]]:
+    def _reason_request(self, rec: Recommendation, user_id: str, query: str | None) -> Any:
         from llmrec.generator import ReasonRequest
 
+        return ReasonRequest(
+            user_id=user_id, item=self.catalog.get(rec.item_id),
+            evidence_items=tuple(self.catalog.get(i) for i in rec.explanation.evidence_item_ids),
+            signals=dict(rec.explanation.signals),
+            matched_tags=rec.explanation.matched_tags, query=query)
+
+    def _with_text(self, batches: list[list[Recommendation]], user_ids: Sequence[str],
+                   queries: Sequence[str | None], budget_s: float | None) -> list[list[Recommendation]]:
         requests, slots = [], []
         for b, (recs, user_id, query) in enumerate(zip(batches, user_ids, queries)):
             for n, rec in enumerate(recs):
-                requests.append(ReasonRequest(
-                    user_id=user_id, item=self.catalog.get(rec.item_id),
-                    evidence_items=tuple(self.catalog.get(i) for i in rec.explanation.evidence_item_ids),
-                    signals=dict(rec.explanation.signals),
-                    matched_tags=rec.explanation.matched_tags, query=query))
+                requests.append(self._reason_request(rec, user_id, query))
                 slots.append((b, n))
         if not requests:
             return batches
@@ -547,6 +550,46 @@ class Pipeline:
         if generate:
             recs = self._with_text([recs], [user_id], [query], budget_s)[0]
         return recs
+
+    def recommend_stream(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        query: str | None = None,
+        exclude_seen: bool = True,
+        filters: Filters | None = None,
+        diversity: float | None = None,
+        budget_s: float | None = None,
+    ) -> Iterator[Recommendation]:
+        """:meth:`recommend` with text, yielding each Recommendation as soon as its text
+        is written (completion order; ``rank`` tells the position). Ranking happens, and
+        bad arguments raise, before the first item is yielded."""
+        recs = self._rank(user_id, k, query, exclude_seen, filters, diversity)
+        requests = [self._reason_request(rec, user_id, query) for rec in recs]
+        return self._stream_texts(recs, self.generator.stream(requests, budget_s=budget_s)
+                                  if requests else iter(()))
+
+    @staticmethod
+    def _stream_texts(recs: list[Recommendation], pairs: Iterator[tuple[int, GeneratedText]]
+                      ) -> Iterator[Recommendation]:
+        for n, text in pairs:
+            rec = recs[n]
+            yield Recommendation(rec.item_id, rec.score, rec.rank, rec.explanation, text)
+
+    async def arecommend_stream(self, user_id: str, k: int = 10, *, query: str | None = None,
+                                exclude_seen: bool = True, filters: Filters | None = None,
+                                diversity: float | None = None, budget_s: float | None = None,
+                                ) -> AsyncIterator[Recommendation]:
+        """Async :meth:`recommend_stream`; the model runs in a worker thread."""
+        recs = await asyncio.to_thread(self._rank, user_id, k, query, exclude_seen, filters,
+                                       diversity)
+        requests = [self._reason_request(rec, user_id, query) for rec in recs]
+        if not requests:
+            return
+        async for n, text in self.generator.astream(requests, budget_s=budget_s):
+            rec = recs[n]
+            yield Recommendation(rec.item_id, rec.score, rec.rank, rec.explanation, text)
 
     def recommend_batch(
         self,

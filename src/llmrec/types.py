@@ -216,12 +216,16 @@ class GeneratedText:
             ``"template"`` when the grounded template was used instead.
         fallback_reason: Why the template was used (``None`` for LLM text).
         cached: Whether it came from the generation cache.
+        retry_reason: Why the model's first answer was rejected when it was asked once
+            more (``None`` when it was not): the text is then the second answer, or the
+            template when that failed too.
     """
 
     text: str
     source: str
     fallback_reason: str | None = None
     cached: bool = False
+    retry_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,3 +245,23 @@ class Recommendation:
     @property
     def text_source(self) -> str | None:
         return None if self.generated is None else self.generated.source
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: id, score, rank, explanation and generated text (or ``None``)."""
+        explanation = self.explanation
+        return {
+            "item_id": self.item_id,
+            "score": float(self.score),
+            "rank": int(self.rank),
+            "explanation": {
+                "signals": {k: float(v) for k, v in explanation.signals.items()},
+                "features": {k: float(v) for k, v in explanation.features.items()},
+                "evidence_item_ids": list(explanation.evidence_item_ids),
+                "matched_tags": list(explanation.matched_tags),
+            },
+            "generated": None if self.generated is None else {
+                "text": self.generated.text, "source": self.generated.source,
+                "fallback_reason": self.generated.fallback_reason,
+                "cached": self.generated.cached, "retry_reason": self.generated.retry_reason,
+            },
+        }
