@@ -102,9 +102,41 @@ def test_tiny_model_stream_yields_every_index_once(tiny) -> None:
 
 
 def test_tiny_model_prefill_continues_the_assistant_message(tiny) -> None:
-    prompt = tiny._prompt_ids(CONVERSATIONS[3])
-    text = tiny.tokenizer.decode(prompt)
+    head, tail = tiny._prompt_ids(CONVERSATIONS[3])
+    text = tiny.tokenizer.decode(list(head) + tail)
     assert text.endswith("assistant\nYou may like") and "<|im_end|>" not in text.split("assistant")[-1]
+
+
+SHARED_HEAD = [{"role": "system", "content": "Be brief."},
+               {"role": "user", "content": "Name a film"},
+               {"role": "assistant", "content": "A film about space"}]
+
+
+def test_tiny_model_reuses_the_shared_head(tiny) -> None:
+    """Conversations that share their head (system prompt and worked examples) reuse its
+    keys and values; answers equal those computed without the reuse."""
+    convs = [SHARED_HEAD + [{"role": "user", "content": q}] for q in
+             ("Why is it good?", "Tell me why a long film about space and robots is good.",
+              "Hi")] + [SHARED_HEAD + [{"role": "user", "content": "Name one"},
+                                       {"role": "assistant", "content": "You may like"}]]
+    heads = {tiny._prompt_ids(c)[0] for c in convs}
+    assert len(heads) == 1 and len(next(iter(heads))) > 5
+    reused = tiny.generate(convs, max_new_tokens=8)
+    assert next(iter(heads)) in tiny._head_states
+    tiny._reuse_prefix = False
+    try:
+        plain = tiny.generate(convs, max_new_tokens=8)
+        single = [tiny.generate([c], max_new_tokens=8)[0] for c in convs]
+    finally:
+        tiny._reuse_prefix = True
+    assert reused == plain == single and any(reused)
+
+
+def test_tiny_model_stream_can_stop_early(tiny) -> None:
+    stream = tiny.stream(CONVERSATIONS, max_new_tokens=8)
+    next(stream)
+    stream.close()  # releases the model for the next call
+    assert len(tiny.generate(CONVERSATIONS[:2], max_new_tokens=4)) == 2
 
 
 def test_tiny_model_config_and_errors(tiny, tiny_model_dir, tmp_path) -> None:

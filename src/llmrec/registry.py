@@ -41,6 +41,8 @@ _REGISTRY: dict[str, dict[str, _Entry]] = {
     "llms": {
         "transformers": _Entry("llmrec.backends.llms:TransformersChat", None),
         "template": _Entry("llmrec.backends.llms:TemplateChat", None),
+        "llamacpp": _Entry("llmrec.backends.llamacpp:LlamaCppChat", "llamacpp"),
+        "openai": _Entry("llmrec.backends.remote:OpenAIChat", None),
     },
     "models": {
         "ease": _Entry("llmrec.models.cf:EASESource", None),

