@@ -17,6 +17,7 @@ EXPECTED_ALL = [
     "DeviceError",
     "DuplicateItemError",
     "Event",
+    "EventLog",
     "Explanation",
     "GeneratedText",
     "GenerationError",

@@ -30,6 +30,7 @@ from llmrec.errors import (
     UnknownItemError,
     UnknownUserError,
 )
+from llmrec.eventlog import EventLog
 from llmrec.pipeline import Pipeline
 from llmrec.profile import ProfileStore, UserProfile
 from llmrec.ranker import Ranker
@@ -59,6 +60,7 @@ __all__ = [
     "DeviceError",
     "DuplicateItemError",
     "Event",
+    "EventLog",
     "Explanation",
     "GeneratedText",
     "GenerationError",

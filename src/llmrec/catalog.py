@@ -16,6 +16,22 @@ from llmrec.types import Item
 __all__ = ["Catalog", "render_item_text"]
 
 
+def _refuse(value: object) -> object:
+    raise TypeError(f"attribute value {value!r:.60} of type {type(value).__name__} is not JSON")
+
+
+def _check_keys(value: object) -> None:
+    # json.dumps turns int keys into str ones, which would not survive a save.
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"attribute key {key!r} is not a str")
+            _check_keys(inner)
+    elif isinstance(value, (list, tuple)):
+        for inner in value:
+            _check_keys(inner)
+
+
 def render_item_text(item: Item) -> str:
     """The text an encoder sees for ``item``: title, tags, year, then the description."""
     parts = [item.title.strip()]
@@ -129,7 +145,12 @@ class Catalog:
 
     # ------------------------------------------------------------------ changes
     def validate_new(self, items: Sequence[Item]) -> list[Item]:
-        """Check a batch for upsert without changing anything; returns it as a list."""
+        """Check a batch for upsert without changing anything; returns it as a list.
+
+        Items must be :class:`~llmrec.Item` s with distinct ids whose text is valid Unicode
+        and whose attributes are JSON (str keys; str, int, float, bool, None, lists and
+        objects of them), since saves and the event log store them as JSON.
+        """
         items = list(items)
         seen: set[str] = set()
         for item in items:
@@ -138,11 +159,19 @@ class Catalog:
             if item.item_id in seen:
                 raise DuplicateItemError(f"item id {item.item_id!r} appears twice in one batch")
             seen.add(item.item_id)
+            try:
+                _check_keys(item.attributes)
+                json.dumps(item.to_dict(), ensure_ascii=False, default=_refuse).encode("utf-8")
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"item {item.item_id!r} cannot be stored: {exc}") from None
         return items
 
-    def upsert(self, items: Sequence[Item]) -> np.ndarray:
-        """Insert new items and replace existing ones; returns the rows touched."""
-        items = self.validate_new(items)
+    def upsert(self, items: Sequence[Item], *, validated: bool = False) -> np.ndarray:
+        """Insert new items and replace existing ones; returns the rows touched.
+
+        ``validated=True`` skips :meth:`validate_new` for a batch that just passed it.
+        """
+        items = list(items) if validated else self.validate_new(items)
         with self._lock:
             rows = np.empty(len(items), dtype=np.int64)
             for n, item in enumerate(items):

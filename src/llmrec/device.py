@@ -40,13 +40,13 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
     if isinstance(device, bool):
         raise ConfigError(f"device must be a str, int or torch.device, got {device!r}")
     if isinstance(device, int):
-        if device < 0:
-            raise ConfigError(f"device ordinal must be >= 0, got {device}")
+        if not 0 <= device < 2**31:
+            raise ConfigError(f"device ordinal must be in [0, 2**31), got {device}")
         device = torch.device("cuda", device)
     elif isinstance(device, str):
         try:
             device = torch.device(device)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             raise ConfigError(f"unknown device {device!r}: {exc}") from None
     elif not isinstance(device, torch.device):
         raise ConfigError(

@@ -31,7 +31,11 @@ def make_encoder_backend(
             raise ConfigError(f"encoder must be a backend name or an EncoderBackend, got {backend!r}")
         return backend
     name = "transformers" if backend == "default" else backend
-    return get_backend("encoders", name)(device=device, **options)
+    cls = get_backend("encoders", name)
+    try:
+        return cls(device=device, **options)
+    except TypeError as exc:
+        raise ConfigError(f"bad options for the {name!r} encoder backend: {exc}") from None
 
 
 class ItemEncoder:
@@ -82,9 +86,16 @@ class ItemEncoder:
         return {"backend": self.backend.name, "backend_config": self.backend.config(),
                 "batch_size": self.batch_size, "cache_size": self.cache_size}
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode texts to an ``(n, dim)`` float32 array of unit rows."""
+    def encode_texts(self, texts: Sequence[str], *, cache: bool = True) -> np.ndarray:
+        """Encode texts to an ``(n, dim)`` float32 array of unit rows.
+
+        ``cache=False`` neither reads nor fills the vector cache (the pipeline encodes
+        user text that way, so nothing derived from it outlives a ``forget``).
+        """
         texts = check_texts(texts, MAX_TEXT_LENGTH)
+        if not cache:
+            return np.asarray(self.backend.encode(texts, batch_size=self.batch_size,
+                                                  show_progress=False), dtype=np.float32)
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}

@@ -4,6 +4,7 @@ retriever, a ranker and a content generator, and keeps them consistent."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -19,13 +20,28 @@ from llmrec.device import DeviceLike, resolve_device
 from llmrec.encoder import ItemEncoder
 from llmrec.errors import (
     BackendUnavailableError,
+    ConfigError,
     DeviceError,
+    DuplicateItemError,
+    InvalidEventError,
     InvalidInputError,
     LLMRecError,
     PersistenceError,
     UnknownItemError,
+    UnknownUserError,
 )
-from llmrec.io import FORMAT_VERSION, MANIFEST_NAME, atomic_directory, read_manifest, write_json
+from llmrec.eventlog import EventLog, LogRecord
+from llmrec.io import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    atomic_directory,
+    check_path,
+    file_digests,
+    read_manifest,
+    verify_files,
+    write_json,
+)
+from llmrec.privacy import Pseudonymizer, redact
 from llmrec.profile import ProfileStore, UserProfile
 from llmrec.ranker import Ranker
 from llmrec.retriever import Retriever
@@ -41,6 +57,9 @@ Filters = Callable[[Item], bool] | Mapping[str, Any]
 TAG_FEATURE = "tag_affinity"
 #: Trainable candidate sources ``models="auto"`` adds on catalogs up to 20k items.
 AUTO_MODELS: tuple[str, ...] = ("ease", "sequential")
+#: Largest accepted ``|Event.weight|`` (a rating far outside any scale would swamp, then
+#: overflow, a float32 interest vector).
+MAX_EVENT_WEIGHT = 1e6
 
 
 def _versions() -> dict[str, str]:
@@ -59,6 +78,41 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
+def _as_list(values: Any, what: str) -> list[Any]:
+    if isinstance(values, (str, bytes, Mapping)):
+        raise InvalidInputError(f"{what} must be a sequence, not a {type(values).__name__}")
+    try:
+        return list(values)
+    except TypeError:
+        raise InvalidInputError(f"{what} must be iterable, got {type(values).__name__}") from None
+
+
+def _options(options: Any, what: str) -> dict[str, Any]:
+    """Keyword options as a dict, or a ConfigError naming what is wrong with them."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{what} must be a mapping, got {type(options).__name__}")
+    bad = [key for key in options if not isinstance(key, str) or not key.isidentifier()]
+    if bad:
+        raise ConfigError(f"{what} keys must be argument names, got {bad[0]!r:.60}")
+    return dict(options)
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{what} must be a bool, got {value!r:.60}")
+    return bool(value)
+
+
+def _check_text(text: str, what: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{what} is not valid Unicode (lone surrogates)") from None
+    return text
+
+
 def _attribute_matches(value: Any, allowed: Any) -> bool:
     allowed_set = set(allowed) if isinstance(allowed, (list, tuple, set, frozenset)) else {allowed}
     if isinstance(value, (list, tuple, set)):
@@ -70,8 +124,10 @@ class Pipeline:
     """Personalized recommendations with personalized, grounded text.
 
     Build one with :meth:`from_catalog` or :meth:`from_pretrained`. All public methods are
-    safe to call from several threads; an observed event is visible to the next
-    :meth:`recommend` of that user.
+    safe to call from several threads and (through the ``a``-prefixed variants) from
+    asyncio; an observed event is visible to the next :meth:`recommend` of that user.
+    With :meth:`open_event_log` every change is logged before it is applied, so a crash
+    loses nothing that was acknowledged.
 
     Args:
         catalog: The items.
@@ -84,6 +140,9 @@ class Pipeline:
             the model loads on first use.
         llm_options: Passed to the :class:`~llmrec.generator.ContentGenerator`.
         device: Where models run.
+        pseudonymize_key: A secret (bytes, >= 16): user ids are replaced by their keyed
+            HMAC-SHA256 at every public method, so profiles, saves, logs and prompts never
+            hold a raw id. Pass the same key to :meth:`from_pretrained`.
     """
 
     def __init__(
@@ -97,7 +156,17 @@ class Pipeline:
         llm: Any = "default",
         llm_options: Mapping[str, Any] | None = None,
         device: DeviceLike = "auto",
+        pseudonymize_key: bytes | None = None,
     ) -> None:
+        for name, value, cls in (("catalog", catalog, Catalog), ("encoder", encoder, ItemEncoder),
+                                 ("retriever", retriever, Retriever), ("ranker", ranker, Ranker),
+                                 ("profiles", profiles, ProfileStore)):
+            if not isinstance(value, cls):
+                raise ConfigError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+        if not isinstance(llm, str) and not hasattr(llm, "generate"):
+            raise ConfigError(f"llm must be a backend name or a ContentGenerator, got {llm!r:.80}")
+        llm_options = _options(llm_options, "llm_options")
+        self._pseudonymize = None if pseudonymize_key is None else Pseudonymizer(pseudonymize_key)
         self.catalog = catalog
         self.encoder = encoder
         self.retriever = retriever
@@ -107,8 +176,13 @@ class Pipeline:
         self._llm = llm
         self._llm_options = dict(llm_options or {})
         self._generator: Any = None if isinstance(llm, str) else llm
+        # One lock orders every change and every ranking: the order in which changes
+        # are applied is the order in which they are logged (see docs/concepts.md).
         self._lock = threading.RLock()
         self._generator_lock = threading.Lock()
+        self.event_log: EventLog | None = None
+        self._log_id: str | None = None
+        self._log_sequence = 0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -127,6 +201,7 @@ class Pipeline:
         encoder_options: Mapping[str, Any] | None = None,
         llm_options: Mapping[str, Any] | None = None,
         show_progress: bool = True,
+        pseudonymize_key: bytes | None = None,
     ) -> Pipeline:
         """Encode ``items`` and build a ready pipeline with the embedded defaults.
 
@@ -147,30 +222,35 @@ class Pipeline:
                 (``"ease"``, ``"sequential"``) or instances; ``"auto"`` picks
                 :data:`AUTO_MODELS` for catalogs up to 20k items and none above.
             show_progress: Show progress bars on long work.
+            pseudonymize_key: See :class:`Pipeline`.
         """
-        items = list(items)
+        items = _as_list(items, "items")
         if not items:
             raise InvalidInputError("the catalog is empty: from_catalog needs at least one item")
+        encoder_options = _options(encoder_options, "encoder_options")
+        llm_options = _options(llm_options, "llm_options")
+        show_progress = _flag(show_progress, "show_progress")
+        if isinstance(models, str) and models == "auto":
+            models = AUTO_MODELS if len(items) <= 20_000 else ()
+        models = (models,) if isinstance(models, str) else _as_list(models, "models")
+        if pseudonymize_key is not None:
+            Pseudonymizer(pseudonymize_key)  # fail before the encoding work
         catalog = Catalog()
         items = catalog.validate_new(items)
         device = resolve_device(device)
         item_encoder = ItemEncoder(encoder, device=device, show_progress=show_progress,
-                                   **dict(encoder_options or {}))
+                                   **encoder_options)
         vectors = item_encoder.encode_items(items)
-        rows = catalog.upsert(items)
+        rows = catalog.upsert(items, validated=True)
         retriever = Retriever(item_encoder.dim, index=index, n_items_hint=len(items),
                               n_candidates=n_candidates, device=device)
         retriever.upsert(rows, vectors)
-        if models == "auto":
-            models = AUTO_MODELS if len(items) <= 20_000 else ()
-        if isinstance(models, str):
-            models = (models,)
         for model in models:
             retriever.add_model(model)
         ranker = Ranker(retriever.feature_names + (TAG_FEATURE,), diversity=diversity)
         profiles = ProfileStore(item_encoder.dim, half_life=half_life)
         return cls(catalog, item_encoder, retriever, ranker, profiles, llm=llm,
-                   llm_options=llm_options, device=device)
+                   llm_options=llm_options, device=device, pseudonymize_key=pseudonymize_key)
 
     @property
     def generator(self) -> Any:
@@ -180,19 +260,74 @@ class Pipeline:
                 if self._generator is None:
                     from llmrec.generator import ContentGenerator
 
-                    self._generator = ContentGenerator(self._llm, catalog=self.catalog,
-                                                       device=self.device, **self._llm_options)
+                    try:
+                        self._generator = ContentGenerator(
+                            self._llm, catalog=self.catalog, device=self.device,
+                            **self._llm_options)
+                    except TypeError as exc:
+                        raise ConfigError(f"bad llm_options {self._llm_options!r:.200}: "
+                                          f"{exc}") from None
         return self._generator
 
-    # ------------------------------------------------------------------ events
+    # ------------------------------------------------------------------ API boundary
+    def _user(self, user_id: Any) -> str:
+        """The stored id of ``user_id``: itself, or its keyed pseudonym."""
+        check_id(user_id, "user_id")
+        return user_id if self._pseudonymize is None else self._pseudonymize(user_id)
+
+    def _unknown_user(self, user_id: str) -> UnknownUserError:
+        # Named by the caller's id, not by its pseudonym.
+        return UnknownUserError(
+            f"unknown user id {user_id!r}: observe an event or call add_user first")
+
     def _check_events(self, events: Iterable[Event]) -> list[Event]:
-        events = list(events)
+        """Validate events and bring them to their stored form (pseudonymized user id,
+        redacted text). Nothing is changed."""
+        if isinstance(events, Event):
+            raise InvalidInputError("events must be a sequence of events, not a single Event")
+        events = _as_list(events, "events")
+        out = []
         for n, event in enumerate(events):
             if not isinstance(event, Event):
                 raise InvalidInputError(f"events[{n}] must be an llmrec.Event, got {type(event).__name__}")
             if event.item_id is not None and event.item_id not in self.catalog:
                 raise UnknownItemError(f"events[{n}] names unknown item id {event.item_id!r}")
-        return events
+            if not abs(event.weight) <= MAX_EVENT_WEIGHT:
+                raise InvalidEventError(f"events[{n}] has weight {event.weight!r}, beyond "
+                                        f"+-{MAX_EVENT_WEIGHT:g} (value {event.value!r})")
+            changes: dict[str, Any] = {}
+            if self._pseudonymize is not None:
+                changes["user_id"] = self._pseudonymize(event.user_id)
+            if event.text is not None:
+                text = redact(_check_text(event.text, f"events[{n}].text"))
+                if text != event.text:
+                    changes["text"] = text
+            out.append(dataclasses.replace(event, **changes) if changes else event)
+        return out
+
+    def _text_vectors(self, events: Sequence[Event]) -> dict[str, np.ndarray]:
+        texts = sorted({e.text for e in events if e.kind == "query" and e.text})
+        if not texts:
+            return {}
+        # User text is encoded without the encoder's cache: no vector of it outlives forget.
+        return dict(zip(texts, self.encoder.encode_texts(texts, cache=False)))
+
+    # ------------------------------------------------------------------ applying changes
+    # Every change goes through _write_log (under the lock, before it is applied) and
+    # _wait_log (after the lock is released): the log's order is the order of application,
+    # and concurrent writers share one disk sync.
+    def _write_log(self, op: str, data: Mapping[str, Any]) -> tuple[EventLog, int] | None:
+        log = self.event_log
+        if log is None:
+            return None
+        seq = log.write(op, data, wait=False)
+        self._log_sequence = seq
+        return log, seq
+
+    @staticmethod
+    def _wait_log(ticket: tuple[EventLog, int] | None) -> None:
+        if ticket is not None:
+            ticket[0].wait(ticket[1])
 
     def _apply(self, store: ProfileStore, event: Event, text_vector: np.ndarray | None) -> None:
         if event.item_id is None:
@@ -202,49 +337,102 @@ class Pipeline:
         item = self.catalog.get(event.item_id)
         store.observe(event, self.retriever.item_vectors[row], item.tags, text_vector)
 
+    def _apply_events(self, events: Sequence[Event], vectors: Mapping[str, np.ndarray]) -> None:
+        for event in events:
+            self._apply(self.profiles, event,
+                        vectors.get(event.text) if event.kind == "query" else None)
+            if event.item_id is not None and event.kind != "query":
+                self.retriever.record(self.catalog.row(event.item_id), event.weight)
+
+    def _commit_events(self, events: list[Event]) -> None:
+        if not events:
+            return
+        vectors = self._text_vectors(events)
+        with self._lock:
+            for event in events:  # an item may have been removed since validation
+                if event.item_id is not None and event.item_id not in self.catalog:
+                    raise UnknownItemError(f"event names unknown item id {event.item_id!r}")
+            ticket = self._write_log("events", {"events": [e.to_dict() for e in events]})
+            self._apply_events(events, vectors)
+        self._wait_log(ticket)
+
+    # ------------------------------------------------------------------ events
     def observe(self, event: Event) -> None:
         """Fold one event into its user's profile; visible to the next :meth:`recommend`.
+
+        With an event log open, the event is logged first and ``observe`` returns at the
+        log's durability point.
 
         Raises:
             InvalidInputError: ``event`` is not an :class:`~llmrec.Event`.
             UnknownItemError: it names an item that is not in the catalog.
+            PersistenceError: the event log could not be written (nothing changed).
         """
-        (event,) = self._check_events([event])
-        text_vector = self.encoder.encode_query(event.text) if event.kind == "query" else None
-        with self._lock:
-            if event.item_id is not None and event.item_id not in self.catalog:
-                raise UnknownItemError(f"event names unknown item id {event.item_id!r}")
-            self._apply(self.profiles, event, text_vector)
-            if event.item_id is not None and event.kind != "query":
-                self.retriever.record(self.catalog.row(event.item_id), event.weight)
+        if not isinstance(event, Event):
+            raise InvalidInputError(f"event must be an llmrec.Event, got {type(event).__name__}")
+        self._commit_events(self._check_events([event]))
 
     def observe_many(self, events: Iterable[Event]) -> None:
-        """Observe events in order (all are validated before any is applied)."""
-        events = self._check_events(events)
-        texts = {e.text for e in events if e.kind == "query"}
-        vectors = dict(zip(texts, self.encoder.encode_texts(list(texts)))) if texts else {}
-        with self._lock:
-            for event in events:
-                self._apply(self.profiles, event, vectors.get(event.text))
-                if event.item_id is not None and event.kind != "query":
-                    self.retriever.record(self.catalog.row(event.item_id), event.weight)
+        """Observe events in order: all are validated before any is applied, and they are
+        logged as one record (a crash keeps all of them or none)."""
+        self._commit_events(self._check_events(events))
 
     def add_user(self, user_id: str, preferences: str | None = None) -> None:
         """Create a (cold) user, optionally from a free-text statement of taste."""
         check_id(user_id, "user_id")
         if preferences is not None:
-            self.observe(Event(user_id=user_id, kind="query", text=preferences))
-        else:
-            self.profiles.get_or_create(user_id)
+            self._commit_events(self._check_events(
+                [Event(user_id=user_id, kind="query", text=preferences)]))
+            return
+        uid = self._user(user_id)
+        with self._lock:
+            if uid in self.profiles:
+                return
+            ticket = self._write_log("user", {"user_id": uid})
+            self.profiles.get_or_create(uid)
+        self._wait_log(ticket)
 
     def profile(self, user_id: str) -> UserProfile:
-        """The user's profile (raises :class:`~llmrec.UnknownUserError` if absent)."""
-        return self.profiles.get(user_id)
+        """The user's profile (raises :class:`~llmrec.UnknownUserError` if absent).
+
+        The object is live: it changes as events arrive; read it, do not modify it.
+        """
+        uid = self._user(user_id)
+        if uid not in self.profiles:
+            raise self._unknown_user(user_id)
+        return self.profiles.get(uid)
 
     def forget(self, user_id: str) -> None:
-        """Erase everything stored about ``user_id`` (profile, history, preferences)."""
+        """Erase everything stored about ``user_id``: profile, history, stated preferences,
+        cached generated texts and the user's records in the event log. Later saves do not
+        contain the user; a tombstone in the log keeps a recovery from an older save from
+        bringing the user back.
+
+        Raises:
+            UnknownUserError: nothing is stored about the user.
+        """
+        uid = self._user(user_id)
         with self._lock:
-            self.profiles.forget(user_id)
+            known = uid in self.profiles
+            removed = 0
+            if self.event_log is not None:
+                removed = self.event_log.forget(uid, tombstone=known)
+                self._log_sequence = self.event_log.last_sequence
+            if not known and not removed:
+                raise UnknownUserError(f"unknown user id {user_id!r}: nothing to forget")
+            if known:
+                self._drop_user(uid)
+            if self._generator is not None and hasattr(self._generator, "clear_cache"):
+                # Cached texts are keyed by prompt, not by user: drop them all.
+                self._generator.clear_cache()
+
+    def _drop_user(self, uid: str) -> None:
+        # The user's counted interactions leave popularity with them (those still in the
+        # kept history; see docs/concepts.md).
+        history = self.profiles.get(uid).history
+        self.retriever.unrecord([self.catalog.row(h.item_id) for h in history
+                                 if h.weight > 0 and h.item_id in self.catalog])
+        self.profiles.forget(uid)
 
     # ------------------------------------------------------------------ training
     @staticmethod
@@ -288,13 +476,19 @@ class Pipeline:
         """
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise InvalidInputError(f"seed must be a non-negative int or None, got {seed!r}")
+        if isinstance(ranker_users, bool) or not isinstance(ranker_users, int) or ranker_users < 1:
+            raise InvalidInputError(f"ranker_users must be a positive int, got {ranker_users!r}")
+        train_ranker = _flag(train_ranker, "train_ranker")
+        show_progress = _flag(show_progress, "show_progress")
         events = self._check_events(events)
         if not events:
             raise InvalidInputError("fit needs at least one event")
         events.sort(key=lambda e: e.timestamp)
-        texts = sorted({e.text for e in events if e.kind == "query" and e.text})
-        text_vectors = dict(zip(texts, self.encoder.encode_texts(texts))) if texts else {}
+        text_vectors = self._text_vectors(events)
         with self._lock:
+            for event in events:  # an item may have been removed since validation
+                if event.item_id is not None and event.item_id not in self.catalog:
+                    raise UnknownItemError(f"event names unknown item id {event.item_id!r}")
             features = self.retriever.feature_names + (TAG_FEATURE,)
             if features != self.ranker.feature_names:
                 self.ranker = Ranker(features, diversity=self.ranker.diversity, l2=self.ranker.l2)
@@ -394,10 +588,20 @@ class Pipeline:
             predicate = filters
         elif isinstance(filters, Mapping):
             wanted = dict(filters)
+            for key, allowed in wanted.items():
+                try:
+                    _attribute_matches(None, allowed)
+                except TypeError:
+                    raise InvalidInputError(
+                        f"filters[{key!r}] must be a hashable value or a list of them, "
+                        f"got {allowed!r:.80}") from None
 
             def predicate(item: Item) -> bool:
-                return all(_attribute_matches(item.attributes.get(key), allowed)
-                           for key, allowed in wanted.items())
+                try:
+                    return all(_attribute_matches(item.attributes.get(key), allowed)
+                               for key, allowed in wanted.items())
+                except TypeError:  # an unhashable attribute value matches nothing
+                    return False
         else:
             raise InvalidInputError(
                 f"filters must be a callable or a mapping, got {type(filters).__name__}")
@@ -460,21 +664,37 @@ class Pipeline:
         order = np.argsort(-strength, kind="stable")[:limit]
         return tuple(history[i] for i in order if strength[i] > 0)
 
-    def _rank(self, user_id: str, k: int, query: str | None, exclude_seen: bool,
-              filters: Filters | None, diversity: float | None) -> list[Recommendation]:
-        check_id(user_id, "user_id")
-        k = _check_k(k)
-        if query is not None and (not isinstance(query, str) or not query.strip()):
+    def _check_query(self, query: Any) -> str | None:
+        """The request query as used: validated, then redacted."""
+        if query is None:
+            return None
+        if not isinstance(query, str) or not query.strip():
             raise InvalidInputError(f"query must be a non-empty str or None, got {query!r:.80}")
+        return redact(_check_text(query, "query"))
+
+    def _rank(self, uid: str, k: int, query: str | None, exclude_seen: bool,
+              filters: Filters | None, diversity: float | None, user_id: str
+              ) -> tuple[list[Recommendation], dict[str, Item]]:
+        """Rank for the stored user id ``uid`` (``query`` already checked). Returns the
+        recommendations and the items they and their evidence name, read under the same
+        lock, so a concurrent removal cannot break the text generation that follows."""
+        k = _check_k(k)
+        exclude_seen = _flag(exclude_seen, "exclude_seen")
         if diversity is not None:
             Ranker.check_diversity(diversity)
         row_filter = self._row_filter(filters)
-        query_vector = self.encoder.encode_query(query) if query is not None else None
+        query_vector = None
+        if query is not None:
+            # User text is encoded without the encoder's cache: no vector of it outlives forget.
+            query_vector = self.encoder.encode_texts([query], cache=False)[0]
+        items: dict[str, Item] = {}
         with self._lock:
-            profile = self.profiles.get(user_id)
+            if uid not in self.profiles:
+                raise self._unknown_user(user_id)
+            profile = self.profiles.get(uid)
             rows, x = self._score_candidates(profile, query_vector, exclude_seen, row_filter, k)
             if not len(rows):
-                return []
+                return [], items
             probs, contributions = self.ranker.score(x)
             order = self.ranker.order(probs, self.retriever.item_vectors[rows], k, diversity)
             out = []
@@ -490,23 +710,28 @@ class Pipeline:
                     matched_tags=tuple(sorted(matched, key=lambda t: -profile.tag_affinity[t])),
                 )
                 out.append(Recommendation(item.item_id, float(probs[pos]), rank, explanation))
-            return out
+                items[item.item_id] = item
+                for evidence_id in explanation.evidence_item_ids:
+                    items[evidence_id] = self.catalog.get(evidence_id)
+            return out, items
 
-    def _reason_request(self, rec: Recommendation, user_id: str, query: str | None) -> Any:
+    def _reason_request(self, rec: Recommendation, uid: str, query: str | None,
+                        items: Mapping[str, Item]) -> Any:
         from llmrec.generator import ReasonRequest
 
         return ReasonRequest(
-            user_id=user_id, item=self.catalog.get(rec.item_id),
-            evidence_items=tuple(self.catalog.get(i) for i in rec.explanation.evidence_item_ids),
+            user_id=uid, item=items[rec.item_id],
+            evidence_items=tuple(items[i] for i in rec.explanation.evidence_item_ids),
             signals=dict(rec.explanation.signals),
             matched_tags=rec.explanation.matched_tags, query=query)
 
-    def _with_text(self, batches: list[list[Recommendation]], user_ids: Sequence[str],
-                   queries: Sequence[str | None], budget_s: float | None) -> list[list[Recommendation]]:
+    def _with_text(self, batches: list[list[Recommendation]], uids: Sequence[str],
+                   queries: Sequence[str | None], budget_s: float | None,
+                   items: Mapping[str, Item]) -> list[list[Recommendation]]:
         requests, slots = [], []
-        for b, (recs, user_id, query) in enumerate(zip(batches, user_ids, queries)):
+        for b, (recs, uid, query) in enumerate(zip(batches, uids, queries)):
             for n, rec in enumerate(recs):
-                requests.append(self._reason_request(rec, user_id, query))
+                requests.append(self._reason_request(rec, uid, query, items))
                 slots.append((b, n))
         if not requests:
             return batches
@@ -546,9 +771,12 @@ class Pipeline:
             UnknownUserError: the user has no profile.
             InvalidInputError: ``k`` <= 0, an empty query, a bad filter.
         """
-        recs = self._rank(user_id, k, query, exclude_seen, filters, diversity)
+        uid = self._user(user_id)
+        query = self._check_query(query)
+        generate = _flag(generate, "generate")
+        recs, items = self._rank(uid, k, query, exclude_seen, filters, diversity, user_id)
         if generate:
-            recs = self._with_text([recs], [user_id], [query], budget_s)[0]
+            recs = self._with_text([recs], [uid], [query], budget_s, items)[0]
         return recs
 
     def recommend_stream(
@@ -565,8 +793,10 @@ class Pipeline:
         """:meth:`recommend` with text, yielding each Recommendation as soon as its text
         is written (completion order; ``rank`` tells the position). Ranking happens, and
         bad arguments raise, before the first item is yielded."""
-        recs = self._rank(user_id, k, query, exclude_seen, filters, diversity)
-        requests = [self._reason_request(rec, user_id, query) for rec in recs]
+        uid = self._user(user_id)
+        query = self._check_query(query)
+        recs, items = self._rank(uid, k, query, exclude_seen, filters, diversity, user_id)
+        requests = [self._reason_request(rec, uid, query, items) for rec in recs]
         return self._stream_texts(recs, self.generator.stream(requests, budget_s=budget_s)
                                   if requests else iter(()))
 
@@ -582,9 +812,11 @@ class Pipeline:
                                 diversity: float | None = None, budget_s: float | None = None,
                                 ) -> AsyncIterator[Recommendation]:
         """Async :meth:`recommend_stream`; the model runs in a worker thread."""
-        recs = await asyncio.to_thread(self._rank, user_id, k, query, exclude_seen, filters,
-                                       diversity)
-        requests = [self._reason_request(rec, user_id, query) for rec in recs]
+        uid = self._user(user_id)
+        query = self._check_query(query)
+        recs, items = await asyncio.to_thread(self._rank, uid, k, query, exclude_seen, filters,
+                                              diversity, user_id)
+        requests = [self._reason_request(rec, uid, query, items) for rec in recs]
         if not requests:
             return
         async for n, text in self.generator.astream(requests, budget_s=budget_s):
@@ -607,52 +839,221 @@ class Pipeline:
 
         Every user id is checked before any work is done; results equal single calls.
         """
-        if isinstance(user_ids, str):
-            raise InvalidInputError("user_ids must be a sequence of ids, not a str")
-        user_ids = list(user_ids)
-        for user_id in user_ids:
-            self.profiles.get(check_id(user_id, "user_id"))
-        recs = [self._rank(u, k, query, exclude_seen, filters, diversity) for u in user_ids]
+        user_ids = _as_list(user_ids, "user_ids")
+        uids = [self._user(u) for u in user_ids]
+        for uid, user_id in zip(uids, user_ids):
+            if uid not in self.profiles:
+                raise self._unknown_user(user_id)
+        query = self._check_query(query)
+        generate = _flag(generate, "generate")
+        items: dict[str, Item] = {}
+        recs = []
+        for uid, user_id in zip(uids, user_ids):
+            user_recs, user_items = self._rank(uid, k, query, exclude_seen, filters, diversity,
+                                               user_id)
+            recs.append(user_recs)
+            items.update(user_items)
         if generate:
-            recs = self._with_text(recs, user_ids, [query] * len(user_ids), budget_s)
+            recs = self._with_text(recs, uids, [query] * len(uids), budget_s, items)
         return recs
 
+    # ------------------------------------------------------------------ asyncio
+    # Each coroutine runs its blocking twin in a worker thread (asyncio.to_thread), so the
+    # event loop stays free; the guarantees are those of the twin.
     async def arecommend(self, user_id: str, k: int = 10, **kwargs: Any) -> list[Recommendation]:
         """Async :meth:`recommend`; runs in a worker thread so the event loop stays free."""
         return await asyncio.to_thread(self.recommend, user_id, k, **kwargs)
+
+    async def arecommend_batch(self, user_ids: Sequence[str], k: int = 10,
+                               **kwargs: Any) -> list[list[Recommendation]]:
+        """Async :meth:`recommend_batch`."""
+        return await asyncio.to_thread(self.recommend_batch, user_ids, k, **kwargs)
 
     async def aobserve(self, event: Event) -> None:
         """Async :meth:`observe`."""
         await asyncio.to_thread(self.observe, event)
 
+    async def aobserve_many(self, events: Iterable[Event]) -> None:
+        """Async :meth:`observe_many`."""
+        await asyncio.to_thread(self.observe_many, events)
+
+    async def aadd_items(self, items: Iterable[Item]) -> None:
+        """Async :meth:`add_items`."""
+        await asyncio.to_thread(self.add_items, items)
+
+    async def aremove_items(self, item_ids: Iterable[str]) -> None:
+        """Async :meth:`remove_items`."""
+        await asyncio.to_thread(self.remove_items, item_ids)
+
+    async def aforget(self, user_id: str) -> None:
+        """Async :meth:`forget`."""
+        await asyncio.to_thread(self.forget, user_id)
+
     # ------------------------------------------------------------------ catalog changes
     def add_items(self, items: Iterable[Item]) -> None:
         """Insert or replace items; they are searchable by the next request."""
-        items = self.catalog.validate_new(list(items))
+        items = self.catalog.validate_new(_as_list(items, "items"))
         if not items:
             return
         vectors = self.encoder.encode_items(items)
         self.retriever.check_vectors(vectors)
         with self._lock:
-            rows = self.catalog.upsert(items)
+            ticket = self._write_log("items", {"items": [item.to_dict() for item in items]})
+            rows = self.catalog.upsert(items, validated=True)
             self.retriever.upsert(rows, vectors)
+        self._wait_log(ticket)
 
     def remove_items(self, item_ids: Iterable[str]) -> None:
         """Remove items (all must exist, else nothing changes)."""
-        if isinstance(item_ids, str):
-            raise InvalidInputError("item_ids must be a sequence of ids, not a str")
-        item_ids = list(item_ids)
+        item_ids = _as_list(item_ids, "item_ids")
+        for n, item_id in enumerate(item_ids):
+            if not isinstance(item_id, str):
+                raise InvalidInputError(f"item_ids[{n}] must be a str, got {type(item_id).__name__}")
+        if not item_ids:
+            return
         with self._lock:
-            if len(self.catalog) - len(set(item_ids)) < 1 and item_ids:
-                self.catalog.rows(item_ids)  # unknown ids raise first
+            self.catalog.rows(item_ids)  # unknown ids raise first
+            if len(set(item_ids)) != len(item_ids):
+                raise DuplicateItemError("an item id appears twice in the removal list")
+            if len(self.catalog) - len(item_ids) < 1:
                 raise InvalidInputError("removing these items would leave the catalog empty")
+            ticket = self._write_log("remove", {"item_ids": item_ids})
             rows = self.catalog.remove(item_ids)
             self.retriever.remove(rows)
+        self._wait_log(ticket)
+
+    # ------------------------------------------------------------------ event log
+    def open_event_log(self, path: str | Path, *, fsync: str = "always",
+                       batch_interval: float = 0.2, allow_new: bool = False) -> int:
+        """Log every later change to ``path`` before applying it, after replaying the
+        records this pipeline has not seen yet: this is how a pipeline recovers.
+
+        A pipeline loaded from a save that was made with a log open replays that log's
+        records newer than the save; any other pipeline replays the whole log (so
+        ``from_catalog`` with the same items plus the log rebuilds a pipeline that was
+        never saved). Events, new users, item upserts and removals and forget tombstones
+        are logged; :meth:`fit` is not (save after fitting).
+
+        Args:
+            path: The log file (created when missing).
+            fsync: ``"always"``: a change is acknowledged only once on disk (concurrent
+                calls share one sync); ``"batch"``: synced within ``batch_interval``
+                seconds; ``"never"``: left to the operating system. Under every policy a
+                crash of the process loses nothing acknowledged.
+            batch_interval: Seconds between syncs with ``fsync="batch"``.
+            allow_new: Accept a new, empty log although the pipeline was saved with
+                another one (whose records after the save are then not replayed).
+
+        Returns:
+            The number of records replayed.
+
+        Raises:
+            ConfigError: a log is already open, or the log was written under another
+                pseudonymization key.
+            PersistenceError: the log is corrupt, in use, or not the one the save was made
+                with; or a record cannot be replayed.
+        """
+        if not isinstance(allow_new, bool):
+            raise ConfigError(f"allow_new must be a bool, got {allow_new!r}")
+        key_check = None if self._pseudonymize is None else self._pseudonymize.key_check
+        with self._lock:
+            if self.event_log is not None:
+                raise ConfigError(f"an event log is already open ({self.event_log.path}); "
+                                  "close() it first")
+            log = EventLog(path, fsync=fsync, batch_interval=batch_interval,
+                           meta={"key_check": key_check})
+            try:
+                if log.meta.get("key_check") != key_check:
+                    raise ConfigError(
+                        f"event log {str(log.path)!r} was written "
+                        + ("without pseudonymization" if log.meta.get("key_check") is None
+                           else "under another pseudonymization key")
+                        + ("" if key_check is None else " than this pipeline's"))
+                after = 0
+                if self._log_id is not None and self._log_id != log.log_id:
+                    if not (allow_new and log.last_sequence == 0):
+                        raise PersistenceError(
+                            f"this pipeline was saved with event log {self._log_id} at record "
+                            f"{self._log_sequence}, but {str(log.path)!r} is log {log.log_id}; "
+                            "open that log to recover (allow_new=True starts a new one)")
+                elif self._log_id is not None:
+                    if self._log_sequence > log.last_sequence:
+                        raise PersistenceError(
+                            f"the save includes record {self._log_sequence} of event log "
+                            f"{str(log.path)!r}, which ends at {log.last_sequence}: the log "
+                            "lost records")
+                    after = self._log_sequence
+                replayed = self._replay_log(log, after)
+            except BaseException:
+                log.close()
+                raise
+            self.event_log = log
+            self._log_id = log.log_id
+            self._log_sequence = log.last_sequence
+        logger.info("opened event log %s (fsync=%s), replayed %d records", log.path, fsync,
+                    replayed)
+        return replayed
+
+    def _replay_log(self, log: EventLog, after: int) -> int:
+        count = 0
+        for record in log.replay(after):
+            try:
+                self._apply_record(record, log)
+            except (LLMRecError, KeyError, TypeError, ValueError) as exc:
+                raise PersistenceError(f"cannot replay record {record.sequence} of event log "
+                                       f"{str(log.path)!r}: {exc}") from None
+            self._log_sequence = record.sequence
+            count += 1
+        return count
+
+    def _apply_record(self, record: LogRecord, log: EventLog) -> None:
+        """Apply one logged change exactly as the live call applied it."""
+        data = record.data
+        if record.op == "events":
+            events = record.events
+            for event in events:
+                if event.item_id is not None and event.item_id not in self.catalog:
+                    raise UnknownItemError(f"event names unknown item id {event.item_id!r}")
+            self._apply_events(events, self._text_vectors(events))
+        elif record.op == "user":
+            self.profiles.get_or_create(data["user_id"])
+        elif record.op == "items":
+            items = self.catalog.validate_new([Item(**d) for d in data["items"]])
+            vectors = self.encoder.encode_items(items)
+            rows = self.catalog.upsert(items, validated=True)
+            self.retriever.upsert(rows, vectors)
+        elif record.op == "remove":
+            self.retriever.remove(self.catalog.remove(list(data["item_ids"])))
+        elif record.op == "forget":
+            for uid in list(self.profiles):
+                if log.user_hash(uid) == data["user_hash"]:
+                    self._drop_user(uid)
+
+    def close(self) -> None:
+        """Sync and close the event log, if one is open (the pipeline stays usable; its
+        next save still records how far the log was applied)."""
+        with self._lock:
+            if self.event_log is not None:
+                self.event_log.close()
+                self.event_log = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, path: str | Path) -> None:
-        """Save everything to ``path`` atomically (a crash leaves the previous save)."""
-        path = Path(path)
+        """Save everything to ``path`` atomically: a crash at any moment leaves the
+        previous save (or the new one) loadable. The manifest records every file's size
+        and SHA-256, and how far the event log had been applied.
+
+        Raises:
+            PersistenceError: ``path`` is a file or a non-empty directory that is not an
+                llmrec save (it is never replaced), or the disk refused the write.
+        """
+        path = check_path(path, "save path")
         started = time.perf_counter()
         with self._lock, atomic_directory(path) as tmp:
             components = {
@@ -663,9 +1064,16 @@ class Pipeline:
                 "encoder": self.encoder.config(),
                 "generator": self._generator_config(),
             }
-            write_json(tmp / MANIFEST_NAME, {
+            manifest: dict[str, Any] = {
                 "format_version": FORMAT_VERSION, "kind": "pipeline",
-                "versions": _versions(), "components": components})
+                "versions": _versions(), "components": components,
+                "privacy": {"key_check": None if self._pseudonymize is None
+                            else self._pseudonymize.key_check},
+                "files": file_digests(tmp),
+            }
+            if self._log_id is not None:
+                manifest["event_log"] = {"log_id": self._log_id, "sequence": self._log_sequence}
+            write_json(tmp / MANIFEST_NAME, manifest)
         logger.info("saved pipeline to %s in %.2fs", path, time.perf_counter() - started)
 
     def _generator_config(self) -> dict[str, Any]:
@@ -677,20 +1085,40 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: DeviceLike = "auto",
-                        llm: Any = None, llm_options: Mapping[str, Any] | None = None) -> Pipeline:
+                        llm: Any = None, llm_options: Mapping[str, Any] | None = None,
+                        pseudonymize_key: bytes | None = None) -> Pipeline:
         """Load a pipeline saved by :meth:`save_pretrained`.
+
+        To recover after a crash, open the event log on the loaded pipeline
+        (:meth:`open_event_log`): it replays what happened after the save.
 
         Args:
             path: The save directory.
             device: Where to run (a GPU save loads on a CPU).
             llm: Override the saved generator backend (e.g. ``"template"``).
+            pseudonymize_key: The key the save was made with, if any.
 
         Raises:
-            PersistenceError: the directory is missing, corrupt or from a newer llmrec.
+            PersistenceError: the directory is missing, truncated, corrupt or from a newer
+                llmrec.
+            ConfigError: the save is pseudonymized and the key is missing or another one
+                (or a key is given for a save that is not pseudonymized).
         """
-        path = Path(path)
+        path = check_path(path, "save path")
+        if llm_options is not None:
+            llm_options = _options(llm_options, "llm_options")
+        pseudonymize = None if pseudonymize_key is None else Pseudonymizer(pseudonymize_key)
         manifest = read_manifest(path, "pipeline")
         try:
+            if "files" in manifest:
+                verify_files(path, manifest["files"])
+            saved_check = (manifest.get("privacy") or {}).get("key_check")
+            log_state = manifest.get("event_log")
+            if log_state is not None:
+                log_id, log_sequence = str(log_state["log_id"]), log_state["sequence"]
+                if isinstance(log_sequence, bool) or not isinstance(log_sequence, int) \
+                        or log_sequence < 0:
+                    raise ValueError(f"bad event log sequence {log_sequence!r}")
             parts = manifest["components"]
             device = resolve_device(device)
             catalog = Catalog.load(path / "catalog", parts["catalog"])
@@ -705,16 +1133,27 @@ class Pipeline:
             options = dict(gen.get("options") or gen.get("config", {}).get("options", {}) or {})
         except (PersistenceError, BackendUnavailableError, DeviceError):
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, LLMRecError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+                OSError, LLMRecError) as exc:
             raise PersistenceError(f"corrupt save in {str(path)!r}: {exc!r}") from None
         if retriever.dim != encoder.dim:
             raise PersistenceError(
                 f"saved vectors have dim {retriever.dim} but the encoder gives {encoder.dim}")
+        if saved_check != (None if pseudonymize is None else pseudonymize.key_check):
+            if saved_check is None:
+                raise ConfigError(f"{str(path)!r} holds raw user ids; it cannot be opened with "
+                                  "a pseudonymize_key")
+            raise ConfigError(f"{str(path)!r} holds pseudonymized user ids: pass the "
+                              "pseudonymize_key it was saved with"
+                              + ("" if pseudonymize is None else " (this one differs)"))
         if llm_options is not None:
             options = dict(llm_options)
-        return cls(catalog, encoder, retriever, ranker, profiles,
+        pipe = cls(catalog, encoder, retriever, ranker, profiles,
                    llm=llm if llm is not None else saved_llm,
-                   llm_options=options, device=device)
+                   llm_options=options, device=device, pseudonymize_key=pseudonymize_key)
+        if log_state is not None:
+            pipe._log_id, pipe._log_sequence = log_id, log_sequence
+        return pipe
 
     def __repr__(self) -> str:
         return (f"Pipeline(items={len(self.catalog)}, users={len(self.profiles)}, "

@@ -182,6 +182,14 @@ class PopularitySource:
                 return
         self._normalized = None
 
+    def subtract(self, rows: np.ndarray) -> None:
+        """Take back one interaction per entry of ``rows`` (a user was forgotten)."""
+        rows = rows[(rows >= 0) & (rows < len(self.counts))]
+        if len(rows):
+            np.subtract.at(self.counts, rows, 1.0)
+            np.maximum(self.counts, 0.0, out=self.counts)
+            self._order = self._normalized = None
+
     def remove_rows(self, rows: np.ndarray) -> None:
         rows = rows[rows < len(self.counts)]
         self.counts[rows] = 0.0
@@ -459,6 +467,11 @@ class Retriever:
         if weight > 0:
             with self.lock:
                 self.popularity.add(row)
+
+    def unrecord(self, rows: Sequence[int]) -> None:
+        """Take back interactions counted by :meth:`record` (one per entry of ``rows``)."""
+        with self.lock:
+            self.popularity.subtract(np.asarray(list(rows), dtype=np.int64))
 
     # ------------------------------------------------------------------ retrieval
     def context(self, interest_vector: np.ndarray | None, query_vector: np.ndarray | None,

@@ -130,7 +130,7 @@ class Event:
 
     def __post_init__(self) -> None:
         check_id(self.user_id, "Event.user_id", InvalidEventError)
-        if self.kind not in EVENT_WEIGHTS:
+        if not isinstance(self.kind, str) or self.kind not in EVENT_WEIGHTS:
             raise InvalidEventError(
                 f"Event.kind {self.kind!r} is not one of {sorted(EVENT_WEIGHTS)}"
             )
