@@ -240,3 +240,22 @@ def test_evaluate_a_prefitted_pipeline_without_refitting(items) -> None:
     refit, predictions_refit = evaluate(pipe, split, show_progress=False)
     assert predictions == predictions_refit and again.metrics == refit.metrics
 
+
+
+def test_models_named_in_from_catalog_follow_the_pipeline_device(monkeypatch) -> None:
+    from llmrec import registry
+
+    seen = []
+
+    class Recording(SequentialSource):
+        def __init__(self, **options):
+            seen.append(options.get("device"))
+            super().__init__(**{**options, "epochs": 1})
+
+        name = "recording"
+
+    monkeypatch.setitem(registry._check_kind("models"), "recording-seq",
+                        registry._Entry(Recording, None))
+    pipe = build_pipeline(_cycle_items(), models=("recording-seq", "ease"), device="cpu")
+    assert seen == [torch.device("cpu")]
+    assert pipe.retriever.models["recording"].device == torch.device("cpu")

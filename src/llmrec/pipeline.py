@@ -44,6 +44,7 @@ from llmrec.io import (
 from llmrec.privacy import Pseudonymizer, redact
 from llmrec.profile import ProfileStore, UserProfile
 from llmrec.ranker import Ranker
+from llmrec.registry import accepts_keyword, get_backend
 from llmrec.retriever import Retriever
 from llmrec.types import Event, Explanation, GeneratedText, Item, Recommendation, check_id
 
@@ -246,7 +247,10 @@ class Pipeline:
                               n_candidates=n_candidates, device=device)
         retriever.upsert(rows, vectors)
         for model in models:
-            retriever.add_model(model)
+            options: dict[str, Any] = {}
+            if isinstance(model, str) and accepts_keyword(get_backend("models", model), "device"):
+                options["device"] = device  # models named here follow the pipeline's device
+            retriever.add_model(model, **options)
         ranker = Ranker(retriever.feature_names + (TAG_FEATURE,), diversity=diversity)
         profiles = ProfileStore(item_encoder.dim, half_life=half_life)
         return cls(catalog, item_encoder, retriever, ranker, profiles, llm=llm,

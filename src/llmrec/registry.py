@@ -9,6 +9,7 @@ candidate sources).
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -16,7 +17,7 @@ from typing import Any
 
 from llmrec.errors import BackendUnavailableError, ConfigError
 
-__all__ = ["KINDS", "available_backends", "get_backend", "register_backend"]
+__all__ = ["KINDS", "accepts_keyword", "available_backends", "get_backend", "register_backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,3 +111,14 @@ def get_backend(kind: str, name: str) -> Any:
             f"({exc.name}); install it with: {hint}"
         ) from exc
     return getattr(module, attr)
+
+
+def accepts_keyword(cls: Any, keyword: str) -> bool:
+    """Whether constructing ``cls`` accepts ``keyword`` (named, or through ``**kwargs``);
+    used to hand shared settings such as ``device`` only to backends that take them."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                    for p in params.values())
