@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrec.backends.indexes import check_vectors
 from llmrec.catalog import Catalog
 from llmrec.device import DeviceLike, resolve_device
 from llmrec.encoder import ItemEncoder
@@ -203,6 +204,7 @@ class Pipeline:
         llm_options: Mapping[str, Any] | None = None,
         show_progress: bool = True,
         pseudonymize_key: bytes | None = None,
+        item_vectors: Any = None,
     ) -> Pipeline:
         """Encode ``items`` and build a ready pipeline with the embedded defaults.
 
@@ -224,6 +226,9 @@ class Pipeline:
                 :data:`AUTO_MODELS` for catalogs up to 20k items and none above.
             show_progress: Show progress bars on long work.
             pseudonymize_key: See :class:`Pipeline`.
+            item_vectors: ``(len(items), dim)`` vectors already made by this encoder (for
+                example by :func:`llmrec.distributed.encode_catalog`); the catalog is then
+                not encoded again.
         """
         items = _as_list(items, "items")
         if not items:
@@ -241,7 +246,18 @@ class Pipeline:
         device = resolve_device(device)
         item_encoder = ItemEncoder(encoder, device=device, show_progress=show_progress,
                                    **encoder_options)
-        vectors = item_encoder.encode_items(items)
+        if item_vectors is None:
+            vectors = item_encoder.encode_items(items)
+        else:
+            try:
+                vectors = check_vectors(item_vectors, item_encoder.dim, "item_vectors")
+            except (TypeError, ValueError) as exc:
+                if isinstance(exc, LLMRecError):
+                    raise
+                raise InvalidInputError(f"item_vectors must be a float array: {exc}") from None
+            if len(vectors) != len(items):
+                raise InvalidInputError(f"item_vectors has {len(vectors)} rows for "
+                                        f"{len(items)} items")
         rows = catalog.upsert(items, validated=True)
         retriever = Retriever(item_encoder.dim, index=index, n_items_hint=len(items),
                               n_candidates=n_candidates, device=device)
