@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -192,19 +193,25 @@ def llama_server() -> Iterator[str]:
     from llmrec.backends.llms import default_llm_path
 
     port = free_port()
-    log = open(os.devnull, "wb")  # noqa: SIM115 - closed at teardown
+    # The server's log goes to a file: llama.cpp writes tens of KB while loading, and an
+    # unread pipe would fill and block the server before it starts listening.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
         [sys.executable, "-c", _SERVER_LAUNCHER, "--model", str(default_llm_path()),
          "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
          "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1"],
-        stdout=log, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}/v1"
+
+    def log_tail() -> str:
+        log.seek(0)
+        return log.read().decode(errors="replace")[-2000:]
+
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                err = process.stderr.read().decode(errors="replace")[-2000:] if process.stderr else ""
-                pytest.fail(f"llama_cpp.server exited with {process.returncode}: {err}")
+                pytest.fail(f"llama_cpp.server exited with {process.returncode}: {log_tail()}")
             try:
                 with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
                     if response.status == 200:
@@ -212,7 +219,7 @@ def llama_server() -> Iterator[str]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer /v1/models within 60 s")
+                pytest.fail(f"llama_cpp.server did not answer /v1/models within 120 s: {log_tail()}")
             time.sleep(0.3)
         yield url
     finally:
@@ -222,8 +229,6 @@ def llama_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stderr:
-            process.stderr.close()
         log.close()
 
 
