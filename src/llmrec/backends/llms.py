@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -184,8 +185,12 @@ def _answers_in_order(pairs: Iterator[tuple[int, str]], n: int) -> list[str]:
 class TransformersChat:
     """Batched greedy chat generation with a Hugging Face causal language model.
 
-    Prompts are sorted by token length and generated in left-padded batches of at most
-    ``max_batch_size`` (greedy, KV cache); answers come back in input order, stripped. A
+    Prompts are sorted by token length and generated in padded batches of at most
+    ``max_batch_size`` (greedy, KV cache); ``generate`` returns answers in input order,
+    stripped, and ``stream`` yields each one as soon as it ends. The messages before the
+    last user message (system prompt, worked examples) are the conversation's head: its
+    keys and values are computed once and shared by every row and every later call with
+    the same head (a few heads are kept), so only the rest of each prompt is run. A
     conversation ending with an ``assistant`` message is continued: the answer is the text
     that follows that message (prefill).
 
@@ -256,6 +261,10 @@ class TransformersChat:
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self._eos_ids = eos
+        # Only the last position's logits are needed (the argument's name changed in 4.50).
+        forward = inspect.signature(self.model.forward).parameters
+        self._last_logits = next(({name: 1} for name in ("logits_to_keep", "num_logits_to_keep")
+                                  if name in forward), {})
         # Reusing a head's keys and values needs full attention in every layer.
         config = self.model.config
         layer_types = getattr(config, "layer_types", None)
@@ -335,7 +344,7 @@ class TransformersChat:
         states = self._head_states.get(head)
         if states is None:
             ids = torch.tensor([head], dtype=torch.long, device=self.device)
-            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            out = self.model(input_ids=ids, use_cache=True, **self._last_logits)
             states = [(entry[0], entry[1]) for entry in out.past_key_values]
             self._head_states[head] = states
             while len(self._head_states) > _PREFIX_CACHE_SIZE:
@@ -371,7 +380,7 @@ class TransformersChat:
         active = [True] * n_rows
         for _ in range(max_new_tokens):
             out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                             past_key_values=cache, use_cache=True, logits_to_keep=1)
+                             past_key_values=cache, use_cache=True, **self._last_logits)
             cache = out.past_key_values
             logits = out.logits[:, -1, :]
             if seen is not None:
