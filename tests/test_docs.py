@@ -44,7 +44,7 @@ def test_cli_page_holds_the_live_help(site: Path) -> None:
 
 
 def test_how_to_guides_and_no_raw_sphinx_roles(site: Path) -> None:
-    for guide in ("own-catalog", "hub-models", "gpu", "remote-llm", "evaluate", "serve",
+    for guide in ("own-catalog", "hub-models", "gpu", "remote-llm", "reasons", "evaluate", "serve",
                   "production"):
         assert (site / "how-to" / guide / "index.html").is_file()
     for page in site.rglob("*.html"):
