@@ -75,13 +75,10 @@ def build(args: argparse.Namespace) -> tuple[Pipeline, list[str], float]:
 
 def requests_for(pipe: Pipeline, user_id: str, k: int) -> list[ReasonRequest]:
     """The requests ``Pipeline.recommend(user_id, k, generate=True)`` sends."""
-    out = []
-    for rec in pipe.recommend(user_id, k=k, generate=False):
-        out.append(ReasonRequest(
-            user_id=user_id, item=pipe.catalog.get(rec.item_id),
-            evidence_items=tuple(pipe.catalog.get(i) for i in rec.explanation.evidence_item_ids),
-            signals=dict(rec.explanation.signals), matched_tags=rec.explanation.matched_tags))
-    return out
+    recs = pipe.recommend(user_id, k=k, generate=False)
+    ids = {i for rec in recs for i in (rec.item_id, *rec.explanation.evidence_item_ids)}
+    items = {i: pipe.catalog.get(i) for i in ids}
+    return [pipe._reason_request(rec, user_id, None, items) for rec in recs]
 
 
 class Recorder:

@@ -762,7 +762,7 @@ class _Owner:
     def __init__(self, deadline: float | None) -> None:
         self.deadline = deadline
         self.done: deque[tuple[int, GeneratedText]] = deque()
-        self.answered = False  # a model text has been delivered
+        self.answered = False  # a text of this call has come out of the model's batches
 
 
 @dataclass(eq=False)
