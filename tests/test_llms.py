@@ -140,7 +140,7 @@ def test_tiny_model_stream_can_stop_early(tiny) -> None:
 
 def test_tiny_model_config_and_errors(tiny, tiny_model_dir, tmp_path) -> None:
     assert tiny.config() == {"model": tiny_model_dir, "dtype": "float32", "max_batch_size": 2,
-                             "repetition_penalty": 1.0}
+                             "repetition_penalty": 1.0, "draft_tokens": 3}
     assert tiny.device == torch.device("cpu") and tiny.dtype == torch.float32
     with pytest.raises(ConfigError, match="no-such-dir"):
         TransformersChat(str(tmp_path / "no-such-dir"), device="cpu")
@@ -254,3 +254,119 @@ def test_embedded_smollm2_injected_item_text_stays_in_its_own_item() -> None:
                                catalog=catalog).ok, text
         else:
             assert text.fallback_reason, text
+
+
+# --------------------------------------------------------------------------- lean forward, guesses
+
+
+def _tails(chat: TransformersChat, convs: list) -> tuple[tuple[int, ...], list[list[int]]]:
+    prompts = [chat._prompt_ids(c) for c in convs]
+    assert len({head for head, _ in prompts}) == 1
+    return prompts[0][0], [tail for _, tail in prompts]
+
+
+def test_lean_forward_matches_the_model_forward(tiny) -> None:
+    """LlamaRunner gives the logits of the Hugging Face forward: shared head, left padding
+    of ragged tails, then one token per row, then several tokens per row."""
+    from llmrec.backends._llama import LlamaRunner
+
+    runner = tiny._runner
+    assert isinstance(runner, LlamaRunner)
+    convs = [SHARED_HEAD + [{"role": "user", "content": q}] for q in
+             ("Why is it good?", "Tell me why a long film about space and robots is good.", "Hi")]
+    head, tails = _tails(tiny, convs)
+    width = max(map(len, tails))
+    ids = torch.full((len(tails), width), tiny._pad_id)
+    real = torch.zeros_like(ids, dtype=torch.bool)
+    for row, tail in enumerate(tails):
+        ids[row, width - len(tail):] = torch.tensor(tail)
+        real[row, width - len(tail):] = True
+    batch = runner.new_batch(len(tails), width + 1, runner.head(head))  # grows when needed
+    with torch.inference_mode():
+        ours = [runner.forward(batch, ids, real)]
+        step = torch.tensor([[5], [6], [7]])
+        ours.append(runner.forward(batch, step, torch.ones_like(step, dtype=torch.bool)))
+        more = torch.tensor([[8, 9], [10, 11], [12, 13]])
+        ours.append(runner.forward(batch, more, torch.ones_like(more, dtype=torch.bool),
+                                   last_only=False))
+        full = torch.cat([torch.tensor([head] * len(tails)), ids, step, more], dim=1)
+        mask = torch.cat([torch.ones(len(tails), len(head), dtype=torch.long), real.long(),
+                          torch.ones(len(tails), 3, dtype=torch.long)], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = tiny.model(input_ids=full, attention_mask=mask, position_ids=positions).logits
+    assert batch.valid.shape[1] >= width + 3
+    torch.testing.assert_close(ours[0], logits[:, len(head) + width - 1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours[1], logits[:, -3], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours[2], logits[:, -2:], atol=1e-4, rtol=1e-4)
+
+
+def test_discarded_tokens_leave_no_trace(tiny) -> None:
+    """Tokens forgotten with ``discard`` (guesses that were not kept) change neither the
+    logits nor the positions of what comes after."""
+    runner = tiny._runner
+    head, tails = _tails(tiny, [SHARED_HEAD + [{"role": "user", "content": "Hi"}]] * 2)
+    ids = torch.tensor(tails)
+    real = torch.ones_like(ids, dtype=torch.bool)
+    with torch.inference_mode():
+        plain = runner.new_batch(2, 64, runner.head(head))
+        runner.forward(plain, ids, real)
+        expected = runner.forward(plain, torch.tensor([[20], [20]]), torch.ones(2, 1, dtype=torch.bool))
+        guessed = runner.new_batch(2, 64, runner.head(head))
+        runner.forward(guessed, ids, real)
+        runner.forward(guessed, torch.tensor([[30, 31], [32, 33]]), torch.ones(2, 2, dtype=torch.bool))
+        guessed.discard(torch.tensor([2, 2]))
+        got = runner.forward(guessed, torch.tensor([[20], [20]]), torch.ones(2, 1, dtype=torch.bool))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert guessed.positions.tolist() == plain.positions.tolist()
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_guessed_tokens_give_the_plain_greedy_answers(tiny, lean, monkeypatch) -> None:
+    """Prompt-lookup guesses (``draft_tokens``) cut forward passes, never change answers,
+    through the lean forward and through the model's own forward."""
+    import llmrec.backends.llms as llms
+
+    if not lean:  # head keys and values are kept in the form of the forward in use
+        monkeypatch.setattr(tiny, "_runner", None)
+        monkeypatch.setattr(tiny, "_head_states", {})
+    steps_cls = llms._LeanSteps if lean else llms._ModelSteps
+    run, calls = steps_cls.run, []
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls.append(tiny.draft_tokens)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(steps_cls, "run", counted)
+    convs = [SHARED_HEAD + [{"role": "user", "content": q * 3}] for q in
+             ("Why is it good? ", "space robots film ", "Hi ")] + CONVERSATIONS
+    answers = {}
+    for draft in (0, 3):
+        monkeypatch.setattr(tiny, "draft_tokens", draft)
+        answers[draft] = tiny.generate(convs, max_new_tokens=24)
+    assert answers[3] == answers[0] and any(answers[0])
+    assert calls.count(3) < calls.count(0)  # the random model repeats itself: guesses hit
+
+
+def test_lookup_guesses_follow_the_latest_occurrence() -> None:
+    from llmrec.backends.llms import _Lookup
+
+    lookup = _Lookup([1, 2, 3, 4, 9, 2, 3, 5, 6])
+    assert lookup.guess(2) == []  # 6 never occurred before
+    lookup.extend([2, 3])
+    assert lookup.guess(2) == [5, 6]  # "2 3" last followed by 5
+    lookup.extend([4])
+    assert lookup.guess(3) == [9, 2, 3]  # the last three tokens, "2 3 4", began the prompt
+    assert lookup.guess(0) == []
+
+
+def test_lean_forward_only_for_plain_llama(tiny_model_dir) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from llmrec.backends._llama import supports
+
+    config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1)
+    assert supports(LlamaForCausalLM(config))
+    config.attention_bias = True
+    assert not supports(LlamaForCausalLM(config))
+    assert not supports(torch.nn.Linear(2, 2))
