@@ -266,38 +266,37 @@ def _tails(chat: TransformersChat, convs: list) -> tuple[tuple[int, ...], list[l
 
 
 def test_lean_forward_matches_the_model_forward(tiny) -> None:
-    """LlamaRunner gives the logits of the Hugging Face forward: shared head, left padding
-    of ragged tails, then one token per row, then several tokens per row."""
+    """LlamaRunner gives the logits of the Hugging Face forward: a shared head, rows of
+    different prompt lengths packed together, then one token per row, then a row that
+    joins while the others take two tokens each."""
     from llmrec.backends._llama import LlamaRunner
 
     runner = tiny._runner
     assert isinstance(runner, LlamaRunner)
     convs = [SHARED_HEAD + [{"role": "user", "content": q}] for q in
-             ("Why is it good?", "Tell me why a long film about space and robots is good.", "Hi")]
+             ("Why is it good?", "Tell me why a long film about space and robots is good.",
+              "Hi", "Name a film about robots")]
     head, tails = _tails(tiny, convs)
-    width = max(map(len, tails))
-    ids = torch.full((len(tails), width), tiny._pad_id)
-    real = torch.zeros_like(ids, dtype=torch.bool)
-    for row, tail in enumerate(tails):
-        ids[row, width - len(tail):] = torch.tensor(tail)
-        real[row, width - len(tail):] = True
-    batch = runner.new_batch(len(tails), width + 1, runner.head(head))  # grows when needed
+    batch = runner.new_batch(3, 4, runner.head(head))  # grows when needed
     with torch.inference_mode():
-        ours = [runner.forward(batch, ids, real)]
-        step = torch.tensor([[5], [6], [7]])
-        ours.append(runner.forward(batch, step, torch.ones_like(step, dtype=torch.bool)))
-        more = torch.tensor([[8, 9], [10, 11], [12, 13]])
-        ours.append(runner.forward(batch, more, torch.ones_like(more, dtype=torch.bool),
-                                   last_only=False))
-        full = torch.cat([torch.tensor([head] * len(tails)), ids, step, more], dim=1)
-        mask = torch.cat([torch.ones(len(tails), len(head), dtype=torch.long), real.long(),
-                          torch.ones(len(tails), 3, dtype=torch.long)], dim=1)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = tiny.model(input_ids=full, attention_mask=mask, position_ids=positions).logits
-    assert batch.valid.shape[1] >= width + 3
-    torch.testing.assert_close(ours[0], logits[:, len(head) + width - 1], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(ours[1], logits[:, -3], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(ours[2], logits[:, -2:], atol=1e-4, rtol=1e-4)
+        first = runner.forward(batch, tails[:3], [True] * 3)
+        second = runner.forward(batch, [[5], [6], [7]], [False] * 3)
+        batch.add(1)
+        third = runner.forward(batch, [[8, 9], [10, 11], [12, 13], tails[3]], [False] * 3 + [True])
+        expected = []
+        for row, tail in enumerate(tails):
+            extra = [[5 + row, 8 + 2 * row, 9 + 2 * row], [5 + row, 8 + 2 * row, 9 + 2 * row],
+                     [5 + row, 8 + 2 * row, 9 + 2 * row], []][row]
+            ids = torch.tensor([list(head) + tail + extra])
+            expected.append(tiny.model(input_ids=ids).logits[0])
+    assert batch.lengths == [len(t) + 3 for t in tails[:3]] + [len(tails[3])]
+    n = len(head)
+    for row in range(3):
+        at = n + len(tails[row])
+        torch.testing.assert_close(first[row], expected[row][at - 1:at], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(second[row], expected[row][at:at + 1], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(third[row], expected[row][at + 1:at + 3], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(third[3], expected[3][-1:], atol=1e-4, rtol=1e-4)
 
 
 def test_discarded_tokens_leave_no_trace(tiny) -> None:
@@ -305,19 +304,17 @@ def test_discarded_tokens_leave_no_trace(tiny) -> None:
     logits nor the positions of what comes after."""
     runner = tiny._runner
     head, tails = _tails(tiny, [SHARED_HEAD + [{"role": "user", "content": "Hi"}]] * 2)
-    ids = torch.tensor(tails)
-    real = torch.ones_like(ids, dtype=torch.bool)
     with torch.inference_mode():
         plain = runner.new_batch(2, 64, runner.head(head))
-        runner.forward(plain, ids, real)
-        expected = runner.forward(plain, torch.tensor([[20], [20]]), torch.ones(2, 1, dtype=torch.bool))
+        runner.forward(plain, tails, [True, True])
+        expected = runner.forward(plain, [[20], [20]], [True, True])
         guessed = runner.new_batch(2, 64, runner.head(head))
-        runner.forward(guessed, ids, real)
-        runner.forward(guessed, torch.tensor([[30, 31], [32, 33]]), torch.ones(2, 2, dtype=torch.bool))
-        guessed.discard(torch.tensor([2, 2]))
-        got = runner.forward(guessed, torch.tensor([[20], [20]]), torch.ones(2, 1, dtype=torch.bool))
+        runner.forward(guessed, tails, [True, True])
+        runner.forward(guessed, [[30, 31, 32], [33]], [False, False])
+        guessed.discard([3, 1])
+        got = runner.forward(guessed, [[20], [20]], [True, True])
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
-    assert guessed.positions.tolist() == plain.positions.tolist()
+    assert guessed.lengths == plain.lengths
 
 
 @pytest.mark.parametrize("lean", [True, False])
@@ -370,3 +367,30 @@ def test_lean_forward_only_for_plain_llama(tiny_model_dir) -> None:
     config.attention_bias = True
     assert not supports(LlamaForCausalLM(config))
     assert not supports(torch.nn.Linear(2, 2))
+
+
+def test_conversations_joining_a_running_stream_get_their_own_answers(tiny) -> None:
+    """``stream(join=...)``: conversations handed over between decoding steps take the
+    next indices and get the answers a call of their own gives, whether they share the
+    running batch's head (they join it) or not (a later batch of the same stream)."""
+    assert tiny.joins_running_batch
+    first = [SHARED_HEAD + [{"role": "user", "content": "Why is it good?"}],
+             SHARED_HEAD + [{"role": "user", "content": "Hi"}]]
+    more = [[SHARED_HEAD + [{"role": "user", "content": "Tell me about robots"}]],
+            [CONVERSATIONS[0], SHARED_HEAD + [{"role": "user", "content": "Name one"},
+                                              {"role": "assistant", "content": "You may like"}]]]
+    asked = []
+
+    def join(free: int) -> list:
+        asked.append(free)
+        return more.pop(0) if more else []
+
+    pairs = list(tiny.stream(first, max_new_tokens=12, join=join))
+    everything = first + [SHARED_HEAD + [{"role": "user", "content": "Tell me about robots"}],
+                          CONVERSATIONS[0], SHARED_HEAD + [{"role": "user", "content": "Name one"},
+                                                           {"role": "assistant", "content": "You may like"}]]
+    assert sorted(i for i, _ in pairs) == list(range(5))
+    assert dict(pairs) == {i: tiny.generate([c], max_new_tokens=12)[0] for i, c in enumerate(everything)}
+    assert all(0 < free <= tiny.max_batch_size for free in asked)
+    with pytest.raises(ConfigError, match="join"):
+        tiny.stream(first, join="not callable")

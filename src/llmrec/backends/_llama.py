@@ -9,21 +9,29 @@ copied into every row's cache and the whole cache concatenated again each step. 
 module runs the same weights with:
 
 * one matmul for the query, key and value projections and one for the gate and up
-  projections (the model's own parameters become views of the fused weights, so no
-  memory is duplicated and the model object keeps working);
+  projections (the model's own parameters become views of the fused weights, so the
+  model object keeps working), and on a CPU with oneDNN those weights pre-packed in its
+  blocked layout (a packed copy; matmuls at 1-40 rows cost about half);
+* rows packed: each row gives any number of new tokens per step (its prompt, or its last
+  token and a few guessed ones), projections run over real tokens only, and a row may
+  join a running batch;
 * the shared head's keys and values held once, not once per row: attention scores
   against the head and against each row's own tokens are computed separately and
-  normalised together;
-* a per-row key/value buffer allocated once per batch and filled in place;
-* attention in float32 (scores, softmax, weighted sum); projections in the model's dtype.
+  normalised together; rows with a handful of new tokens are attended apart from rows
+  with a whole prompt, so they are not padded to a prompt's length;
+* per-row key/value buffers filled in place (guesses that were not kept are overwritten);
+* keys and values in the model's dtype, attention scores and softmax in float32.
 
-Only architectures it reproduces exactly are accepted (:func:`supports`); the results
-agree with the Hugging Face forward to bfloat16 rounding (tests compare both).
+Only architectures it reproduces exactly are accepted (:func:`supports`); the logits
+agree with the Hugging Face forward to rounding (tests compare both in float32).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,6 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["LlamaRunner", "supports"]
+
+logger = logging.getLogger(__name__)
 
 
 def supports(model: Any) -> bool:
@@ -77,45 +87,73 @@ class Head:
 
 @dataclass
 class Batch:
-    """The state of one decoding batch: each row's keys and values after the head (a
-    buffer of ``capacity`` columns, the first ``length`` filled), which columns hold real
-    tokens, and the next position id of each row."""
+    """The state of one decoding batch: per layer, each row's keys and values after the
+    head (``[rows, kv_heads, capacity, head_dim]``, float32), and how many tokens each
+    row holds. A row's tokens sit at columns ``0 .. length - 1`` and its position ids
+    continue the head's, so a row computes exactly what it would alone."""
 
     head: Head | None
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
-    valid: torch.Tensor  # [rows, capacity] bool
-    length: int = 0
-    positions: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    lengths: list[int]
 
-    def discard(self, counts: torch.Tensor) -> None:
-        """Forget the last ``counts[row]`` tokens given to each row (draft tokens that
-        were not accepted): their columns are masked and the row's position rewinds."""
-        cols = torch.arange(self.valid.shape[1], device=self.valid.device)
-        dropped = (cols >= self.length - counts[:, None]) & (cols < self.length)
-        self.valid &= ~dropped
-        self.positions = self.positions - counts
+    @property
+    def rows(self) -> int:
+        return len(self.lengths)
 
-    def grow(self, capacity: int) -> None:
-        """Make room for ``capacity`` columns."""
-        extra = capacity - self.valid.shape[1]
-        if extra <= 0:
-            return
-        self.keys = [F.pad(k, (0, 0, 0, extra)) for k in self.keys]
-        self.values = [F.pad(v, (0, 0, 0, extra)) for v in self.values]
-        self.valid = F.pad(self.valid, (0, extra))
+    def add(self, rows: int) -> None:
+        """Append ``rows`` empty rows (they take their prompt in the next ``forward``)."""
+        def more(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t, t.new_zeros((rows, *t.shape[1:]))])
 
-    def select(self, rows: torch.Tensor) -> None:
-        """Keep only ``rows`` (a long tensor of row indices), in that order."""
-        self.keys = [k.index_select(0, rows) for k in self.keys]
-        self.values = [v.index_select(0, rows) for v in self.values]
-        self.valid = self.valid.index_select(0, rows)
-        self.positions = self.positions.index_select(0, rows)
+        self.keys = [more(k) for k in self.keys]
+        self.values = [more(v) for v in self.values]
+        self.lengths += [0] * rows
+
+    def discard(self, counts: Sequence[int]) -> None:
+        """Forget the last ``counts[row]`` tokens of each row (guesses that were not
+        kept); the next tokens overwrite them."""
+        self.lengths = [n - c for n, c in zip(self.lengths, counts)]
+
+    def select(self, rows: Sequence[int]) -> None:
+        """Keep only ``rows``, in that order."""
+        index = torch.tensor(list(rows), dtype=torch.long, device=self.keys[0].device)
+        self.keys = [k.index_select(0, index) for k in self.keys]
+        self.values = [v.index_select(0, index) for v in self.values]
+        self.lengths = [self.lengths[r] for r in rows]
+
+    def _reserve(self, columns: int) -> None:
+        capacity = self.keys[0].shape[2]
+        if columns > capacity:
+            extra = max(columns, capacity * 3 // 2) - capacity
+            self.keys = [F.pad(k, (0, 0, 0, extra)) for k in self.keys]
+            self.values = [F.pad(v, (0, 0, 0, extra)) for v in self.values]
+
+
+@dataclass
+class _Group:
+    """Rows whose new tokens are attended together, padded to the longest of them."""
+
+    rows: torch.Tensor | None  # None: every row of the batch, in order
+    slot: torch.Tensor  # per token of the group: its row within the group
+    step: torch.Tensor  # per token: its place among the row's new tokens
+    tokens: torch.Tensor  # per token: its index in the packed tokens
+    width: int
+    columns: int
+    bias: torch.Tensor  # [rows, 1, 1, width, columns]
+
+
+def _packed_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
 
 
 class LlamaRunner:
     """Greedy-decoding forward passes over a Llama model's weights (see the module
     docstring). Not thread-safe: the caller serialises calls, as the backend does."""
+
+    #: Rows given more new tokens than this (prompts) are attended apart from the rest
+    #: (one token and a few guesses), so short rows are not padded to a prompt's length.
+    SHORT = 8
 
     def __init__(self, model: Any) -> None:
         if not supports(model):
@@ -134,9 +172,14 @@ class LlamaRunner:
         self.rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
         self.embed = inner.embed_tokens.weight.detach()
         self.lm_head = model.lm_head.weight.detach()
+        self.vocab = int(self.lm_head.shape[0])
         self.norm = inner.norm.weight.detach()
         self.device = self.embed.device
         self.layers = [self._fuse(layer) for layer in inner.layers]
+        # Keys and values are kept in the model's dtype (as the model's own cache does);
+        # attention scores and their softmax are float32.
+        self.key_dtype = self.value_dtype = self.embed.dtype
+        self.packed = self._pack()
 
     @staticmethod
     def _fuse(layer: Any) -> _Layer:
@@ -156,21 +199,47 @@ class LlamaRunner:
                       norm_in=layer.input_layernorm.weight.detach(),
                       norm_post=layer.post_attention_layernorm.weight.detach())
 
+    def _pack(self) -> bool:
+        """On a CPU with oneDNN, hold the projection weights pre-packed in oneDNN's
+        blocked layout: at decoding batch sizes a matmul then costs about half (the weight
+        is not re-laid out on every call); results are identical. Keeps a packed copy of
+        the weights; falls back to plain matmuls where packing is unavailable."""
+        if self.device.type != "cpu" or self.embed.dtype not in (torch.bfloat16, torch.float32) \
+                or not torch.backends.mkldnn.is_available():
+            return False
+        try:
+            pack = torch.ops.mkldnn._reorder_linear_weight
+            probe = torch.randn((3, self.lm_head.shape[1]), dtype=self.embed.dtype)
+            packed_head = pack(self.lm_head)
+            if not torch.equal(_packed_linear(probe, packed_head), F.linear(probe, self.lm_head)):
+                return False
+            self.lm_head = packed_head
+            for layer in self.layers:
+                for name in ("qkv", "o", "gate_up", "down"):
+                    setattr(layer, name, pack(getattr(layer, name)))
+        except (RuntimeError, AttributeError) as exc:  # an op missing from this build
+            logger.info("oneDNN weight packing unavailable (%s); plain matmuls", exc)
+            return False
+        return True
+
+    def _linear(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return _packed_linear(x, weight) if self.packed else F.linear(x, weight)
+
     # ------------------------------------------------------------------ state
     def new_batch(self, rows: int, capacity: int, head: Head | None) -> Batch:
-        shape = (rows, self.n_kv, capacity, self.head_dim)
-        n = len(self.layers)  # columns are written before they are read: no need to clear
+        """An empty batch of ``rows`` rows with room for ``capacity`` tokens each (it
+        grows when needed)."""
+        shape = (rows, self.n_kv, max(capacity, 1), self.head_dim)
+        n = len(self.layers)  # zeros: masked columns must still be finite (0 x NaN is NaN)
         return Batch(head=head,
-                     keys=[torch.empty(shape, device=self.device) for _ in range(n)],
-                     values=[torch.empty(shape, device=self.device) for _ in range(n)],
-                     valid=torch.zeros((rows, capacity), dtype=torch.bool, device=self.device),
-                     positions=torch.zeros(rows, dtype=torch.long, device=self.device))
+                     keys=[torch.zeros(shape, dtype=self.key_dtype, device=self.device) for _ in range(n)],
+                     values=[torch.zeros(shape, dtype=self.value_dtype, device=self.device) for _ in range(n)],
+                     lengths=[0] * rows)
 
-    def head(self, ids: list[int] | tuple[int, ...]) -> Head:
+    def head(self, ids: Sequence[int]) -> Head:
         """Run a shared prompt head once and keep its keys and values."""
         batch = self.new_batch(1, len(ids), None)
-        tokens = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
-        self.forward(batch, tokens, torch.ones_like(tokens, dtype=torch.bool))
+        self.forward(batch, [list(ids)], last_only=[True])
         return Head(keys=[k[0] for k in batch.keys], values=[v[0] for v in batch.values])
 
     # ------------------------------------------------------------------ forward
@@ -191,56 +260,108 @@ class LlamaRunner:
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rotated * sin
 
-    def forward(self, batch: Batch, ids: torch.Tensor, real: torch.Tensor, *,
-                last_only: bool = True) -> torch.Tensor:
-        """Append ``ids`` (``[rows, n]``; ``real`` marks which are tokens rather than
-        padding) to every row and return float32 logits: of each row's last position
-        (``[rows, vocab]``) or, with ``last_only=False``, of every position (``[rows, n,
-        vocab]``). Position ids count real tokens only, after the head."""
-        rows, n = ids.shape
-        start, end = batch.length, batch.length + n
-        if end > batch.valid.shape[1]:
-            batch.grow(max(end, batch.valid.shape[1] * 3 // 2))
-        batch.valid[:, start:end] = real
+    def _groups(self, counts: list[int], starts: list[int]) -> list[_Group]:
+        """Short rows (one token and a few guesses) are attended over the whole batch,
+        without copying anyone's keys; long rows (prompts) apart, padded to the longest
+        prompt, so short rows are never padded to a prompt's length."""
+        n_rows = len(counts)
+        short = [r for r, n in enumerate(counts) if 0 < n <= self.SHORT]
+        long = [r for r, n in enumerate(counts) if n > self.SHORT]
+        plans = []
+        if short:
+            plans.append((None, short))
+        if long:
+            plans.append((None if len(long) == n_rows else long, long))
+        offsets = [0]
+        for n in counts:
+            offsets.append(offsets[-1] + n)
+        as_long = functools.partial(torch.tensor, dtype=torch.long, device=self.device)
+        groups = []
+        for subset, members in plans:
+            rows = list(range(n_rows)) if subset is None else subset
+            place = {r: i for i, r in enumerate(rows)}
+            slot = [place[r] for r in members for _ in range(counts[r])]
+            step = [j for r in members for j in range(counts[r])]
+            tokens = [t for r in members for t in range(offsets[r], offsets[r + 1])]
+            width = max(counts[r] for r in members)
+            columns = max(starts[r] + counts[r] for r in rows)
+            # A token sees its row's columns up to its own; padding queries see the same
+            # as the row's first new token (never nothing, so no row softmaxes over -inf).
+            first = as_long([starts[r] for r in rows])
+            query = first[:, None] + torch.arange(width, device=self.device)[None]
+            allowed = torch.arange(columns, device=self.device)[None, None, :] <= query[:, :, None]
+            bias = torch.zeros(allowed.shape, device=self.device).masked_fill_(
+                ~allowed, torch.finfo(torch.float32).min)[:, None, None]
+            groups.append(_Group(rows=None if subset is None else as_long(subset),
+                                 slot=as_long(slot), step=as_long(step), tokens=as_long(tokens),
+                                 width=width, columns=columns, bias=bias))
+        return groups
+
+    def forward(self, batch: Batch, tokens: Sequence[Sequence[int]],
+                last_only: Sequence[bool]) -> list[torch.Tensor]:
+        """Append ``tokens[row]`` (possibly none) to each row; return, per row, float32
+        next-token logits: ``[1, vocab]`` for its last new token where ``last_only[row]``,
+        else ``[n, vocab]`` for each of its ``n`` new tokens (``[0, vocab]`` for a row
+        given none). Rows are packed: projections run over real tokens only."""
+        counts = [len(t) for t in tokens]
+        if len(counts) != batch.rows:
+            raise ValueError(f"{len(counts)} token lists for a batch of {batch.rows} rows")
+        starts = list(batch.lengths)
+        ends = [s + n for s, n in zip(starts, counts)]
+        batch._reserve(max(ends, default=0))
+        flat = [t for row in tokens for t in row]
+        if not flat:
+            return [torch.zeros((0, self.vocab), device=self.device)
+                    for _ in counts]
+        as_long = functools.partial(torch.tensor, dtype=torch.long, device=self.device)
+        row_of = as_long([r for r, n in enumerate(counts) for _ in range(n)])
+        column = as_long([starts[r] + j for r, n in enumerate(counts) for j in range(n)])
         offset = batch.head.length if batch.head is not None else 0
-        positions = batch.positions.unsqueeze(1) + real.long().cumsum(1) - 1 + offset
-        batch.positions = batch.positions + real.long().sum(1)
-        cos, sin = self._rope(positions.clamp(min=0))
-        # Which of the row's own columns each new token sees: real ones up to itself
-        # (each token always sees itself, so a padding query never has an empty row).
-        cols = torch.arange(end, device=self.device)
-        own = torch.arange(start, end, device=self.device)
-        allowed = (batch.valid[:, None, :end] & (cols[None, :] <= own[:, None])[None]) \
-            | (cols[None, :] == own[:, None])[None]
-        bias = torch.zeros(allowed.shape, device=self.device).masked_fill_(~allowed, float("-inf"))
-        bias = bias[:, None, None]  # [rows, 1, 1, n, end] against [rows, kv, group, n, end]
+        cos, sin = self._rope(column + offset)
+        groups = self._groups(counts, starts)
         head = batch.head
+        total = len(flat)
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
-        x = F.embedding(ids, self.embed)
+        x = F.embedding(as_long(flat), self.embed)
         for index, layer in enumerate(self.layers):
             h = self._rms(x, layer.norm_in)
-            q, k, v = F.linear(h, layer.qkv).float().split([q_size, kv_size, kv_size], dim=-1)
-            q = self._rotate(q.view(rows, n, self.n_heads, self.head_dim).transpose(1, 2), cos, sin)
-            k = self._rotate(k.view(rows, n, self.n_kv, self.head_dim).transpose(1, 2), cos, sin)
+            q, k, v = self._linear(h, layer.qkv).float().split([q_size, kv_size, kv_size], dim=-1)
+            q = (self._rotate(q.view(total, self.n_heads, self.head_dim), cos, sin) * self.scale).to(self.key_dtype)
+            k = self._rotate(k.view(total, self.n_kv, self.head_dim), cos, sin)
             keys, values = batch.keys[index], batch.values[index]
-            keys[:, :, start:end] = k
-            values[:, :, start:end] = v.view(rows, n, self.n_kv, self.head_dim).transpose(1, 2)
-            q = (q * self.scale).reshape(rows, self.n_kv, self.group * n, self.head_dim)
-            scores = (q @ keys[:, :, :end].transpose(-1, -2)).view(rows, self.n_kv, self.group, n, end)
-            scores = (scores + bias).view(rows, self.n_kv, self.group * n, end)
-            if head is not None:
-                scores = torch.cat((q @ head.keys[index].transpose(-1, -2), scores), dim=-1)
-            weights = scores.softmax(-1)
-            if head is not None:
-                split = head.length
-                out = weights[..., :split] @ head.values[index] \
-                    + weights[..., split:] @ values[:, :, :end]
-            else:
-                out = weights @ values[:, :, :end]
-            out = out.view(rows, self.n_heads, n, self.head_dim).transpose(1, 2).reshape(rows, n, q_size)
-            x = x + F.linear(out.to(x.dtype), layer.o)
+            keys[row_of, :, column] = k.to(keys.dtype)
+            values[row_of, :, column] = v.view(total, self.n_kv, self.head_dim).to(values.dtype)
+            out = x.new_empty((total, self.n_heads, self.head_dim))
+            for g in groups:
+                rows = keys.shape[0] if g.rows is None else len(g.rows)
+                gk = keys[:, :, :g.columns] if g.rows is None else keys.index_select(0, g.rows)[:, :, :g.columns]
+                gv = values[:, :, :g.columns] if g.rows is None else values.index_select(0, g.rows)[:, :, :g.columns]
+                padded = q.new_zeros((rows, g.width, self.n_heads, self.head_dim))
+                padded[g.slot, g.step] = q.index_select(0, g.tokens)
+                gq = padded.permute(0, 2, 1, 3).reshape(rows, self.n_kv, self.group * g.width, self.head_dim)
+                scores = (gq @ gk.transpose(-1, -2)).float().view(rows, self.n_kv, self.group, g.width, g.columns)
+                scores = (scores + g.bias).view(rows, self.n_kv, self.group * g.width, g.columns)
+                if head is not None:
+                    scores = torch.cat(((gq @ head.keys[index].transpose(-1, -2)).float(), scores), dim=-1)
+                weights = scores.softmax(-1).to(self.value_dtype)
+                if head is not None:
+                    split = head.length
+                    o = weights[..., :split] @ head.values[index] + weights[..., split:] @ gv
+                else:
+                    o = weights @ gv
+                o = o.view(rows, self.n_heads, g.width, self.head_dim).permute(0, 2, 1, 3)
+                out[g.tokens] = o[g.slot, g.step].to(out.dtype)
+            x = x + self._linear(out.reshape(total, q_size).to(x.dtype), layer.o)
             h = self._rms(x, layer.norm_post)
-            gate, up = F.linear(h, layer.gate_up).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, layer.down)
-        batch.length = end
-        return F.linear(self._rms(x[:, -1] if last_only else x, self.norm), self.lm_head).float()
+            gate, up = self._linear(h, layer.gate_up).chunk(2, dim=-1)
+            x = x + self._linear(F.silu(gate) * up, layer.down)
+        batch.lengths = ends
+        picks, bounds = [], []
+        position = 0
+        for n, last in zip(counts, last_only):
+            chosen = [position + n - 1] if (last and n) else list(range(position, position + n))
+            bounds.append((len(picks), len(picks) + len(chosen)))
+            picks += chosen
+            position += n
+        logits = self._linear(self._rms(x.index_select(0, as_long(picks)), self.norm), self.lm_head).float()
+        return [logits[a:b] for a, b in bounds]

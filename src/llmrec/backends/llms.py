@@ -368,139 +368,164 @@ class TransformersChat:
                 self._head_states.pop(next(iter(self._head_states)))
         return states
 
-    def _decode(self, head: tuple[int, ...], tails: list[list[int]],
-                max_new_tokens: int) -> Iterator[tuple[int, str]]:
-        """Greedy decoding of one batch: ``(row, answer)`` for each row as soon as it ends
-        (end-of-sequence token or ``max_new_tokens``), rows that ended dropped from the
-        batch as it shrinks. Rows are laid out ``[head][padding][tail]``: the head's keys
-        and values are shared, the padding is masked, and position ids count only real
-        tokens, so each row computes exactly what it would alone.
+    def _decode(self, head: tuple[int, ...], tails: list[tuple[int, list[int]]],
+                max_new_tokens: int, join: Any, later: list[tuple[int, tuple[int, ...], list[int]]],
+                ) -> Iterator[tuple[int, str]]:
+        """Greedy decoding of one batch of ``(index, prompt tail)`` rows sharing ``head``:
+        ``(index, answer)`` for each row as soon as it ends (end-of-sequence token or
+        ``max_new_tokens``).
 
         Each step also checks up to ``draft_tokens`` guessed tokens per row (prompt lookup:
         the tokens that followed the latest earlier occurrence of the row's last few
         tokens in its prompt or answer, since answers copy titles and phrases from the
         prompt). A guess is kept only where it equals the greedy choice, so the answer is
-        the one plain greedy decoding gives, in fewer steps; guesses that were not kept are
-        masked out of the row."""
-        n_rows, width = len(tails), max(len(t) for t in tails)
-        input_ids = torch.full((n_rows, width), self._pad_id, dtype=torch.long)
-        real = torch.zeros((n_rows, width), dtype=torch.bool)
-        for row, ids in enumerate(tails):
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            real[row, width - len(ids):] = True
+        the one plain greedy decoding gives, in fewer steps.
+
+        With the lean forward, rows join a running batch: ``join(free)`` (when given) is
+        asked between steps for up to ``free`` more ``(index, head, tail)`` prompts; those
+        with this batch's head take their prompt in the next step (a few at a time, riding
+        along with the other rows' decoding), the others go to ``later``."""
         penalty = self.repetition_penalty
-        seen = torch.cat([torch.tensor([head] * n_rows, dtype=torch.long).reshape(n_rows, -1),
-                          input_ids], dim=1) if penalty != 1.0 else None
-        draft_tokens = self.draft_tokens if seen is None else 0
-        lookups = [_Lookup(list(head) + ids) for ids in tails] if draft_tokens else None
+        draft_tokens = self.draft_tokens if penalty == 1.0 else 0
         states = self._head(head) if head else None
-        steps: _Steps = (_LeanSteps(self._runner, states, n_rows, width + max_new_tokens + 1)
-                         if self._runner is not None else _ModelSteps(self, states, len(head)))
-        logits = steps.run(input_ids.to(self.device), real.to(self.device), last_only=True)
+        lean = self._runner is not None
+        steps: _Steps = (_LeanSteps(self._runner, states, max(len(t) for _, t in tails) + max_new_tokens)
+                         if lean else _ModelSteps(self, states, len(head)))
+        if not lean:
+            join = None
         eos = set(self._eos_ids if isinstance(self._eos_ids, (list, tuple)) else [self._eos_ids])
-        rows = list(range(n_rows))  # tensor row -> input row
-        tokens: list[list[int]] = [[] for _ in range(n_rows)]
-        drafts: list[list[int]] = [[] for _ in range(n_rows)]
-        ended: set[int] = set()
-        offsets = [0] * n_rows  # where each row's tokens start in the step's input
+        rows: list[_Row] = []
+        waiting: list[_Row] = [_Row(index, list(head), tail, draft_tokens) for index, tail in tails]
         while True:
-            if seen is not None:  # one token per step here (no guesses)
-                score = torch.gather(logits, 1, seen.to(logits.device))
-                score = torch.where(score < 0, score * penalty, score / penalty)
-                logits = logits.scatter(1, seen.to(logits.device), score)
-            greedy = logits.argmax(-1)
-            greedy = (greedy.unsqueeze(1) if greedy.dim() == 1 else greedy).tolist()
-            live, nexts, discard = [], [], []
-            for slot, row in enumerate(rows):
-                if row in ended:
-                    discard.append(0)
-                    continue
-                draft, choices = drafts[row], greedy[slot][offsets[slot]:]
-                kept = 0
-                while kept < len(draft) and draft[kept] == choices[kept]:
-                    kept += 1
-                discard.append(len(draft) - kept)
-                for token in choices[:kept + 1]:
-                    if token in eos or len(tokens[row]) + 1 >= max_new_tokens:
-                        if token not in eos:
-                            tokens[row].append(token)
-                        ended.add(row)
-                        yield row, self.tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
-                        break
-                    tokens[row].append(token)
-                else:
-                    live.append(slot)
-                    nexts.append(choices[kept])
-                    if lookups is not None:
-                        lookups[row].extend(choices[:kept + 1])
-            if not live:
+            if join is not None:
+                free = self.max_batch_size - sum(not r.ended for r in rows) - len(waiting)
+                if free > 0:
+                    for index, other_head, tail in join(free):
+                        if other_head == head:
+                            waiting.append(_Row(index, list(head), tail, draft_tokens))
+                        else:
+                            later.append((index, other_head, tail))
+            if waiting:  # admit prompts, a few at a time while other rows are decoding
+                live = sum(not r.ended for r in rows)
+                budget = _JOIN_TOKENS if live else None
+                admitted = 0
+                while waiting and live < self.max_batch_size and (
+                        budget is None or admitted == 0 or admitted + len(waiting[0].feed) <= budget):
+                    live += 1
+                    admitted += len(waiting[0].feed)
+                    steps.add(1)
+                    rows.append(waiting.pop(0))
+            if not any(not r.ended for r in rows):
                 return
+            logits = steps.run([[] if r.ended else r.feed for r in rows],
+                               last_only=[r.prompt for r in rows])
+            discard = [0] * len(rows)
+            for slot, row in enumerate(rows):
+                if row.ended or not row.feed:
+                    continue
+                scores = logits[slot]
+                if penalty != 1.0:  # one token per step here (no guesses)
+                    seen = torch.tensor(sorted(set(row.lookup.tokens)), device=scores.device)
+                    picked = scores[-1, seen]
+                    scores = scores.clone()
+                    scores[-1, seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
+                choices = scores.argmax(-1).tolist()
+                kept = 0
+                while kept < len(row.draft) and row.draft[kept] == choices[kept]:
+                    kept += 1
+                discard[slot] = len(row.draft) - kept
+                row.prompt = False
+                for token in choices[:kept + 1]:
+                    if token in eos or len(row.tokens) + 1 >= max_new_tokens:
+                        if token not in eos:
+                            row.tokens.append(token)
+                        row.ended = True
+                        yield row.index, self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip()
+                        break
+                    row.tokens.append(token)
+                    row.lookup.extend([token])
+                if not row.ended:
+                    room = max_new_tokens - len(row.tokens) - 1
+                    row.draft = row.lookup.guess(min(draft_tokens, room)) if draft_tokens else []
+                    row.feed = [choices[kept], *row.draft]
             if any(discard):
-                steps.discard(torch.tensor(discard, dtype=torch.long, device=self.device))
-            if len(live) <= len(rows) // 2:  # shrink the batch: ended rows cost compute
-                keep = torch.tensor(live, dtype=torch.long, device=self.device)
-                steps.keep(keep)
+                steps.discard(discard)
+            ended = sum(r.ended for r in rows)
+            if ended and (2 * ended >= len(rows) or waiting):  # ended rows cost compute
+                live = [slot for slot, r in enumerate(rows) if not r.ended]
+                steps.keep(live)
                 rows = [rows[slot] for slot in live]
-                live = list(range(len(rows)))
-                if seen is not None:
-                    seen = seen[keep.cpu()]
-            # Rows that ended but are still in the batch get a masked filler token; a row's
-            # guesses that are not kept are its last tokens, which ``discard`` forgets.
-            step_tokens = [[self._pad_id] for _ in rows]
-            for slot, token in zip(live, nexts):
-                row = rows[slot]
-                room = max_new_tokens - len(tokens[row]) - 1
-                drafts[row] = lookups[row].guess(min(draft_tokens, room)) if lookups else []
-                step_tokens[slot] = [token, *drafts[row]]
-            n = max(len(ids) for ids in step_tokens)
-            step_ids = torch.full((len(rows), n), self._pad_id, dtype=torch.long)
-            step_real = torch.zeros((len(rows), n), dtype=torch.bool)
-            offsets = [n - len(ids) for ids in step_tokens]
-            for slot in live:  # left-padded: a row's last token, or guess, comes last
-                ids = step_tokens[slot]
-                step_ids[slot, n - len(ids):] = torch.tensor(ids, dtype=torch.long)
-                step_real[slot, n - len(ids):] = True
-            if seen is not None:
-                seen = torch.cat([seen, step_ids[:, -1:]], dim=1)
-            logits = steps.run(step_ids.to(self.device), step_real.to(self.device),
-                               last_only=n == 1)
 
     def stream(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
+        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48,
+        join: Any = None,
     ) -> Iterator[tuple[int, str]]:
         """Yield ``(index, answer)`` for every conversation as soon as its answer ends.
         Conversations run in batches of at most ``max_batch_size`` that share a head,
         shortest prompts first. Arguments are checked before the first ``next``; closing
-        the iterator stops the batch in flight."""
+        the iterator stops the batch in flight.
+
+        ``join``, if given, is called between decoding steps with the number of free rows
+        and returns more conversations (possibly none) to answer in this stream: they get
+        the next indices (``len(conversations)``, then on) and join the running batch
+        when the lean forward is in use (see :attr:`joins_running_batch`), else a later
+        batch of this stream."""
         conversations = _check_conversations(conversations)
         max_new_tokens = _check_max_new_tokens(max_new_tokens)
-        return self._stream(conversations, max_new_tokens)
+        if join is not None and not callable(join):
+            raise ConfigError(f"join must be callable, got {join!r}")
+        return self._stream(conversations, max_new_tokens, join)
 
-    def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
-        if not conversations:
-            return
+    @property
+    def joins_running_batch(self) -> bool:
+        """Whether conversations given through ``stream(join=...)`` join the batch that is
+        running (the lean forward for Llama models) rather than wait for a later one."""
+        return self._runner is not None
+
+    def _stream(self, conversations: list[list[dict]], max_new_tokens: int,
+                join: Any) -> Iterator[tuple[int, str]]:
         prompts = [self._prompt_ids(c) for c in conversations]
-        order = sorted(range(len(prompts)), key=lambda i: (prompts[i][0], len(prompts[i][1])))
-        batches: list[list[int]] = []
-        for i in order:
-            if batches and len(batches[-1]) < self.max_batch_size \
-                    and prompts[batches[-1][0]][0] == prompts[i][0]:
-                batches[-1].append(i)
-            else:
-                batches.append([i])
+        later: list[tuple[int, tuple[int, ...], list[int]]] = [
+            (i, prompts[i][0], prompts[i][1]) for i in range(len(prompts))]
+        count = len(conversations)
+
+        def joined(free: int) -> list[tuple[int, tuple[int, ...], list[int]]]:
+            nonlocal count
+            out = []
+            for conversation in join(free):
+                head, tail = self._prompt_ids(_check_conversations([conversation])[0])
+                out.append((count, head, tail))
+                count += 1
+            return out
+
         from tqdm.auto import tqdm
 
-        for idx in tqdm(batches, desc="generating", unit="batch", disable=not self.show_progress):
-            head = prompts[idx[0]][0]
-            try:
-                with self._lock, torch.inference_mode():
-                    for row, text in self._decode(head, [prompts[i][1] for i in idx],
-                                                  max_new_tokens):
-                        yield idx[row], text
-            except GenerationError:
-                raise
-            except Exception as exc:
-                raise GenerationError(f"language model {self.model_name!r} failed: {exc}") from exc
+        progress = tqdm(desc="generating", unit="answer", total=len(conversations),
+                        disable=not self.show_progress)
+        try:
+            while later or join is not None:
+                if not later:
+                    later.extend(joined(self.max_batch_size))
+                    if not later:
+                        return
+                later.sort(key=lambda p: (p[1], len(p[2])))
+                head = later[0][1]
+                batch = [(i, tail) for i, h, tail in later if h == head][:self.max_batch_size]
+                taken = {i for i, _ in batch}
+                later[:] = [p for p in later if p[0] not in taken]
+                try:
+                    with self._lock, torch.inference_mode():
+                        for index, text in self._decode(head, batch, max_new_tokens,
+                                                        joined if join is not None else None, later):
+                            progress.total = max(progress.total, count)
+                            progress.update()
+                            yield index, text
+                except GenerationError:
+                    raise
+                except Exception as exc:
+                    raise GenerationError(f"language model {self.model_name!r} failed: {exc}") from exc
+        finally:
+            progress.close()
 
     def generate(
         self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
@@ -544,77 +569,121 @@ class _Lookup:
         return []
 
 
+class _Row:
+    """One answer being written: its stream index, its tokens so far, what it is given in
+    the next step (its prompt, then its last token and guesses) and its guesses."""
+
+    __slots__ = ("draft", "ended", "feed", "index", "lookup", "prompt", "tokens")
+
+    def __init__(self, index: int, head: list[int], tail: list[int], draft_tokens: int) -> None:
+        self.index, self.feed, self.prompt, self.ended = index, list(tail), True, False
+        self.tokens: list[int] = []
+        self.draft: list[int] = []
+        self.lookup = _Lookup(head + list(tail))
+
+
+#: Prompt tokens that join a running batch per step (at least one prompt): enough to keep
+#: the other rows' decoding riding along, few enough that their steps stay short.
+_JOIN_TOKENS = 192
+
+
 class _Steps:
-    """One decoding batch's forward passes: ``run`` appends tokens to every row (``real``
-    marks which are tokens, not padding) and returns next-token logits, of the last
-    position (``[rows, vocab]``) or of every position (``[rows, n, vocab]``);
-    ``discard`` forgets each row's last few tokens; ``keep`` drops rows."""
+    """One decoding batch's forward passes: ``run`` gives each row its tokens (a list per
+    row, possibly empty) and returns each row's next-token logits (of its last token where
+    ``last_only``, else of each); ``discard`` forgets each row's last few tokens; ``add``
+    appends empty rows; ``keep`` keeps only some rows."""
 
-    def run(self, ids: torch.Tensor, real: torch.Tensor, *, last_only: bool) -> torch.Tensor:
+    def run(self, feeds: list[list[int]], *, last_only: list[bool]) -> list[torch.Tensor]:
         raise NotImplementedError
 
-    def discard(self, counts: torch.Tensor) -> None:
+    def discard(self, counts: list[int]) -> None:
         raise NotImplementedError
 
-    def keep(self, rows: torch.Tensor) -> None:
+    def add(self, rows: int) -> None:
+        raise NotImplementedError
+
+    def keep(self, rows: list[int]) -> None:
         raise NotImplementedError
 
 
 class _LeanSteps(_Steps):
-    """Through :class:`~llmrec.backends._llama.LlamaRunner` (Llama architectures)."""
+    """Through :class:`~llmrec.backends._llama.LlamaRunner` (Llama architectures): rows
+    are packed, so they may take different numbers of tokens, and may join at any step."""
 
-    def __init__(self, runner: Any, head: Any, rows: int, capacity: int) -> None:
+    def __init__(self, runner: Any, head: Any, capacity: int) -> None:
         self.runner = runner
-        self.batch = runner.new_batch(rows, capacity, head)
+        self.batch = runner.new_batch(0, capacity, head)
 
-    def run(self, ids: torch.Tensor, real: torch.Tensor, *, last_only: bool) -> torch.Tensor:
-        return self.runner.forward(self.batch, ids, real, last_only=last_only)
+    def run(self, feeds: list[list[int]], *, last_only: list[bool]) -> list[torch.Tensor]:
+        return self.runner.forward(self.batch, feeds, last_only)
 
-    def discard(self, counts: torch.Tensor) -> None:
+    def discard(self, counts: list[int]) -> None:
         self.batch.discard(counts)
 
-    def keep(self, rows: torch.Tensor) -> None:
+    def add(self, rows: int) -> None:
+        self.batch.add(rows)
+
+    def keep(self, rows: list[int]) -> None:
         self.batch.select(rows)
 
 
 class _ModelSteps(_Steps):
-    """Through the Hugging Face model's own forward (any causal LM): a 2-D attention
-    mask marks real tokens, position ids count them."""
+    """Through the Hugging Face model's own forward (any causal LM): each step's tokens
+    are left-padded to the longest row, a 2-D attention mask marks real tokens, position
+    ids count them. Rows are all added before the first step."""
 
     def __init__(self, chat: TransformersChat, head: Any, n_head: int) -> None:
         self.chat, self.n_head, self.head = chat, n_head, head
+        self.rows = 0
         self.cache: Any = None
         self.mask: torch.Tensor | None = None
         self.next_position: torch.Tensor | None = None
 
-    def run(self, ids: torch.Tensor, real: torch.Tensor, *, last_only: bool) -> torch.Tensor:
-        rows = ids.shape[0]
+    def add(self, rows: int) -> None:
+        if self.mask is not None:
+            raise GenerationError("rows cannot join a running batch of the model's own forward")
+        self.rows += rows
+
+    def run(self, feeds: list[list[int]], *, last_only: list[bool]) -> list[torch.Tensor]:
+        device = self.chat.device
+        width = max(len(f) for f in feeds)
+        ids = torch.full((len(feeds), width), self.chat._pad_id, dtype=torch.long)
+        real = torch.zeros((len(feeds), width), dtype=torch.bool)
+        for row, feed in enumerate(feeds):  # left-padded: a row's last token comes last
+            if feed:
+                ids[row, width - len(feed):] = torch.tensor(feed, dtype=torch.long)
+                real[row, width - len(feed):] = True
+        ids, real = ids.to(device), real.to(device)
         if self.mask is None:  # the first call: the prompt tails after the shared head
-            self.mask = torch.ones((rows, self.n_head), dtype=torch.long, device=ids.device)
-            self.next_position = torch.full((rows,), self.n_head, dtype=torch.long, device=ids.device)
+            self.mask = torch.ones((len(feeds), self.n_head), dtype=torch.long, device=device)
+            self.next_position = torch.full((len(feeds),), self.n_head, dtype=torch.long, device=device)
             if self.head is not None:
                 self.cache = _import_transformers().DynamicCache()
                 for layer, (keys, values) in enumerate(self.head):
-                    self.cache.update(keys.expand(rows, -1, -1, -1),
-                                      values.expand(rows, -1, -1, -1), layer)
+                    self.cache.update(keys.expand(len(feeds), -1, -1, -1),
+                                      values.expand(len(feeds), -1, -1, -1), layer)
         self.mask = torch.cat([self.mask, real.long()], dim=1)
         positions = (self.next_position[:, None] + real.long().cumsum(1) - 1).clamp_(min=0)
         self.next_position = self.next_position + real.long().sum(1)
-        keep = self.chat._last_logits if last_only else \
-            {name: 0 for name in self.chat._last_logits}
+        last = all(last_only) or width == 1
+        keep = self.chat._last_logits if last else {name: 0 for name in self.chat._last_logits}
         out = self.chat.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
                               past_key_values=self.cache, use_cache=True, **keep)
         self.cache = out.past_key_values
-        return (out.logits[:, -1] if last_only else out.logits).float()
+        logits = out.logits.float()
+        return [logits[row, -1:] if last or last_only[row] else logits[row, width - len(feed):]
+                for row, feed in enumerate(feeds)]
 
-    def discard(self, counts: torch.Tensor) -> None:
+    def discard(self, counts: list[int]) -> None:
+        counts_t = torch.tensor(counts, dtype=torch.long, device=self.mask.device)
         cols = torch.arange(self.mask.shape[1], device=self.mask.device)
-        self.mask = self.mask.masked_fill(cols >= self.mask.shape[1] - counts[:, None], 0)
-        self.next_position = self.next_position - counts
+        self.mask = self.mask.masked_fill(cols >= self.mask.shape[1] - counts_t[:, None], 0)
+        self.next_position = self.next_position - counts_t
 
-    def keep(self, rows: torch.Tensor) -> None:
-        self.cache.batch_select_indices(rows)
-        self.mask, self.next_position = self.mask[rows], self.next_position[rows]
+    def keep(self, rows: list[int]) -> None:
+        index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.next_position = self.mask[index], self.next_position[index]
 
 
 class TemplateChat:
