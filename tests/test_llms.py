@@ -140,7 +140,7 @@ def test_tiny_model_stream_can_stop_early(tiny) -> None:
 
 def test_tiny_model_config_and_errors(tiny, tiny_model_dir, tmp_path) -> None:
     assert tiny.config() == {"model": tiny_model_dir, "dtype": "float32", "max_batch_size": 2,
-                             "repetition_penalty": 1.0, "draft_tokens": 3}
+                             "repetition_penalty": 1.0, "draft_tokens": 2}
     assert tiny.device == torch.device("cpu") and tiny.dtype == torch.float32
     with pytest.raises(ConfigError, match="no-such-dir"):
         TransformersChat(str(tmp_path / "no-such-dir"), device="cpu")

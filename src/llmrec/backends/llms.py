@@ -227,7 +227,7 @@ class TransformersChat:
         cache_dir: str | os.PathLike | None = None,
         max_batch_size: int = 16,
         repetition_penalty: float = 1.0,
-        draft_tokens: int = 3,
+        draft_tokens: int = 2,
         show_progress: bool = False,
     ) -> None:
         transformers = _import_transformers()
