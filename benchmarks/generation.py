@@ -88,7 +88,6 @@ class Recorder:
         self.inner = inner
         self.name = inner.name
         self.max_batch_size = getattr(inner, "max_batch_size", 16)
-        self.joins_running_batch = getattr(inner, "joins_running_batch", False)
         self.answers: list[tuple[list[dict[str, str]], str]] = []
 
     def config(self) -> dict[str, Any]:
@@ -99,18 +98,9 @@ class Recorder:
         self.answers += list(zip(conversations, out))
         return out
 
-    def stream(self, conversations, *, max_new_tokens=48, join=None):  # noqa: ANN001, ANN201
+    def stream(self, conversations, *, max_new_tokens=48):  # noqa: ANN001, ANN201
         conversations = list(conversations)
-        extra = {}
-        if join is not None:
-            def recorded(free):  # noqa: ANN001, ANN202
-                more = join(free)
-                conversations.extend(more)  # joined ones take the next indices
-                return more
-
-            extra["join"] = recorded
-        for index, answer in self.inner.stream(list(conversations), max_new_tokens=max_new_tokens,
-                                               **extra):
+        for index, answer in self.inner.stream(conversations, max_new_tokens=max_new_tokens):
             self.answers.append((conversations[index], answer))
             yield index, answer
 

@@ -367,30 +367,3 @@ def test_lean_forward_only_for_plain_llama(tiny_model_dir) -> None:
     config.attention_bias = True
     assert not supports(LlamaForCausalLM(config))
     assert not supports(torch.nn.Linear(2, 2))
-
-
-def test_conversations_joining_a_running_stream_get_their_own_answers(tiny) -> None:
-    """``stream(join=...)``: conversations handed over between decoding steps take the
-    next indices and get the answers a call of their own gives, whether they share the
-    running batch's head (they join it) or not (a later batch of the same stream)."""
-    assert tiny.joins_running_batch
-    first = [SHARED_HEAD + [{"role": "user", "content": "Why is it good?"}],
-             SHARED_HEAD + [{"role": "user", "content": "Hi"}]]
-    more = [[SHARED_HEAD + [{"role": "user", "content": "Tell me about robots"}]],
-            [CONVERSATIONS[0], SHARED_HEAD + [{"role": "user", "content": "Name one"},
-                                              {"role": "assistant", "content": "You may like"}]]]
-    asked = []
-
-    def join(free: int) -> list:
-        asked.append(free)
-        return more.pop(0) if more else []
-
-    pairs = list(tiny.stream(first, max_new_tokens=12, join=join))
-    everything = first + [SHARED_HEAD + [{"role": "user", "content": "Tell me about robots"}],
-                          CONVERSATIONS[0], SHARED_HEAD + [{"role": "user", "content": "Name one"},
-                                                           {"role": "assistant", "content": "You may like"}]]
-    assert sorted(i for i, _ in pairs) == list(range(5))
-    assert dict(pairs) == {i: tiny.generate([c], max_new_tokens=12)[0] for i, c in enumerate(everything)}
-    assert all(0 < free <= tiny.max_batch_size for free in asked)
-    with pytest.raises(ConfigError, match="join"):
-        tiny.stream(first, join="not callable")

@@ -752,7 +752,6 @@ def _clean_answer(text: str) -> str:
 #: rarely delays the first text, at almost no cost (a decoding step at batch 2 costs about
 #: what one at batch 1 does on a CPU).
 _FIRST_BATCH = 2
-_EARLY_JOIN_EVERY = 2
 
 
 class _Owner:
@@ -1054,7 +1053,7 @@ class ContentGenerator:
                 _template(job.facts), "template", "latency budget",
                 retry_reason=job.retry_reason)))
 
-    def _take_batch(self, limit: int | None = None) -> list[_Job]:
+    def _take_batch(self) -> list[_Job]:
         """The next model batch (called with ``self._cv`` held): requests whose budget
         is spent get template text; the first requests of a call (and their second
         attempts, until the call has a text) go in a small batch of their own, several
@@ -1074,8 +1073,7 @@ class ContentGenerator:
                     retry_reason=job.retry_reason)))
         if not self._queue:
             return []
-        if limit is None:
-            limit = max(1, int(getattr(self.backend, "max_batch_size", 16) or 16))
+        limit = max(1, int(getattr(self.backend, "max_batch_size", 16) or 16))
         # Once a call has its first text, the second attempt of its other first request
         # joins the next large batch instead of running alone ahead of it.
         firsts = [j for j in self._queue if j.first and not j.owner.answered]
@@ -1096,28 +1094,8 @@ class ContentGenerator:
         pending = dict(enumerate(batch))
         started = time.perf_counter()
         answered = 0
-        joined, calls = len(batch), 0
-
-        def join(free: int) -> list[list[dict[str, str]]]:
-            """More requests for the running batch (a backend that takes them between
-            decoding steps): none while a call's first texts are still being written
-            alone, else the queue's next ones, retries included."""
-            nonlocal joined, calls
-            calls += 1
-            with self._cv:
-                if any(j.first and not j.owner.answered for j in pending.values()):
-                    if calls % _EARLY_JOIN_EVERY:
-                        return []
-                    free = min(free, 1)
-                jobs = self._take_batch(limit=free) if free > 0 else []
-            for job in jobs:
-                pending[joined] = job
-                joined += 1
-            return [j.conversation for j in jobs]
-
-        extra = {"join": join} if getattr(self.backend, "joins_running_batch", False) else {}
         stream = self.backend.stream([j.conversation for j in batch],
-                                     max_new_tokens=self.max_new_tokens, **extra)
+                                     max_new_tokens=self.max_new_tokens)
         try:
             for n, answer in stream:
                 job = pending.pop(n, None)

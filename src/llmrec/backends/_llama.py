@@ -13,8 +13,7 @@ module runs the same weights with:
   model object keeps working), and on a CPU with oneDNN those weights pre-packed in its
   blocked layout (a packed copy; matmuls at 1-40 rows cost about half);
 * rows packed: each row gives any number of new tokens per step (its prompt, or its last
-  token and a few guessed ones), projections run over real tokens only, and a row may
-  join a running batch;
+  token and a few guessed ones) and projections run over real tokens only;
 * the shared head's keys and values held once, not once per row: attention scores
   against the head and against each row's own tokens are computed separately and
   normalised together; rows with a handful of new tokens are attended apart from rows

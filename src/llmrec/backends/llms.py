@@ -369,8 +369,7 @@ class TransformersChat:
         return states
 
     def _decode(self, head: tuple[int, ...], tails: list[tuple[int, list[int]]],
-                max_new_tokens: int, join: Any, later: list[tuple[int, tuple[int, ...], list[int]]],
-                ) -> Iterator[tuple[int, str]]:
+                max_new_tokens: int) -> Iterator[tuple[int, str]]:
         """Greedy decoding of one batch of ``(index, prompt tail)`` rows sharing ``head``:
         ``(index, answer)`` for each row as soon as it ends (end-of-sequence token or
         ``max_new_tokens``).
@@ -379,42 +378,18 @@ class TransformersChat:
         the tokens that followed the latest earlier occurrence of the row's last few
         tokens in its prompt or answer, since answers copy titles and phrases from the
         prompt). A guess is kept only where it equals the greedy choice, so the answer is
-        the one plain greedy decoding gives, in fewer steps.
-
-        With the lean forward, rows join a running batch: ``join(free)`` (when given) is
-        asked between steps for up to ``free`` more ``(index, head, tail)`` prompts; those
-        with this batch's head take their prompt in the next step (a few at a time, riding
-        along with the other rows' decoding), the others go to ``later``."""
+        the one plain greedy decoding gives, in fewer steps. Rows that ended leave the
+        batch once half of it has ended."""
         penalty = self.repetition_penalty
         draft_tokens = self.draft_tokens if penalty == 1.0 else 0
         states = self._head(head) if head else None
         lean = self._runner is not None
         steps: _Steps = (_LeanSteps(self._runner, states, max(len(t) for _, t in tails) + max_new_tokens)
                          if lean else _ModelSteps(self, states, len(head)))
-        if not lean:
-            join = None
         eos = set(self._eos_ids if isinstance(self._eos_ids, (list, tuple)) else [self._eos_ids])
-        rows: list[_Row] = []
-        waiting: list[_Row] = [_Row(index, list(head), tail, draft_tokens) for index, tail in tails]
+        rows = [_Row(index, list(head), tail, draft_tokens) for index, tail in tails]
+        steps.add(len(rows))
         while True:
-            if join is not None:
-                free = self.max_batch_size - sum(not r.ended for r in rows) - len(waiting)
-                if free > 0:
-                    for index, other_head, tail in join(free):
-                        if other_head == head:
-                            waiting.append(_Row(index, list(head), tail, draft_tokens))
-                        else:
-                            later.append((index, other_head, tail))
-            if waiting:  # admit prompts, a few at a time while other rows are decoding
-                live = sum(not r.ended for r in rows)
-                budget = _JOIN_TOKENS if live else None
-                admitted = 0
-                while waiting and live < self.max_batch_size and (
-                        budget is None or admitted == 0 or admitted + len(waiting[0].feed) <= budget):
-                    live += 1
-                    admitted += len(waiting[0].feed)
-                    steps.add(1)
-                    rows.append(waiting.pop(0))
             if not any(not r.ended for r in rows):
                 return
             logits = steps.run([[] if r.ended else r.feed for r in rows],
@@ -451,81 +426,45 @@ class TransformersChat:
             if any(discard):
                 steps.discard(discard)
             ended = sum(r.ended for r in rows)
-            if ended and (2 * ended >= len(rows) or waiting):  # ended rows cost compute
+            if ended and 2 * ended >= len(rows):  # ended rows cost compute
                 live = [slot for slot, r in enumerate(rows) if not r.ended]
                 steps.keep(live)
                 rows = [rows[slot] for slot in live]
 
     def stream(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48,
-        join: Any = None,
+        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
     ) -> Iterator[tuple[int, str]]:
         """Yield ``(index, answer)`` for every conversation as soon as its answer ends.
         Conversations run in batches of at most ``max_batch_size`` that share a head,
         shortest prompts first. Arguments are checked before the first ``next``; closing
-        the iterator stops the batch in flight.
-
-        ``join``, if given, is called between decoding steps with the number of free rows
-        and returns more conversations (possibly none) to answer in this stream: they get
-        the next indices (``len(conversations)``, then on) and join the running batch
-        when the lean forward is in use (see :attr:`joins_running_batch`), else a later
-        batch of this stream."""
+        the iterator stops the batch in flight."""
         conversations = _check_conversations(conversations)
         max_new_tokens = _check_max_new_tokens(max_new_tokens)
-        if join is not None and not callable(join):
-            raise ConfigError(f"join must be callable, got {join!r}")
-        return self._stream(conversations, max_new_tokens, join)
+        return self._stream(conversations, max_new_tokens)
 
-    @property
-    def joins_running_batch(self) -> bool:
-        """Whether conversations given through ``stream(join=...)`` join the batch that is
-        running (the lean forward for Llama models) rather than wait for a later one."""
-        return self._runner is not None
-
-    def _stream(self, conversations: list[list[dict]], max_new_tokens: int,
-                join: Any) -> Iterator[tuple[int, str]]:
+    def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
+        if not conversations:
+            return
         prompts = [self._prompt_ids(c) for c in conversations]
-        later: list[tuple[int, tuple[int, ...], list[int]]] = [
-            (i, prompts[i][0], prompts[i][1]) for i in range(len(prompts))]
-        count = len(conversations)
-
-        def joined(free: int) -> list[tuple[int, tuple[int, ...], list[int]]]:
-            nonlocal count
-            out = []
-            for conversation in join(free):
-                head, tail = self._prompt_ids(_check_conversations([conversation])[0])
-                out.append((count, head, tail))
-                count += 1
-            return out
-
+        order = sorted(range(len(prompts)), key=lambda i: (prompts[i][0], len(prompts[i][1])))
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and len(batches[-1]) < self.max_batch_size \
+                    and prompts[batches[-1][0]][0] == prompts[i][0]:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
         from tqdm.auto import tqdm
 
-        progress = tqdm(desc="generating", unit="answer", total=len(conversations),
-                        disable=not self.show_progress)
-        try:
-            while later or join is not None:
-                if not later:
-                    later.extend(joined(self.max_batch_size))
-                    if not later:
-                        return
-                later.sort(key=lambda p: (p[1], len(p[2])))
-                head = later[0][1]
-                batch = [(i, tail) for i, h, tail in later if h == head][:self.max_batch_size]
-                taken = {i for i, _ in batch}
-                later[:] = [p for p in later if p[0] not in taken]
-                try:
-                    with self._lock, torch.inference_mode():
-                        for index, text in self._decode(head, batch, max_new_tokens,
-                                                        joined if join is not None else None, later):
-                            progress.total = max(progress.total, count)
-                            progress.update()
-                            yield index, text
-                except GenerationError:
-                    raise
-                except Exception as exc:
-                    raise GenerationError(f"language model {self.model_name!r} failed: {exc}") from exc
-        finally:
-            progress.close()
+        for idx in tqdm(batches, desc="generating", unit="batch", disable=not self.show_progress):
+            head = prompts[idx[0]][0]
+            try:
+                with self._lock, torch.inference_mode():
+                    yield from self._decode(head, [(i, prompts[i][1]) for i in idx], max_new_tokens)
+            except GenerationError:
+                raise
+            except Exception as exc:
+                raise GenerationError(f"language model {self.model_name!r} failed: {exc}") from exc
 
     def generate(
         self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
@@ -582,11 +521,6 @@ class _Row:
         self.lookup = _Lookup(head + list(tail))
 
 
-#: Prompt tokens that join a running batch per step (at least one prompt): enough to keep
-#: the other rows' decoding riding along, few enough that their steps stay short.
-_JOIN_TOKENS = 192
-
-
 class _Steps:
     """One decoding batch's forward passes: ``run`` gives each row its tokens (a list per
     row, possibly empty) and returns each row's next-token logits (of its last token where
@@ -608,7 +542,7 @@ class _Steps:
 
 class _LeanSteps(_Steps):
     """Through :class:`~llmrec.backends._llama.LlamaRunner` (Llama architectures): rows
-    are packed, so they may take different numbers of tokens, and may join at any step."""
+    are packed, so they may take different numbers of tokens."""
 
     def __init__(self, runner: Any, head: Any, capacity: int) -> None:
         self.runner = runner
@@ -630,7 +564,7 @@ class _LeanSteps(_Steps):
 class _ModelSteps(_Steps):
     """Through the Hugging Face model's own forward (any causal LM): each step's tokens
     are left-padded to the longest row, a 2-D attention mask marks real tokens, position
-    ids count them. Rows are all added before the first step."""
+    ids count them."""
 
     def __init__(self, chat: TransformersChat, head: Any, n_head: int) -> None:
         self.chat, self.n_head, self.head = chat, n_head, head
@@ -640,8 +574,6 @@ class _ModelSteps(_Steps):
         self.next_position: torch.Tensor | None = None
 
     def add(self, rows: int) -> None:
-        if self.mask is not None:
-            raise GenerationError("rows cannot join a running batch of the model's own forward")
         self.rows += rows
 
     def run(self, feeds: list[list[int]], *, last_only: list[bool]) -> list[torch.Tensor]:
