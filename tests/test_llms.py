@@ -396,3 +396,49 @@ def test_lean_forward_only_for_plain_llama(tiny_model_dir) -> None:
     config.attention_bias = True
     assert not supports(LlamaForCausalLM(config))
     assert not supports(torch.nn.Linear(2, 2))
+
+
+def test_lean_forward_on_random_ragged_steps_matches_the_model(tiny) -> None:
+    """Random batches: rows with prompts of different lengths, then steps giving each row
+    0-4 tokens, some of them discarded afterwards. Every logit the runner returns equals
+    the model's forward over that row's kept tokens alone."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    runner = tiny._runner
+    vocab = tiny.model.config.vocab_size
+    token = st.integers(3, vocab - 1)
+    row_plan = st.tuples(st.lists(token, min_size=1, max_size=10),
+                         st.lists(st.tuples(st.lists(token, max_size=4), st.integers(0, 4)),
+                                  min_size=1, max_size=4))
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.lists(row_plan, min_size=1, max_size=4), st.booleans())
+    def check(plans, with_head) -> None:
+        head = runner.head([5, 6, 7, 8]) if with_head else None
+        prefix = [5, 6, 7, 8] if with_head else []
+        batch = runner.new_batch(len(plans), 2, head)
+        kept = [list(prompt) for prompt, _ in plans]
+        with torch.inference_mode():
+            outs = runner.forward(batch, [p for p, _ in plans], [False] * len(plans))
+            checks = [(list(k), o) for k, o in zip(kept, outs)]
+            for step in range(max(len(steps) for _, steps in plans)):
+                feeds = [steps[step][0] if step < len(steps) else [] for _, steps in plans]
+                outs = runner.forward(batch, feeds, [False] * len(plans))
+                drops = []
+                for row, (feed, out) in enumerate(zip(feeds, outs)):
+                    assert out.shape[0] == len(feed)
+                    for j in range(len(feed)):
+                        checks.append((kept[row] + feed[:j + 1], out[j:j + 1]))
+                    drop = min(plans[row][1][step][1], len(feed)) if feed else 0
+                    kept[row] += feed[:len(feed) - drop]
+                    drops.append(drop)
+                batch.discard(drops)
+            assert batch.lengths == [len(k) for k in kept]
+            for tokens, got in checks:
+                if not got.shape[0]:
+                    continue
+                ref = tiny.model(input_ids=torch.tensor([prefix + tokens])).logits[0, -got.shape[0]:]
+                torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+
+    check()
