@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.backends.llms import (
-    _answers_in_order,
     _check_conversations,
     _check_max_new_tokens,
+    _StreamingChat,
     default_llm_path,
 )
 from llmrec.device import DeviceLike, resolve_device
@@ -137,7 +137,7 @@ def _resolve_gguf(model: str) -> Path:
     return path
 
 
-class LlamaCppChat:
+class LlamaCppChat(_StreamingChat):
     """Greedy chat generation with a GGUF model in llama-cpp-python, one conversation at a
     time.
 
@@ -330,13 +330,6 @@ class LlamaCppChat:
         for index, conversation in enumerate(tqdm(
                 conversations, desc="generating", unit="text", disable=not self.show_progress)):
             yield index, self._answer(conversation, max_new_tokens)
-
-    def generate(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
-    ) -> list[str]:
-        """Answer each conversation; the i-th answer belongs to the i-th conversation."""
-        checked = _check_conversations(conversations)
-        return _answers_in_order(self.stream(checked, max_new_tokens=max_new_tokens), len(checked))
 
     def __repr__(self) -> str:
         return (f"LlamaCppChat(model={self.model_name!r}, device={self.device}, "

@@ -176,15 +176,26 @@ def _check_max_new_tokens(max_new_tokens: Any) -> int:
     return max_new_tokens
 
 
-def _answers_in_order(pairs: Iterator[tuple[int, str]], n: int) -> list[str]:
-    """Collect a backend's ``(index, answer)`` stream into a list in input order."""
-    out = [""] * n
-    for index, text in pairs:
-        out[index] = text
-    return out
+class _StreamingChat:
+    """Base of the chat backends that answer through ``stream``: ``generate`` collects
+    the stream's ``(index, answer)`` pairs in input order."""
+
+    def stream(self, conversations: Sequence[Sequence[ChatMessage]], *,
+               max_new_tokens: int = 48) -> Iterator[tuple[int, str]]:
+        raise NotImplementedError
+
+    def generate(
+        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
+    ) -> list[str]:
+        """Answer each conversation; the i-th answer belongs to the i-th conversation."""
+        checked = _check_conversations(conversations)
+        out = [""] * len(checked)
+        for index, text in self.stream(checked, max_new_tokens=max_new_tokens):
+            out[index] = text
+        return out
 
 
-class TransformersChat:
+class TransformersChat(_StreamingChat):
     """Batched greedy chat generation with a Hugging Face causal language model.
 
     Prompts are sorted by token length and generated in padded batches of at most
@@ -465,14 +476,6 @@ class TransformersChat:
                 raise
             except Exception as exc:
                 raise GenerationError(f"language model {self.model_name!r} failed: {exc}") from exc
-
-    def generate(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
-    ) -> list[str]:
-        """Answer each conversation; the i-th answer belongs to the i-th conversation."""
-        conversations = _check_conversations(conversations)
-        return _answers_in_order(self.stream(conversations, max_new_tokens=max_new_tokens),
-                                 len(conversations))
 
     def __repr__(self) -> str:
         return f"TransformersChat(model={self.model_name!r}, device={self.device}, dtype={self.dtype})"

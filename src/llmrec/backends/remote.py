@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from llmrec.backends.llms import _answers_in_order, _check_conversations, _check_max_new_tokens
+from llmrec.backends.llms import _check_conversations, _check_max_new_tokens, _StreamingChat
 from llmrec.errors import ConfigError, GenerationError
 from llmrec.protocols import ChatMessage
 
@@ -72,7 +72,7 @@ def _check_base_url(base_url: Any) -> str:
     return base_url.strip().rstrip("/")
 
 
-class OpenAIChat:
+class OpenAIChat(_StreamingChat):
     """Chat generation through an OpenAI-compatible HTTP server.
 
     A conversation ending with an ``assistant`` message asks for a continuation of it.
@@ -276,13 +276,6 @@ class OpenAIChat:
         finally:
             progress.close()
             pool.shutdown(wait=False, cancel_futures=True)
-
-    def generate(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
-    ) -> list[str]:
-        """Answer each conversation; the i-th answer belongs to the i-th conversation."""
-        checked = _check_conversations(conversations)
-        return _answers_in_order(self.stream(checked, max_new_tokens=max_new_tokens), len(checked))
 
     def __repr__(self) -> str:
         return f"OpenAIChat(model={self.model_name!r}, base_url={self.base_url!r})"
