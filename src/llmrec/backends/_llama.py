@@ -1,6 +1,6 @@
 """A lean forward pass for Llama-architecture causal language models (the embedded
 SmolLM2-135M-Instruct is one), used by :class:`~llmrec.backends.llms.TransformersChat`
-for greedy batched decoding.
+for greedy batched decoding on CPUs.
 
 At the batch sizes of one recommendation request (2-16 rows, one new token per row and
 step) a step of the Hugging Face forward costs about three times its weight matmuls on a

@@ -290,9 +290,12 @@ class TransformersChat(_StreamingChat):
         layer_types = getattr(config, "layer_types", None)
         self._reuse_prefix = (all(t == "full_attention" for t in layer_types) if layer_types
                               else not getattr(config, "sliding_window", None))
-        # Llama architectures (the embedded model) decode through a lean forward over the
-        # same weights, about twice as fast per step at request batch sizes.
-        self._runner = LlamaRunner(self.model) if llama_supports(self.model) else None
+        # On a CPU, Llama architectures (the embedded model) decode through a lean forward
+        # over the same weights, about twice as fast per step at request batch sizes. On a
+        # GPU the model's own forward (fused attention kernels) is used: the lean one has
+        # been measured on CPUs only.
+        self._runner = (LlamaRunner(self.model)
+                        if self.device.type == "cpu" and llama_supports(self.model) else None)
         self.draft_tokens = draft_tokens
         logger.info("loaded language model %s on %s (%s) in %.2fs", model, self.device,
                     self.dtype, time.perf_counter() - started)
