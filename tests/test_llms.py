@@ -442,3 +442,34 @@ def test_lean_forward_on_random_ragged_steps_matches_the_model(tiny) -> None:
                 torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
 
     check()
+
+
+def test_repetition_penalty_matches_a_plain_greedy_loop(tiny_model_dir) -> None:
+    """With a repetition penalty (no guesses then), each answer is what a plain greedy
+    loop over the model gives when every token already seen has its logit divided (or,
+    when negative, multiplied) by the penalty; batched equals one by one."""
+    chat = TransformersChat(tiny_model_dir, device="cpu", dtype="float32", max_batch_size=4,
+                            repetition_penalty=3.0)
+    convs = [SHARED_HEAD + [{"role": "user", "content": q}] for q in
+             ("Why is it good? Why is it good?", "space robots film", "Hi")]
+    batched = chat.generate(convs, max_new_tokens=10)
+    assert batched == [chat.generate([c], max_new_tokens=10)[0] for c in convs]
+    eos = chat._eos_ids if isinstance(chat._eos_ids, (list, tuple)) else [chat._eos_ids]
+    for conv, answer in zip(convs, batched):
+        head, tail = chat._prompt_ids(conv)
+        ids, out = list(head) + tail, []
+        with torch.inference_mode():
+            for _ in range(10):
+                logits = chat.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+                seen = torch.tensor(sorted(set(ids)))
+                picked = logits[seen]
+                logits[seen] = torch.where(picked < 0, picked * 3.0, picked / 3.0)
+                token = int(logits.argmax())
+                if token in eos:
+                    break
+                out.append(token)
+                ids.append(token)
+        assert answer == chat.tokenizer.decode(out, skip_special_tokens=True).strip()
+    plain = TransformersChat(tiny_model_dir, device="cpu", dtype="float32").generate(
+        convs, max_new_tokens=10)
+    assert plain != batched  # the penalty changes what the random model repeats
