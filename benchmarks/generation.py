@@ -344,8 +344,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="trainable candidate sources, comma-separated (default ease)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=None, help="a MovieLens folder (default: the cache)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the whole run (default: torch's own choice)")
     add_out_argument(parser)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     info = machine_info()
     print(machine_line(info))
