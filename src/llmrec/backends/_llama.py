@@ -19,7 +19,8 @@ module runs the same weights with:
   normalised together; rows with a handful of new tokens are attended apart from rows
   with a whole prompt, so they are not padded to a prompt's length;
 * per-row key/value buffers filled in place (guesses that were not kept are overwritten);
-* keys and values in the model's dtype, attention scores and softmax in float32.
+* keys, values and attention scores in the model's dtype (as the model's own cache and
+  attention keep them), the softmax in float32.
 
 Only architectures it reproduces exactly are accepted (:func:`supports`); the logits
 agree with the Hugging Face forward to rounding (tests compare both in float32).
@@ -36,6 +37,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from llmrec.errors import ConfigError, InvalidInputError
 
 __all__ = ["LlamaRunner", "supports"]
 
@@ -74,7 +77,7 @@ class _Layer:
 @dataclass
 class Head:
     """Keys and values of a prompt head shared by every row: per layer ``[kv_heads,
-    length, head_dim]`` float32 tensors."""
+    length, head_dim]`` tensors in the model's dtype."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
@@ -87,7 +90,7 @@ class Head:
 @dataclass
 class Batch:
     """The state of one decoding batch: per layer, each row's keys and values after the
-    head (``[rows, kv_heads, capacity, head_dim]``, float32), and how many tokens each
+    head (``[rows, kv_heads, capacity, head_dim]``, the model's dtype), and how many tokens each
     row holds. A row's tokens sit at columns ``0 .. length - 1`` and its position ids
     continue the head's, so a row computes exactly what it would alone."""
 
@@ -156,7 +159,7 @@ class LlamaRunner:
 
     def __init__(self, model: Any) -> None:
         if not supports(model):
-            raise ValueError(f"LlamaRunner does not support {type(model).__name__}")
+            raise ConfigError(f"LlamaRunner does not support {type(model).__name__}")
         config = model.config
         self.n_heads = int(config.num_attention_heads)
         self.n_kv = int(getattr(config, "num_key_value_heads", None) or self.n_heads)
@@ -175,8 +178,8 @@ class LlamaRunner:
         self.norm = inner.norm.weight.detach()
         self.device = self.embed.device
         self.layers = [self._fuse(layer) for layer in inner.layers]
-        # Keys and values are kept in the model's dtype (as the model's own cache does);
-        # attention scores and their softmax are float32.
+        # Keys, values and attention scores in the model's dtype (as the model's own
+        # cache and attention keep them); the softmax in float32.
         self.key_dtype = self.value_dtype = self.embed.dtype
         self.packed = self._pack()
 
@@ -304,7 +307,7 @@ class LlamaRunner:
         given none). Rows are packed: projections run over real tokens only."""
         counts = [len(t) for t in tokens]
         if len(counts) != batch.rows:
-            raise ValueError(f"{len(counts)} token lists for a batch of {batch.rows} rows")
+            raise InvalidInputError(f"{len(counts)} token lists for a batch of {batch.rows} rows")
         starts = list(batch.lengths)
         ends = [s + n for s, n in zip(starts, counts)]
         batch._reserve(max(ends, default=0))
