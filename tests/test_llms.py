@@ -297,7 +297,7 @@ def _tails(chat: TransformersChat, convs: list) -> tuple[tuple[int, ...], list[l
 def test_lean_forward_matches_the_model_forward(tiny) -> None:
     """LlamaRunner gives the logits of the Hugging Face forward: a shared head, rows of
     different prompt lengths packed together, then one token per row, then a row that
-    joins while the others take two tokens each."""
+    takes its prompt only while the others take two tokens each."""
     from llmrec.backends._llama import LlamaRunner
 
     runner = tiny._runner
@@ -306,11 +306,11 @@ def test_lean_forward_matches_the_model_forward(tiny) -> None:
              ("Why is it good?", "Tell me why a long film about space and robots is good.",
               "Hi", "Name a film about robots")]
     head, tails = _tails(tiny, convs)
-    batch = runner.new_batch(3, 4, runner.head(head))  # grows when needed
+    batch = runner.new_batch(4, 4, runner.head(head))  # grows when needed
     with torch.inference_mode():
-        first = runner.forward(batch, tails[:3], [True] * 3)
-        second = runner.forward(batch, [[5], [6], [7]], [False] * 3)
-        batch.add(1)
+        first = runner.forward(batch, tails[:3] + [[]], [True] * 4)
+        second = runner.forward(batch, [[5], [6], [7], []], [False] * 4)
+        assert first[3].shape[0] == second[3].shape[0] == 0
         third = runner.forward(batch, [[8, 9], [10, 11], [12, 13], tails[3]], [False] * 3 + [True])
         expected = []
         for row, tail in enumerate(tails):

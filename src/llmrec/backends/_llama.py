@@ -103,15 +103,6 @@ class Batch:
     def rows(self) -> int:
         return len(self.lengths)
 
-    def add(self, rows: int) -> None:
-        """Append ``rows`` empty rows (they take their prompt in the next ``forward``)."""
-        def more(t: torch.Tensor) -> torch.Tensor:
-            return torch.cat([t, t.new_zeros((rows, *t.shape[1:]))])
-
-        self.keys = [more(k) for k in self.keys]
-        self.values = [more(v) for v in self.values]
-        self.lengths += [0] * rows
-
     def discard(self, counts: Sequence[int]) -> None:
         """Forget the last ``counts[row]`` tokens of each row (guesses that were not
         kept); the next tokens overwrite them."""
@@ -180,7 +171,7 @@ class LlamaRunner:
         self.layers = [self._fuse(layer) for layer in inner.layers]
         # Keys, values and attention scores in the model's dtype (as the model's own
         # cache and attention keep them); the softmax in float32.
-        self.key_dtype = self.value_dtype = self.embed.dtype
+        self.dtype = self.embed.dtype
         self.packed = self._pack()
 
     @staticmethod
@@ -234,8 +225,8 @@ class LlamaRunner:
         shape = (rows, self.n_kv, max(capacity, 1), self.head_dim)
         n = len(self.layers)  # zeros: masked columns must still be finite (0 x NaN is NaN)
         return Batch(head=head,
-                     keys=[torch.zeros(shape, dtype=self.key_dtype, device=self.device) for _ in range(n)],
-                     values=[torch.zeros(shape, dtype=self.value_dtype, device=self.device) for _ in range(n)],
+                     keys=[torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)],
+                     values=[torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)],
                      lengths=[0] * rows)
 
     def head(self, ids: Sequence[int]) -> Head:
@@ -328,7 +319,7 @@ class LlamaRunner:
         for index, layer in enumerate(self.layers):
             h = self._rms(x, layer.norm_in)
             q, k, v = self._linear(h, layer.qkv).float().split([q_size, kv_size, kv_size], dim=-1)
-            q = (self._rotate(q.view(total, self.n_heads, self.head_dim), cos, sin) * self.scale).to(self.key_dtype)
+            q = (self._rotate(q.view(total, self.n_heads, self.head_dim), cos, sin) * self.scale).to(self.dtype)
             k = self._rotate(k.view(total, self.n_kv, self.head_dim), cos, sin)
             keys, values = batch.keys[index], batch.values[index]
             keys[row_of, :, column] = k.to(keys.dtype)
@@ -345,7 +336,7 @@ class LlamaRunner:
                 scores = (scores + g.bias).view(rows, self.n_kv, self.group * g.width, g.columns)
                 if head is not None:
                     scores = torch.cat(((gq @ head.keys[index].transpose(-1, -2)).float(), scores), dim=-1)
-                weights = scores.softmax(-1).to(self.value_dtype)
+                weights = scores.softmax(-1).to(self.dtype)
                 if head is not None:
                     split = head.length
                     o = weights[..., :split] @ head.values[index] + weights[..., split:] @ gv

@@ -13,6 +13,7 @@ gives, so greedy text is identical either way.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import importlib.util
@@ -176,13 +177,14 @@ def _check_max_new_tokens(max_new_tokens: Any) -> int:
     return max_new_tokens
 
 
-class _StreamingChat:
+class _StreamingChat(abc.ABC):
     """Base of the chat backends that answer through ``stream``: ``generate`` collects
     the stream's ``(index, answer)`` pairs in input order."""
 
+    @abc.abstractmethod
     def stream(self, conversations: Sequence[Sequence[ChatMessage]], *,
                max_new_tokens: int = 48) -> Iterator[tuple[int, str]]:
-        raise NotImplementedError
+        """Yield ``(index, answer)`` for every conversation as its answer ends."""
 
     def generate(
         self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
@@ -398,11 +400,11 @@ class TransformersChat(_StreamingChat):
         draft_tokens = self.draft_tokens if penalty == 1.0 else 0
         states = self._head(head) if head else None
         lean = self._runner is not None
-        steps: _Steps = (_LeanSteps(self._runner, states, max(len(t) for _, t in tails) + max_new_tokens)
+        steps: _Steps = (_LeanSteps(self._runner, states, len(tails),
+                                    max(len(t) for _, t in tails) + max_new_tokens)
                          if lean else _ModelSteps(self, states, len(head)))
         eos = set(self._eos_ids if isinstance(self._eos_ids, (list, tuple)) else [self._eos_ids])
-        rows = [_Row(index, list(head), tail, draft_tokens) for index, tail in tails]
-        steps.add(len(rows))
+        rows = [_Row(index, list(head), tail) for index, tail in tails]
         while True:
             if not any(not r.ended for r in rows):
                 return
@@ -520,48 +522,45 @@ class _Row:
 
     __slots__ = ("draft", "ended", "feed", "index", "lookup", "prompt", "tokens")
 
-    def __init__(self, index: int, head: list[int], tail: list[int], draft_tokens: int) -> None:
+    def __init__(self, index: int, head: list[int], tail: list[int]) -> None:
         self.index, self.feed, self.prompt, self.ended = index, list(tail), True, False
         self.tokens: list[int] = []
         self.draft: list[int] = []
         self.lookup = _Lookup(head + list(tail))
 
 
-class _Steps:
+class _Steps(abc.ABC):
     """One decoding batch's forward passes: ``run`` gives each row its tokens (a list per
     row, possibly empty) and returns each row's next-token logits (of its last token where
-    ``last_only``, else of each); ``discard`` forgets each row's last few tokens; ``add``
-    appends empty rows; ``keep`` keeps only some rows."""
+    ``last_only``, else of each); ``discard`` forgets each row's last few tokens; ``keep``
+    keeps only some rows."""
 
+    @abc.abstractmethod
     def run(self, feeds: list[list[int]], *, last_only: list[bool]) -> list[torch.Tensor]:
-        raise NotImplementedError
+        """One forward pass; see the class docstring."""
 
+    @abc.abstractmethod
     def discard(self, counts: list[int]) -> None:
-        raise NotImplementedError
+        """Forget the last ``counts[row]`` tokens of each row."""
 
-    def add(self, rows: int) -> None:
-        raise NotImplementedError
-
+    @abc.abstractmethod
     def keep(self, rows: list[int]) -> None:
-        raise NotImplementedError
+        """Keep only ``rows``, in that order."""
 
 
 class _LeanSteps(_Steps):
     """Through :class:`~llmrec.backends._llama.LlamaRunner` (Llama architectures): rows
     are packed, so they may take different numbers of tokens."""
 
-    def __init__(self, runner: Any, head: Any, capacity: int) -> None:
+    def __init__(self, runner: Any, head: Any, rows: int, capacity: int) -> None:
         self.runner = runner
-        self.batch = runner.new_batch(0, capacity, head)
+        self.batch = runner.new_batch(rows, capacity, head)
 
     def run(self, feeds: list[list[int]], *, last_only: list[bool]) -> list[torch.Tensor]:
         return self.runner.forward(self.batch, feeds, last_only)
 
     def discard(self, counts: list[int]) -> None:
         self.batch.discard(counts)
-
-    def add(self, rows: int) -> None:
-        self.batch.add(rows)
 
     def keep(self, rows: list[int]) -> None:
         self.batch.select(rows)
@@ -574,13 +573,9 @@ class _ModelSteps(_Steps):
 
     def __init__(self, chat: TransformersChat, head: Any, n_head: int) -> None:
         self.chat, self.n_head, self.head = chat, n_head, head
-        self.rows = 0
         self.cache: Any = None
         self.mask: torch.Tensor | None = None
         self.next_position: torch.Tensor | None = None
-
-    def add(self, rows: int) -> None:
-        self.rows += rows
 
     def run(self, feeds: list[list[int]], *, last_only: list[bool]) -> list[torch.Tensor]:
         device = self.chat.device
