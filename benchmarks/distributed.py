@@ -1,4 +1,4 @@
-"""Catalog encoding with Ray Data: ``llmrec.distributed.encode_catalog`` with 1 and 2
+"""Catalog encoding with Ray Data: ``llmrec.apps.ray.encode_catalog`` with 1 and 2
 workers against the plain single-process ``ItemEncoder``, same texts, same run.
 
 Items: the 1,682 ML-100K movies, each repeated ``--copies`` times with a seeded
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
-    from llmrec.distributed import encode_catalog
-    from llmrec.encoder import ItemEncoder
+    from llmrec.apps.ray import encode_catalog
+    from llmrec.encoding import ItemEncoder
 
     items = augmented_items(args.n, args.data)
     print(machine_line())

@@ -37,9 +37,9 @@ from _common import (  # noqa: E402
     write_json,
 )
 
-from llmrec.backends.encoders import default_encoder_path  # noqa: E402
 from llmrec.device import resolve_device  # noqa: E402
-from llmrec.encoder import ItemEncoder  # noqa: E402
+from llmrec.encoding import ItemEncoder  # noqa: E402
+from llmrec.encoding.transformers import default_encoder_path  # noqa: E402
 
 _WORDS = (
     "durable lightweight stainless steel kitchen knife set with ergonomic handle for home "

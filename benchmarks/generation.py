@@ -2,7 +2,7 @@
 
 A pipeline is fitted on every ML-100K rating (as clicks; ``--models``, default EASE only,
 which keeps set-up short and the rankings real), then each user's top ``--k`` items
-become :class:`~llmrec.generator.ReasonRequest` objects exactly as
+become :class:`~llmrec.generation.ReasonRequest` objects exactly as
 ``Pipeline.recommend(generate=True)`` builds them. Three sections:
 
 * **latency**: for ``--users`` users, ``ContentGenerator.stream`` over the user's 10
@@ -50,7 +50,7 @@ from _common import (  # noqa: E402
 
 from llmrec.catalog import Catalog  # noqa: E402
 from llmrec.datasets import load_movielens  # noqa: E402
-from llmrec.generator import ContentGenerator, ReasonRequest, display_title  # noqa: E402
+from llmrec.generation import ContentGenerator, ReasonRequest, display_title  # noqa: E402
 from llmrec.pipeline import Pipeline  # noqa: E402
 from llmrec.types import Event  # noqa: E402
 

@@ -41,12 +41,12 @@ from _common import (  # noqa: E402
 )
 
 from llmrec.catalog import Catalog  # noqa: E402
-from llmrec.encoder import ItemEncoder  # noqa: E402
+from llmrec.encoding import ItemEncoder  # noqa: E402
 from llmrec.errors import LLMRecError  # noqa: E402
 from llmrec.pipeline import TAG_FEATURE, Pipeline  # noqa: E402
 from llmrec.profile import ProfileStore  # noqa: E402
-from llmrec.ranker import Ranker  # noqa: E402
-from llmrec.retriever import Retriever  # noqa: E402
+from llmrec.ranking import Ranker  # noqa: E402
+from llmrec.retrieval import Retriever  # noqa: E402
 from llmrec.types import Event, Item  # noqa: E402
 
 DIM = 384
@@ -240,7 +240,7 @@ def run_generate(args: argparse.Namespace) -> dict[str, Any]:
 
     Returns a result dict, or one with ``"skipped"`` saying why it could not run."""
     try:
-        import llmrec.generator  # noqa: F401  (the content generator must exist)
+        import llmrec.generation  # noqa: F401  (the content generator must exist)
         from llmrec.datasets import load_movielens
 
         data = load_movielens("ml-100k", path=args.data, fetch=False) if args.data else \

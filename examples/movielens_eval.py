@@ -17,7 +17,7 @@ import time
 import llmrec
 from llmrec.datasets import load_movielens
 from llmrec.evaluation import evaluate, evaluate_predictions, leave_one_out
-from llmrec.report import popularity_predictions
+from llmrec.evaluation.report import popularity_predictions
 
 
 def main() -> None:

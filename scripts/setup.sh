@@ -35,4 +35,4 @@ if ! "$VPY" -c "import llama_cpp, llama_cpp.server.app" >/dev/null 2>&1; then
     "$VPY" -m pip install -q "llama-cpp-python[server]>=0.3,<0.4"
 fi
 # MovieLens-100K into the user's cache (downloaded and verified once).
-HF_HUB_OFFLINE=1 "$VPY" -m llmrec.cli fetch-data ml-100k
+HF_HUB_OFFLINE=1 "$VPY" -m llmrec fetch-data ml-100k

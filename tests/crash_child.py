@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import make_items  # noqa: E402
 
-import llmrec.eventlog  # noqa: E402
+import llmrec.storage.eventlog  # noqa: E402
 from llmrec import Event, Item, Pipeline  # noqa: E402
 
 ITEMS = make_items(120)
@@ -70,7 +70,7 @@ def child(workdir: Path, round_: int, seed: int, mode: str, countdown: int) -> N
         os.fsync = inject("fsync", os.fsync)
         os.replace = inject("replace", os.replace)
         shutil.rmtree = inject("rmtree", shutil.rmtree)
-        llmrec.eventlog._datasync = inject("fdatasync", llmrec.eventlog._datasync)
+        llmrec.storage.eventlog._datasync = inject("fdatasync", llmrec.storage.eventlog._datasync)
     rng = random.Random(seed)
     counter = 0
     while True:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import GENRES, make_events, make_items
 
-from llmrec.cli import main
+from llmrec.apps.cli import main
 from llmrec.datasets import read_events, read_items
 from llmrec.errors import DatasetError
 

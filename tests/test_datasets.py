@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmrec import datasets
+from llmrec.datasets import movielens as datasets
 from llmrec.datasets import (
     GROUPLENS_GENRES,
     Dataset,

@@ -1,4 +1,4 @@
-"""llmrec.distributed on a local two-CPU Ray instance: encode_catalog with Ray Data, the
+"""llmrec.apps.ray on a local two-CPU Ray instance: encode_catalog with Ray Data, the
 Ray Serve deployment with dynamic batching (slow: ~40 s on two busy cores, most of it Ray
 starting processes). Skipped where Ray is not installed, apart from the checks that need
 no Ray."""
@@ -20,8 +20,8 @@ from conftest import build_pipeline as build_local_pipeline
 from conftest import make_items
 
 from llmrec import BackendUnavailableError, ConfigError, Event, InvalidInputError
-from llmrec.distributed import build_pipeline, encode_catalog, pipeline_app
-from llmrec.encoder import ItemEncoder
+from llmrec.apps.ray import build_pipeline, encode_catalog, pipeline_app
+from llmrec.encoding import ItemEncoder
 from llmrec.errors import UnknownUserError
 
 HAS_RAY = all(importlib.util.find_spec(name) is not None for name in ("ray", "fastapi"))

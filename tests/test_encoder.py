@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmrec import Item, ItemEncoder
-from llmrec.backends.encoders import HashingEncoder
 from llmrec.catalog import render_item_text
+from llmrec.encoding.base import EncoderBackend
+from llmrec.encoding.hashing import HashingEncoder
 from llmrec.errors import ConfigError, InvalidInputError
-from llmrec.protocols import EncoderBackend
 from llmrec.types import MAX_TEXT_LENGTH
 
 

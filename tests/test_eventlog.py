@@ -18,7 +18,7 @@ from llmrec.errors import (
     UnknownItemError,
     UnknownUserError,
 )
-from llmrec.eventlog import EventLog, LogRecord
+from llmrec.storage.eventlog import EventLog, LogRecord
 
 
 def events_of(log: EventLog, after: int = 0) -> list[Event]:

@@ -9,16 +9,16 @@ from collections import Counter
 
 import pytest
 
-from llmrec.backends.llms import TemplateChat
 from llmrec.catalog import Catalog
 from llmrec.errors import ConfigError, GenerationError, InvalidInputError
-from llmrec.generator import (
+from llmrec.generation import (
     ContentGenerator,
     ReasonRequest,
     display_title,
     sanitize_text,
     verify_text,
 )
+from llmrec.generation.llms.template import TemplateChat
 from llmrec.types import GeneratedText, Item
 
 MOVIES = [

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmrec.backends.indexes import ExactIndex, HNSWIndex
 from llmrec.errors import InvalidInputError, PersistenceError
+from llmrec.retrieval.indexes import ExactIndex, HNSWIndex
 
 INDEXES = [ExactIndex, HNSWIndex]
 
@@ -375,7 +375,7 @@ def test_hnsw_load_of_corrupt_graph_raises_and_does_not_crash(tmp_path: Path) ->
     script = textwrap.dedent(f"""
         import gc, numpy as np
         from pathlib import Path
-        from llmrec.backends.indexes import HNSWIndex
+        from llmrec.retrieval.indexes import HNSWIndex
         from llmrec.errors import PersistenceError
         rng = np.random.default_rng(0)
         v = rng.normal(size=(200, 16)).astype(np.float32)

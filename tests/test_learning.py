@@ -11,7 +11,7 @@ from conftest import build_pipeline, make_events
 from llmrec import Event, Item
 from llmrec.errors import InvalidInputError
 from llmrec.evaluation import RARE_ITEM_THRESHOLD, evaluate, evaluate_predictions, leave_one_out
-from llmrec.models import SequentialSource
+from llmrec.retrieval.models import SequentialSource
 
 # Planted sequences: 5 cycles of 10 items; a user walks one cycle, item after item.
 N_CYCLES, CYCLE = 5, 10

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 
 from llmrec import available_backends
-from llmrec.backends.llms import TemplateChat
-from llmrec.backends.remote import BASE_URL_ENV, OpenAIChat
 from llmrec.catalog import Catalog
 from llmrec.errors import BackendUnavailableError, ConfigError, GenerationError, InvalidInputError
-from llmrec.generator import ContentGenerator, ReasonRequest
-from llmrec.protocols import ChatBackend
+from llmrec.generation import ContentGenerator, ReasonRequest
+from llmrec.generation.llms.base import ChatBackend
+from llmrec.generation.llms.openai import BASE_URL_ENV, OpenAIChat
+from llmrec.generation.llms.template import TemplateChat
 from llmrec.registry import get_backend
 from llmrec.types import Item
 
@@ -177,7 +177,7 @@ def no_openai_env(monkeypatch) -> None:
 # buffer types (the server has no setting for it), as LlamaCppChat does.
 _SERVER_LAUNCHER = """
 import contextlib, runpy, sys
-from llmrec.backends.llamacpp import cpu_has_amx, llama_model_params_without_extra_buffers
+from llmrec.generation.llms.llamacpp import cpu_has_amx, llama_model_params_without_extra_buffers
 sys.argv = ["llama_cpp.server", *sys.argv[1:]]
 guard = llama_model_params_without_extra_buffers() if cpu_has_amx() else contextlib.nullcontext()
 with guard:
@@ -190,7 +190,7 @@ def llama_server() -> Iterator[str]:
     """``python -m llama_cpp.server`` with the embedded GGUF on a free loopback port."""
     if not has_llama_cpp():
         pytest.skip("llama-cpp-python is not installed (scripts/setup.sh installs it)")
-    from llmrec.backends.llms import default_llm_path
+    from llmrec.generation.llms.base import default_llm_path
 
     port = free_port()
     # The server's log goes to a file: llama.cpp writes tens of KB while loading, and an
@@ -240,7 +240,7 @@ def _template(request) -> ChatBackend:
 
 
 def _transformers(request) -> ChatBackend:
-    from llmrec.backends.llms import TransformersChat
+    from llmrec.generation.llms.transformers import TransformersChat
 
     return TransformersChat(device="cpu")
 
@@ -248,7 +248,7 @@ def _transformers(request) -> ChatBackend:
 def _llamacpp(request) -> ChatBackend:
     if not has_llama_cpp():
         pytest.skip("llama-cpp-python is not installed (scripts/setup.sh installs it)")
-    from llmrec.backends.llamacpp import LlamaCppChat
+    from llmrec.generation.llms.llamacpp import LlamaCppChat
 
     return LlamaCppChat(device="cpu", n_threads=1)
 
@@ -532,7 +532,7 @@ def test_content_generator_by_name_over_a_fake_server(fake) -> None:
 
 
 def test_llamacpp_without_llama_cpp_names_the_pip_command(monkeypatch) -> None:
-    from llmrec.backends.llamacpp import LlamaCppChat
+    from llmrec.generation.llms.llamacpp import LlamaCppChat
 
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes the import fail
     with pytest.raises(BackendUnavailableError, match="pip install") as info:
@@ -544,7 +544,7 @@ def test_llamacpp_without_llama_cpp_names_the_pip_command(monkeypatch) -> None:
 # llama-cpp-python's LlamaModel.__del__ trips over the half-built model of a failed load.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_llamacpp_bad_arguments(tmp_path) -> None:
-    from llmrec.backends.llamacpp import LlamaCppChat
+    from llmrec.generation.llms.llamacpp import LlamaCppChat
 
     with pytest.raises(ConfigError, match="no-such.gguf"):
         LlamaCppChat(str(tmp_path / "no-such.gguf"))
@@ -561,7 +561,7 @@ def test_llamacpp_bad_arguments(tmp_path) -> None:
 
 
 def test_physical_cores_and_amx_detection_are_sane() -> None:
-    from llmrec.backends.llamacpp import cpu_has_amx, physical_cores
+    from llmrec.generation.llms.llamacpp import cpu_has_amx, physical_cores
 
     assert 1 <= physical_cores() <= (os.cpu_count() or 1)
     assert isinstance(cpu_has_amx(), bool)
@@ -571,7 +571,7 @@ def test_physical_cores_and_amx_detection_are_sane() -> None:
 def llamacpp_chat():
     if not has_llama_cpp():
         pytest.skip("llama-cpp-python is not installed (scripts/setup.sh installs it)")
-    from llmrec.backends.llamacpp import LlamaCppChat
+    from llmrec.generation.llms.llamacpp import LlamaCppChat
 
     return LlamaCppChat(device="cpu", n_threads=1)
 
@@ -598,7 +598,7 @@ def test_llamacpp_answers_do_not_depend_on_earlier_calls(llamacpp_chat) -> None:
 def test_llamacpp_on_an_amx_cpu_loads_without_extra_buffers(monkeypatch, llamacpp_chat) -> None:
     import llama_cpp
 
-    from llmrec.backends import llamacpp
+    from llmrec.generation.llms import llamacpp
 
     monkeypatch.setattr(llamacpp, "cpu_has_amx", lambda: True)
     chat = llamacpp.LlamaCppChat(device="cpu", n_threads=1)

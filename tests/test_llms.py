@@ -8,9 +8,10 @@ from collections import Counter
 import pytest
 import torch
 
-from llmrec.backends.llms import TemplateChat, TransformersChat
 from llmrec.errors import ConfigError, GenerationError, InvalidInputError
-from llmrec.protocols import ChatBackend
+from llmrec.generation.llms.base import ChatBackend
+from llmrec.generation.llms.template import TemplateChat
+from llmrec.generation.llms.transformers import TransformersChat
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] }}"
@@ -167,7 +168,7 @@ def test_unknown_hub_id_offline_is_a_generation_error(monkeypatch) -> None:
 
 def test_generator_over_the_tiny_model(tiny) -> None:
     from llmrec.catalog import Catalog
-    from llmrec.generator import ContentGenerator, ReasonRequest
+    from llmrec.generation import ContentGenerator, ReasonRequest
     from llmrec.types import Item
 
     catalog = Catalog([Item("a", "Heat (1995)", "", {"genres": ["Action"], "year": 1995}),
@@ -185,7 +186,7 @@ def test_generator_over_the_tiny_model(tiny) -> None:
 @pytest.mark.slow
 def test_embedded_smollm2_converts_caches_and_writes_reasons(tmp_path) -> None:
     from llmrec.catalog import Catalog
-    from llmrec.generator import ContentGenerator, ReasonRequest
+    from llmrec.generation import ContentGenerator, ReasonRequest
     from llmrec.types import Item
 
     cache = tmp_path / "cache"
@@ -221,7 +222,7 @@ def test_embedded_smollm2_injected_item_text_stays_in_its_own_item() -> None:
     items: no other item's text carries the injected word, and every text either passes
     the verifier or is the flagged template."""
     from llmrec.catalog import Catalog
-    from llmrec.generator import ContentGenerator, ReasonRequest, verify_text
+    from llmrec.generation import ContentGenerator, ReasonRequest, verify_text
     from llmrec.types import Item
 
     items = [
@@ -262,7 +263,7 @@ def test_embedded_smollm2_lean_forward_agrees_with_the_model() -> None:
     logits (shared head, packed rows) match the Hugging Face forward on each whole prompt
     to bfloat16 rounding: the same greedy token, logits within 1.5 on a scale of ~20."""
     from llmrec.catalog import Catalog
-    from llmrec.generator import ContentGenerator, ReasonRequest
+    from llmrec.generation import ContentGenerator, ReasonRequest
     from llmrec.types import Item
 
     movies = [("1", "Toy Story (1995)", ["Animation", "Comedy"]), ("2", "Aladdin (1992)", ["Musical"]),
@@ -298,7 +299,7 @@ def test_lean_forward_matches_the_model_forward(tiny) -> None:
     """LlamaRunner gives the logits of the Hugging Face forward: a shared head, rows of
     different prompt lengths packed together, then one token per row, then a row that
     takes its prompt only while the others take two tokens each."""
-    from llmrec.backends._llama import LlamaRunner
+    from llmrec.generation.llms._llama import LlamaRunner
 
     runner = tiny._runner
     assert isinstance(runner, LlamaRunner)
@@ -350,7 +351,7 @@ def test_discarded_tokens_leave_no_trace(tiny) -> None:
 def test_guessed_tokens_give_the_plain_greedy_answers(tiny, lean, monkeypatch) -> None:
     """Prompt-lookup guesses (``draft_tokens``) cut forward passes, never change answers,
     through the lean forward and through the model's own forward."""
-    import llmrec.backends.llms as llms
+    import llmrec.generation.llms.transformers as llms
 
     if not lean:  # head keys and values are kept in the form of the forward in use
         monkeypatch.setattr(tiny, "_runner", None)
@@ -374,7 +375,7 @@ def test_guessed_tokens_give_the_plain_greedy_answers(tiny, lean, monkeypatch) -
 
 
 def test_lookup_guesses_follow_the_latest_occurrence() -> None:
-    from llmrec.backends.llms import _Lookup
+    from llmrec.generation.llms.transformers import _Lookup
 
     lookup = _Lookup([1, 2, 3, 4, 9, 2, 3, 5, 6])
     assert lookup.guess(2) == []  # 6 never occurred before
@@ -388,7 +389,7 @@ def test_lookup_guesses_follow_the_latest_occurrence() -> None:
 def test_lean_forward_only_for_plain_llama(tiny_model_dir) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from llmrec.backends._llama import supports
+    from llmrec.generation.llms._llama import supports
 
     config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=1)

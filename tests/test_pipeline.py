@@ -179,8 +179,8 @@ def test_aobserve_under_asyncio_run(pipeline_factory) -> None:
     assert pipe.profile("a").seen == {"i001"}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llmrec.generator") is None,
-                    reason="llmrec.generator is not written yet")
+@pytest.mark.skipif(importlib.util.find_spec("llmrec.generation") is None,
+                    reason="llmrec.generation is not written yet")
 def test_generate_with_the_template_llm(fitted_pipeline) -> None:
     recs = fitted_pipeline.recommend("u000", 3)
     plain = fitted_pipeline.recommend("u000", 3, generate=False)

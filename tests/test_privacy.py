@@ -12,7 +12,7 @@ from conftest import VOCAB, build_pipeline, make_items
 
 from llmrec import Event, Item, Pipeline
 from llmrec.errors import ConfigError, UnknownUserError
-from llmrec.generator import ContentGenerator
+from llmrec.generation import ContentGenerator
 from llmrec.privacy import EMAIL_TOKEN, PHONE_TOKEN, Pseudonymizer, redact
 
 ITEMS = make_items(60)

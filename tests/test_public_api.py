@@ -9,7 +9,6 @@ from llmrec import errors
 
 EXPECTED_ALL = [
     "BackendUnavailableError",
-    "Candidate",
     "Catalog",
     "ConfigError",
     "ContentGenerator",
@@ -26,7 +25,6 @@ EXPECTED_ALL = [
     "Item",
     "ItemEncoder",
     "LLMRecError",
-    "NotFittedError",
     "PersistenceError",
     "Pipeline",
     "ProfileStore",
@@ -43,7 +41,6 @@ EXPECTED_ALL = [
     "resolve_device",
     "verify_text",
 ]
-LAZY = {"ContentGenerator", "ReasonRequest", "verify_text"}
 
 
 def test_all_is_sorted() -> None:
@@ -58,15 +55,47 @@ def test_all_equals_the_expected_public_surface() -> None:
     assert llmrec.__all__ == EXPECTED_ALL
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED_ALL) - LAZY))
-def test_every_eager_name_resolves(name: str) -> None:
+@pytest.mark.parametrize("name", EXPECTED_ALL)
+def test_every_public_name_resolves(name: str) -> None:
     assert getattr(llmrec, name) is not None
 
 
-@pytest.mark.parametrize("name", sorted(LAZY))
-def test_lazy_names_resolve_when_the_generator_exists(name: str) -> None:
-    pytest.importorskip("llmrec.generator")
-    assert getattr(llmrec, name) is not None
+@pytest.mark.parametrize("name", ["Candidate", "NotFittedError"])
+def test_unused_names_of_0_1_still_resolve_with_a_warning(name: str) -> None:
+    with pytest.warns(DeprecationWarning, match=f"{name} is unused"):
+        assert getattr(llmrec, name) is not None
+
+
+@pytest.mark.parametrize("old, new, name", [
+    ("llmrec.generator", "llmrec.generation", "ContentGenerator"),
+    ("llmrec.retriever", "llmrec.retrieval", "Retriever"),
+    ("llmrec.encoder", "llmrec.encoding", "ItemEncoder"),
+    ("llmrec.ranker", "llmrec.ranking", "Ranker"),
+    ("llmrec.eventlog", "llmrec.storage.eventlog", "EventLog"),
+    ("llmrec.io", "llmrec.storage.io", "atomic_directory"),
+    ("llmrec.report", "llmrec.evaluation.report", "write_report"),
+    ("llmrec.cli", "llmrec.apps.cli", "main"),
+    ("llmrec.server", "llmrec.apps.server", "create_app"),
+    ("llmrec.distributed", "llmrec.apps.ray", "encode_catalog"),
+    ("llmrec.backends.encoders", "llmrec.encoding.transformers", "TransformersEncoder"),
+    ("llmrec.backends.indexes", "llmrec.retrieval.indexes", "HNSWIndex"),
+    ("llmrec.backends.llms", "llmrec.generation.llms.transformers", "TransformersChat"),
+    ("llmrec.backends.remote", "llmrec.generation.llms.openai", "OpenAIChat"),
+    ("llmrec.backends.llamacpp", "llmrec.generation.llms.llamacpp", "LlamaCppChat"),
+    ("llmrec.models.cf", "llmrec.retrieval.models.ease", "EASESource"),
+    ("llmrec.models.sequential", "llmrec.retrieval.models.sequential", "SequentialSource"),
+])
+def test_old_module_paths_are_warning_aliases_of_the_new_ones(old: str, new: str,
+                                                             name: str) -> None:
+    import importlib
+    import sys
+
+    pytest.importorskip("fastapi") if "server" in new else None
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+    assert getattr(module, name) is getattr(importlib.import_module(new), name)
 
 
 def test_unknown_attribute_raises_attribute_error() -> None:
@@ -99,7 +128,6 @@ def test_error_module_all_matches_its_classes() -> None:
         (errors.DatasetError, (OSError,)),
         (errors.DeviceError, (RuntimeError,)),
         (errors.GenerationError, (RuntimeError,)),
-        (errors.NotFittedError, (ValueError, AttributeError)),
     ],
 )
 def test_errors_inherit_llmrec_error_and_the_builtin(cls: type, builtins: tuple[type, ...]) -> None:

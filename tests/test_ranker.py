@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from llmrec import Ranker
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
-from llmrec.ranker import DEFAULT_WEIGHTS, mmr_order
+from llmrec.ranking import DEFAULT_WEIGHTS, mmr_order
 
 NAMES = ("a", "b", "c", "d")
 

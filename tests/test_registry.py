@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from llmrec import available_backends, register_backend
-from llmrec.backends.encoders import HashingEncoder
-from llmrec.backends.indexes import ExactIndex, HNSWIndex
+from llmrec.encoding.hashing import HashingEncoder
 from llmrec.errors import BackendUnavailableError, ConfigError
 from llmrec.registry import _REGISTRY, get_backend
+from llmrec.retrieval.indexes import ExactIndex, HNSWIndex
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_register_backend_with_a_class(restore_registry) -> None:
 
 
 def test_register_backend_with_a_dotted_path(restore_registry) -> None:
-    register_backend("indexes", "exact2", "llmrec.backends.indexes:ExactIndex")
+    register_backend("indexes", "exact2", "llmrec.retrieval.indexes:ExactIndex")
     assert get_backend("indexes", "exact2") is ExactIndex
 
 

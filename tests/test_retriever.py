@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from llmrec import Retriever
 from llmrec.errors import ConfigError, InvalidInputError
-from llmrec.retriever import PopularitySource
+from llmrec.retrieval import PopularitySource
 
 DIM = 16
 N = 120  # 6 clusters of 20 rows: rows r with r % 6 == c belong to cluster c
@@ -262,7 +262,7 @@ def test_bad_config(kwargs) -> None:
 
 
 def test_index_dim_mismatch_is_a_config_error() -> None:
-    from llmrec.backends.indexes import ExactIndex
+    from llmrec.retrieval.indexes import ExactIndex
 
     with pytest.raises(ConfigError, match="dim"):
         Retriever(DIM, index=ExactIndex(DIM + 1))

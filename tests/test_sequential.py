@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from llmrec.errors import ConfigError, InvalidInputError
-from llmrec.models import SequentialSource
-from llmrec.retriever import RetrievalContext
+from llmrec.retrieval import RetrievalContext
+from llmrec.retrieval.models import SequentialSource
 
 N_CYCLES, CYCLE, DIM = 5, 10, 16
 N_ITEMS = N_CYCLES * CYCLE
@@ -224,7 +224,7 @@ def test_bad_inputs_raise():
 
 def test_registered_and_is_a_candidate_source():
     from llmrec.registry import get_backend
-    from llmrec.retriever import CandidateSource
+    from llmrec.retrieval import CandidateSource
 
     assert get_backend("models", "sequential") is SequentialSource
     assert isinstance(SequentialSource(device="cpu"), CandidateSource)

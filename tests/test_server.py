@@ -16,7 +16,7 @@ from conftest import build_pipeline, make_events, make_items
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-from llmrec.server import create_app  # noqa: E402
+from llmrec.apps.server import create_app  # noqa: E402
 
 KEY = "test-key"
 

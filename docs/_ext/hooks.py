@@ -12,7 +12,7 @@ COMMANDS = ("demo", "build", "recommend", "evaluate", "serve", "download-models"
 
 
 def _help(*args: str) -> str:
-    from llmrec.cli import main
+    from llmrec.apps.cli import main
 
     out = io.StringIO()
     columns = os.environ.get("COLUMNS")

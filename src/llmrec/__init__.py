@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from llmrec.catalog import Catalog
 from llmrec.device import resolve_device
-from llmrec.encoder import ItemEncoder
+from llmrec.encoding import ItemEncoder
+from llmrec.generation import ContentGenerator, ReasonRequest, verify_text
 from llmrec.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -25,34 +26,31 @@ from llmrec.errors import (
     InvalidEventError,
     InvalidInputError,
     LLMRecError,
-    NotFittedError,
     PersistenceError,
     UnknownItemError,
     UnknownUserError,
 )
-from llmrec.eventlog import EventLog
 from llmrec.pipeline import Pipeline
 from llmrec.profile import ProfileStore, UserProfile
-from llmrec.ranker import Ranker
+from llmrec.ranking import Ranker
 from llmrec.registry import available_backends, register_backend
-from llmrec.retriever import Retriever
-from llmrec.types import Candidate, Event, Explanation, GeneratedText, Item, Recommendation
+from llmrec.retrieval import Retriever
+from llmrec.storage.eventlog import EventLog
+from llmrec.types import Event, Explanation, GeneratedText, Item, Recommendation
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # noqa: ANN202 - module-level lazy attribute
-    # The generator pulls in transformers; import it only when asked for.
-    if name in ("ContentGenerator", "ReasonRequest", "verify_text"):
-        from llmrec import generator
+def __getattr__(name: str) -> object:
+    if name not in ("Candidate", "NotFittedError"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from llmrec._compat import removed_name
 
-        return getattr(generator, name)
-    raise AttributeError(f"module 'llmrec' has no attribute {name!r}")
+    return removed_name(__name__, name)
 
 
 __all__ = [
     "BackendUnavailableError",
-    "Candidate",
     "Catalog",
     "ConfigError",
     "ContentGenerator",
@@ -69,7 +67,6 @@ __all__ = [
     "Item",
     "ItemEncoder",
     "LLMRecError",
-    "NotFittedError",
     "PersistenceError",
     "Pipeline",
     "ProfileStore",

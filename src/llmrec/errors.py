@@ -10,7 +10,6 @@ built-in exception callers already catch, so ``except ValueError`` keeps working
     │       └── DuplicateItemError           an item id given twice
     ├── UnknownItemError(KeyError)           an item id that is not in the catalog
     ├── UnknownUserError(KeyError)           a user id with no profile
-    ├── NotFittedError(ValueError, AttributeError)
     ├── DeviceError(RuntimeError)            an explicit device that is absent
     ├── BackendUnavailableError(ImportError) an optional library is missing (with the pip hint)
     ├── PersistenceError(OSError)            a missing, corrupt or newer save directory
@@ -30,7 +29,6 @@ __all__ = [
     "InvalidEventError",
     "InvalidInputError",
     "LLMRecError",
-    "NotFittedError",
     "PersistenceError",
     "UnknownItemError",
     "UnknownUserError",
@@ -71,10 +69,6 @@ class UnknownUserError(LLMRecError, _KeyErrorMessage):
     """A user id has no profile."""
 
 
-class NotFittedError(LLMRecError, ValueError, AttributeError):
-    """A component was used before it was fitted."""
-
-
 class DeviceError(LLMRecError, RuntimeError):
     """A device was asked for explicitly and is not available."""
 
@@ -93,3 +87,11 @@ class DatasetError(LLMRecError, OSError):
 
 class GenerationError(LLMRecError, RuntimeError):
     """The language model failed to produce text."""
+
+
+def __getattr__(name: str) -> object:
+    if name not in ("NotFittedError",):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from llmrec._compat import removed_name
+
+    return removed_name(__name__, name)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError, UnknownUserError
-from llmrec.io import load_array, save_array
+from llmrec.storage.io import load_array, save_array
 from llmrec.types import Event, check_id
 
 __all__ = ["HistoryEntry", "ProfileStore", "UserProfile"]

@@ -2,7 +2,7 @@
 
 Persisted manifests store registered *names*, never class paths, so loading a save never
 imports arbitrary code. Third parties add backends through the entry-point groups
-``llmrec.encoders``, ``llmrec.indexes``, ``llmrec.llms`` and ``llmrec.models`` (trainable
+``llmrec.encoders``, ``llmrec.indexes``, ``llmrec.llms`` and ``llmrec.retrieval.models`` (trainable
 candidate sources).
 """
 
@@ -32,22 +32,22 @@ class _Entry:
 
 _REGISTRY: dict[str, dict[str, _Entry]] = {
     "encoders": {
-        "transformers": _Entry("llmrec.backends.encoders:TransformersEncoder", None),
-        "hashing": _Entry("llmrec.backends.encoders:HashingEncoder", None),
+        "transformers": _Entry("llmrec.encoding.transformers:TransformersEncoder", None),
+        "hashing": _Entry("llmrec.encoding.hashing:HashingEncoder", None),
     },
     "indexes": {
-        "hnsw": _Entry("llmrec.backends.indexes:HNSWIndex", None),
-        "exact": _Entry("llmrec.backends.indexes:ExactIndex", None),
+        "hnsw": _Entry("llmrec.retrieval.indexes:HNSWIndex", None),
+        "exact": _Entry("llmrec.retrieval.indexes:ExactIndex", None),
     },
     "llms": {
-        "transformers": _Entry("llmrec.backends.llms:TransformersChat", None),
-        "template": _Entry("llmrec.backends.llms:TemplateChat", None),
-        "llamacpp": _Entry("llmrec.backends.llamacpp:LlamaCppChat", "llamacpp"),
-        "openai": _Entry("llmrec.backends.remote:OpenAIChat", None),
+        "transformers": _Entry("llmrec.generation.llms.transformers:TransformersChat", None),
+        "template": _Entry("llmrec.generation.llms.template:TemplateChat", None),
+        "llamacpp": _Entry("llmrec.generation.llms.llamacpp:LlamaCppChat", "llamacpp"),
+        "openai": _Entry("llmrec.generation.llms.openai:OpenAIChat", None),
     },
     "models": {
-        "ease": _Entry("llmrec.models.cf:EASESource", None),
-        "sequential": _Entry("llmrec.models.sequential:SequentialSource", None),
+        "ease": _Entry("llmrec.retrieval.models.ease:EASESource", None),
+        "sequential": _Entry("llmrec.retrieval.models.sequential:SequentialSource", None),
     },
 }
 _ENTRY_POINTS_LOADED: set[str] = set()

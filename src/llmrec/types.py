@@ -14,7 +14,6 @@ __all__ = [
     "EVENT_WEIGHTS",
     "MAX_ID_LENGTH",
     "MAX_TEXT_LENGTH",
-    "Candidate",
     "Event",
     "Explanation",
     "GeneratedText",
@@ -175,14 +174,6 @@ class Event:
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """An item proposed by the candidate sources, with each source's score."""
-
-    item_id: str
-    source_scores: Mapping[str, float]
-
-
-@dataclass(frozen=True)
 class Explanation:
     """Why an item was recommended.
 
@@ -265,3 +256,11 @@ class Recommendation:
                 "cached": self.generated.cached, "retry_reason": self.generated.retry_reason,
             },
         }
+
+
+def __getattr__(name: str) -> object:
+    if name not in ("Candidate",):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from llmrec._compat import removed_name
+
+    return removed_name(__name__, name)

@@ -1,1 +1,1 @@
-"""Backends: one module per kind, each hiding one library behind a small protocol."""
+"""Deprecated: the backends moved into their stages (see :mod:`llmrec._compat`)."""

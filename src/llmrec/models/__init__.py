@@ -1,30 +1,13 @@
-"""Trainable candidate sources, added to a retriever with ``Retriever.add_model(name)``.
+"""Deprecated: the trainable sources moved to :mod:`llmrec.retrieval.models`."""
 
-* :class:`EASESource` (``"ease"``): closed-form item-item linear autoencoder (Steck, 2019).
-* :class:`SequentialSource` (``"sequential"``): SASRec-style causal self-attention over the
-  user's recent items, full-softmax next-item training, item embeddings initialized from
-  their text vectors so new items are scored from their text alone.
-
-Each implements :class:`~llmrec.retriever.CandidateSource` plus ``fit(sequences,
-item_vectors, *, valid=None, live=None)``, ``update_items(rows, vectors)``,
-``save(path) -> config`` and ``load(path, config, *, device)``.
-"""
-
-from __future__ import annotations
-
+import warnings
 from typing import Any
 
-__all__ = ["EASESource", "SequentialSource"]
+warnings.warn("llmrec.models moved to llmrec.retrieval.models; the old path is removed in "
+              "llmrec 0.3", DeprecationWarning, stacklevel=2)
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: importing llmrec.models does not import torch-heavy modules until needed.
-    if name == "EASESource":
-        from llmrec.models.cf import EASESource
+    import llmrec.retrieval.models
 
-        return EASESource
-    if name == "SequentialSource":
-        from llmrec.models.sequential import SequentialSource
-
-        return SequentialSource
-    raise AttributeError(f"module 'llmrec.models' has no attribute {name!r}")
+    return getattr(llmrec.retrieval.models, name)

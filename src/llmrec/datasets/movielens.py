@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.errors import DatasetError, LLMRecError
+from llmrec.storage.io import default_cache_dir, file_sha256
 from llmrec.types import Event, Item
 
 __all__ = [
@@ -612,16 +613,6 @@ def read_movielens(path: str | os.PathLike[str], name: str | None = None) -> Dat
 
 
 # ---------------------------------------------------------------------------- cache, fetch
-def default_cache_dir() -> Path:
-    """``$LLMREC_CACHE``, else ``$XDG_CACHE_HOME/llmrec``, else ``~/.cache/llmrec``."""
-    explicit = os.environ.get("LLMREC_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "llmrec"
-
-
 def _dataset_dir(cache_dir: str | os.PathLike[str] | None, name: str) -> Path:
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return root / "datasets" / name
@@ -635,19 +626,11 @@ def _has_dataset(directory: Path) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify_recbole(directory: Path) -> None:
     inter = directory / "ml-100k.inter"
     if not inter.is_file():
         raise DatasetError(f"{inter} is missing")
-    actual = _sha256(inter)
+    actual = file_sha256(inter)
     if actual != ML100K_INTER_SHA256:
         raise DatasetError(
             f"{inter} has sha256 {actual}, expected {ML100K_INTER_SHA256} (corrupt or a "

@@ -1,5 +1,5 @@
 """A lean forward pass for Llama-architecture causal language models (the embedded
-SmolLM2-135M-Instruct is one), used by :class:`~llmrec.backends.llms.TransformersChat`
+SmolLM2-135M-Instruct is one), used by :class:`~llmrec.generation.llms.transformers.TransformersChat`
 for greedy batched decoding on CPUs.
 
 At the batch sizes of one recommendation request (2-16 rows, one new token per row and

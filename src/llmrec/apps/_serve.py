@@ -1,4 +1,4 @@
-"""The Ray Serve deployment behind :func:`llmrec.distributed.pipeline_app`.
+"""The Ray Serve deployment behind :func:`llmrec.apps.ray.pipeline_app`.
 
 Imported only when Ray Serve is installed. Annotations here stay real objects (no
 ``from __future__ import annotations``): FastAPI reads the body models from them.
@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from llmrec import __version__
+from llmrec.apps.server import EventsBody, RecommendBody, _error, _event
 from llmrec.errors import LLMRecError
 from llmrec.pipeline import Pipeline
-from llmrec.server import EventsBody, RecommendBody, _error, _event
 from llmrec.types import Event, Recommendation
 
 __all__ = ["PipelineDeployment", "pack_pipeline"]

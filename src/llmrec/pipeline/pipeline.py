@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.backends.indexes import check_vectors
+from llmrec._validate import check_vectors
 from llmrec.catalog import Catalog
 from llmrec.device import DeviceLike, resolve_device
-from llmrec.encoder import ItemEncoder
+from llmrec.encoding import ItemEncoder
 from llmrec.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -31,8 +31,13 @@ from llmrec.errors import (
     UnknownItemError,
     UnknownUserError,
 )
-from llmrec.eventlog import EventLog, LogRecord
-from llmrec.io import (
+from llmrec.privacy import Pseudonymizer, redact
+from llmrec.profile import ProfileStore, UserProfile
+from llmrec.ranking import Ranker
+from llmrec.registry import accepts_keyword, get_backend
+from llmrec.retrieval import Retriever
+from llmrec.storage.eventlog import EventLog, LogRecord
+from llmrec.storage.io import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     atomic_directory,
@@ -42,11 +47,6 @@ from llmrec.io import (
     verify_files,
     write_json,
 )
-from llmrec.privacy import Pseudonymizer, redact
-from llmrec.profile import ProfileStore, UserProfile
-from llmrec.ranker import Ranker
-from llmrec.registry import accepts_keyword, get_backend
-from llmrec.retriever import Retriever
 from llmrec.types import Event, Explanation, GeneratedText, Item, Recommendation, check_id
 
 __all__ = ["Filters", "Pipeline"]
@@ -138,9 +138,9 @@ class Pipeline:
         ranker: The candidate scorer.
         profiles: User profiles.
         llm: The generator backend name (``"default"``, ``"transformers"``,
-            ``"template"``, ...) or a ready :class:`~llmrec.generator.ContentGenerator`;
+            ``"template"``, ...) or a ready :class:`~llmrec.generation.ContentGenerator`;
             the model loads on first use.
-        llm_options: Passed to the :class:`~llmrec.generator.ContentGenerator`.
+        llm_options: Passed to the :class:`~llmrec.generation.ContentGenerator`.
         device: Where models run.
         pseudonymize_key: A secret (bytes, >= 16): user ids are replaced by their keyed
             HMAC-SHA256 at every public method, so profiles, saves, logs and prompts never
@@ -212,11 +212,11 @@ class Pipeline:
             items: The catalog; at least one item, unique ids.
             encoder: Encoder backend name (``"default"`` = all-MiniLM-L6-v2,
                 ``"transformers"`` with ``encoder_options={"model": ...}``, ``"hashing"``)
-                or an :class:`~llmrec.protocols.EncoderBackend`.
+                or an :class:`~llmrec.encoding.EncoderBackend`.
             index: ``"auto"``, ``"exact"``, ``"hnsw"`` or an index backend.
             llm: ``"default"`` (embedded SmolLM2-135M-Instruct), ``"transformers"`` with
                 ``llm_options={"model": ...}``, ``"template"`` (no model), or a
-                :class:`~llmrec.generator.ContentGenerator`.
+                :class:`~llmrec.generation.ContentGenerator`.
             device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... (see :func:`llmrec.resolve_device`).
             diversity: Default MMR trade-off in [0, 1).
             n_candidates: Candidates proposed by each source per request.
@@ -227,7 +227,7 @@ class Pipeline:
             show_progress: Show progress bars on long work.
             pseudonymize_key: See :class:`Pipeline`.
             item_vectors: ``(len(items), dim)`` vectors already made by this encoder (for
-                example by :func:`llmrec.distributed.encode_catalog`); the catalog is then
+                example by :func:`llmrec.apps.ray.encode_catalog`); the catalog is then
                 not encoded again.
         """
         items = _as_list(items, "items")
@@ -274,11 +274,11 @@ class Pipeline:
 
     @property
     def generator(self) -> Any:
-        """The :class:`~llmrec.generator.ContentGenerator` (its model loads on first use)."""
+        """The :class:`~llmrec.generation.ContentGenerator` (its model loads on first use)."""
         if self._generator is None:
             with self._generator_lock:
                 if self._generator is None:
-                    from llmrec.generator import ContentGenerator
+                    from llmrec.generation import ContentGenerator
 
                     try:
                         self._generator = ContentGenerator(
@@ -737,7 +737,7 @@ class Pipeline:
 
     def _reason_request(self, rec: Recommendation, uid: str, query: str | None,
                         items: Mapping[str, Item]) -> Any:
-        from llmrec.generator import ReasonRequest
+        from llmrec.generation import ReasonRequest
 
         return ReasonRequest(
             user_id=uid, item=items[rec.item_id],

@@ -1,0 +1,131 @@
+"""ItemEncoder: item and query text to unit vectors, with a content-hash cache."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from llmrec.catalog import render_item_text
+from llmrec.device import DeviceLike
+from llmrec.encoding.base import EncoderBackend, check_texts
+from llmrec.errors import ConfigError, InvalidInputError
+from llmrec.registry import get_backend
+from llmrec.types import MAX_TEXT_LENGTH, Item
+
+__all__ = ["ItemEncoder", "make_encoder_backend"]
+
+
+def make_encoder_backend(
+    backend: str | EncoderBackend = "default", *, device: DeviceLike = "auto", **options: Any
+) -> EncoderBackend:
+    """Build an encoder backend from a registered name (``"default"`` = the embedded
+    all-MiniLM-L6-v2 through ``transformers``), or pass an instance through."""
+    if not isinstance(backend, str):
+        if not isinstance(backend, EncoderBackend):
+            raise ConfigError(f"encoder must be a backend name or an EncoderBackend, got {backend!r}")
+        return backend
+    name = "transformers" if backend == "default" else backend
+    cls = get_backend("encoders", name)
+    try:
+        return cls(device=device, **options)
+    except TypeError as exc:
+        raise ConfigError(f"bad options for the {name!r} encoder backend: {exc}") from None
+
+
+class ItemEncoder:
+    """Encodes item text (title, genres, description) and free-text queries.
+
+    Unchanged texts are never encoded twice: vectors are cached by the SHA-256 of the
+    text (an LRU of ``cache_size`` entries).
+
+    Args:
+        backend: A registered encoder name or an :class:`~llmrec.encoding.EncoderBackend`.
+        device: Where the model runs (see :func:`llmrec.resolve_device`).
+        batch_size: Texts per forward pass.
+        show_progress: Show a tqdm bar when encoding many texts.
+        cache_size: Cached vectors kept.
+        **options: Passed to the backend (e.g. ``model="..."`` for ``transformers``).
+    """
+
+    def __init__(
+        self,
+        backend: str | EncoderBackend = "default",
+        *,
+        device: DeviceLike = "auto",
+        batch_size: int = 64,
+        show_progress: bool = True,
+        cache_size: int = 50_000,
+        **options: Any,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not isinstance(cache_size, int) or cache_size < 0:
+            raise ConfigError(f"cache_size must be an int >= 0, got {cache_size!r}")
+        self.backend = make_encoder_backend(backend, device=device, **options)
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return int(self.backend.dim)
+
+    @property
+    def device(self) -> Any:
+        return self.backend.device
+
+    def config(self) -> dict[str, Any]:
+        return {"backend": self.backend.name, "backend_config": self.backend.config(),
+                "batch_size": self.batch_size, "cache_size": self.cache_size}
+
+    def encode_texts(self, texts: Sequence[str], *, cache: bool = True) -> np.ndarray:
+        """Encode texts to an ``(n, dim)`` float32 array of unit rows.
+
+        ``cache=False`` neither reads nor fills the vector cache (the pipeline encodes
+        user text that way, so nothing derived from it outlives a ``forget``).
+        """
+        texts = check_texts(texts, MAX_TEXT_LENGTH)
+        if not cache:
+            return np.asarray(self.backend.encode(texts, batch_size=self.batch_size,
+                                                  show_progress=False), dtype=np.float32)
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for n, key in enumerate(keys):
+                hit = self._cache.get(key)
+                if hit is None:
+                    missing.setdefault(key, []).append(n)
+                else:
+                    self._cache.move_to_end(key)
+                    out[n] = hit
+        if missing:
+            todo = [texts[positions[0]] for positions in missing.values()]
+            vectors = self.backend.encode(
+                todo, batch_size=self.batch_size,
+                show_progress=self.show_progress and len(todo) > 4 * self.batch_size)
+            with self._lock:
+                for (key, positions), vector in zip(missing.items(), vectors):
+                    out[positions] = vector
+                    if self.cache_size:
+                        self._cache[key] = vector
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def encode_items(self, items: Sequence[Item]) -> np.ndarray:
+        """Encode catalog items from their rendered text (title, genres, year, text)."""
+        return self.encode_texts([render_item_text(item) for item in items])
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Encode one free-text query or stated preference to a ``(dim,)`` vector."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError(f"query text must be a non-empty str, got {text!r:.80}")
+        return self.encode_texts([text])[0]

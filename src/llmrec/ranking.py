@@ -1,0 +1,200 @@
+"""Ranker: a learned logistic scorer over candidate features, then MMR diversity.
+
+``score = sigmoid(b + sum_i w_i * f_i)``; each ``w_i * f_i`` is kept as the signal's
+contribution, which is the evidence an explanation shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from llmrec.errors import ConfigError, InvalidInputError
+from llmrec.storage.io import read_json, write_json
+
+__all__ = ["DEFAULT_WEIGHTS", "Ranker", "mmr_order"]
+
+logger = logging.getLogger(__name__)
+
+#: Weights used before :meth:`Ranker.fit` has seen any events.
+DEFAULT_WEIGHTS: Mapping[str, float] = {
+    "text_similarity": 2.0,
+    "co_occurrence": 3.0,
+    "popularity": 1.5,
+    "query": 4.0,
+    "tag_affinity": 0.5,
+    "ease": 3.0,
+    "sequential": 1.0,
+}
+
+
+def mmr_order(relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float) -> np.ndarray:
+    """Maximal marginal relevance: greedily pick ``k`` positions of ``relevance``.
+
+    Each step takes ``argmax (1 - diversity) * rel - diversity * max_sim_to_picked`` with
+    relevance min-max scaled to [0, 1]. ``diversity=0`` is a plain sort.
+    """
+    n = len(relevance)
+    k = min(k, n)
+    order = np.argsort(-relevance, kind="stable")
+    if diversity <= 0 or k <= 1:
+        return order[:k]
+    # Only the top of the list can win once diversity is bounded; keep the work small.
+    pool = order[: max(4 * k, 50)]
+    rel = relevance[pool].astype(np.float64)
+    span = rel.max() - rel.min()
+    rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
+    sims = vectors[pool] @ vectors[pool].T
+    picked = [0]
+    max_sim = sims[0].copy()
+    available = np.ones(len(pool), dtype=bool)
+    available[0] = False
+    while len(picked) < k:
+        gain = (1.0 - diversity) * rel - diversity * max_sim
+        gain[~available] = -np.inf
+        best = int(np.argmax(gain))
+        picked.append(best)
+        available[best] = False
+        np.maximum(max_sim, sims[best], out=max_sim)
+    return pool[np.asarray(picked)]
+
+
+class Ranker:
+    """Scores candidates with a logistic model over named features.
+
+    Args:
+        feature_names: The features, in order.
+        weights: Initial weights by name (defaults: :data:`DEFAULT_WEIGHTS`, 0 elsewhere).
+        l2: L2 penalty used by :meth:`fit`.
+        diversity: Default MMR trade-off in [0, 1) (0 = rank by score alone).
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        *,
+        weights: Mapping[str, float] | None = None,
+        bias: float = 0.0,
+        l2: float = 1e-3,
+        diversity: float = 0.0,
+    ) -> None:
+        names = tuple(feature_names)
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"feature_names must be unique and non-empty, got {names!r}")
+        self.feature_names = names
+        self.l2 = float(l2)
+        self.diversity = self.check_diversity(diversity)
+        given = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        unknown = set(given) - set(names)
+        if weights is not None and unknown:
+            raise ConfigError(f"weights name unknown features {sorted(unknown)}")
+        self.weights_ = np.array([float(given.get(n, 0.0)) for n in names], dtype=np.float64)
+        self.bias_ = float(bias)
+        self.fitted_ = False
+
+    @staticmethod
+    def check_diversity(diversity: Any) -> float:
+        if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) \
+                or not 0.0 <= diversity < 1.0:
+            raise InvalidInputError(f"diversity must be a number in [0, 1), got {diversity!r}")
+        return float(diversity)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(zip(self.feature_names, self.weights_.tolist()))
+
+    def feature_matrix(self, features: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """Stack named feature arrays into ``(n, n_features)``; absent features are 0."""
+        out = np.zeros((n, len(self.feature_names)), dtype=np.float64)
+        for j, name in enumerate(self.feature_names):
+            if name in features:
+                out[:, j] = features[name]
+        return out
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(probabilities, contributions)`` for a feature matrix."""
+        contributions = x * self.weights_
+        logits = contributions.sum(axis=1) + self.bias_
+        return 1.0 / (1.0 + np.exp(-logits)), contributions
+
+    def fit(self, x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None) -> Ranker:
+        """Fit weights by L2-regularized logistic regression (L-BFGS).
+
+        Args:
+            x: ``(n, n_features)`` features.
+            y: ``(n,)`` labels in {0, 1}.
+            sample_weight: Optional per-row weights (e.g. to balance classes).
+        """
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names) or len(y) != len(x):
+            raise InvalidInputError(
+                f"fit needs x of shape (n, {len(self.feature_names)}) and y of shape (n,), "
+                f"got {x.shape} and {y.shape}")
+        if not np.isfinite(x).all():
+            raise InvalidInputError("fit features contain NaN or inf")
+        if len(np.unique(y)) < 2:
+            raise InvalidInputError("fit needs both positive and negative examples")
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        w = w / w.sum()
+        # A feature that never varies in the training data (e.g. ``query`` when no event
+        # carried a query) says nothing about its weight: keep the current one.
+        free = x.std(axis=0) > 1e-12
+        offset = x[:, ~free] @ self.weights_[~free]
+        xf = x[:, free]
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            coef, b = params[:-1], params[-1]
+            z = xf @ coef + b + offset
+            # log(1 + e^z) - y z, computed stably
+            value = float(np.sum(w * (np.logaddexp(0.0, z) - y * z))) + 0.5 * self.l2 * coef @ coef
+            p = 1.0 / (1.0 + np.exp(-z))
+            grad_z = w * (p - y)
+            grad = np.concatenate([xf.T @ grad_z + self.l2 * coef, [grad_z.sum()]])
+            return value, grad
+
+        start = np.concatenate([self.weights_[free], [self.bias_]])
+        result = minimize(loss, start, jac=True, method="L-BFGS-B")
+        self.weights_ = self.weights_.copy()
+        self.weights_[free] = result.x[:-1]
+        self.bias_ = float(result.x[-1])
+        self.fitted_ = True
+        logger.info("ranker fitted: %s bias=%.3f", {k: round(v, 3) for k, v in self.weights.items()},
+                    self.bias_)
+        return self
+
+    def order(self, relevance: np.ndarray, vectors: np.ndarray, k: int,
+              diversity: float | None = None) -> np.ndarray:
+        """Positions of the final top-``k`` after MMR."""
+        div = self.diversity if diversity is None else self.check_diversity(diversity)
+        return mmr_order(relevance, vectors, k, div)
+
+    # ------------------------------------------------------------------ persistence
+    def config(self) -> dict[str, Any]:
+        return {"feature_names": list(self.feature_names), "weights": self.weights,
+                "bias": self.bias_, "l2": self.l2, "diversity": self.diversity,
+                "fitted": self.fitted_}
+
+    def save(self, path: Path) -> dict[str, Any]:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_json(path / "ranker.json", self.config())
+        return {"file": "ranker.json"}
+
+    @classmethod
+    def load(cls, path: Path, config: dict[str, Any]) -> Ranker:
+        from llmrec.errors import PersistenceError
+
+        state = read_json(Path(path) / "ranker.json")
+        try:
+            ranker = cls(state["feature_names"], weights=state["weights"], bias=state["bias"],
+                         l2=state["l2"], diversity=state["diversity"])
+            ranker.fitted_ = bool(state["fitted"])
+        except (KeyError, TypeError, ConfigError) as exc:
+            raise PersistenceError(f"corrupt ranker state in {str(path)!r}: {exc}") from None
+        return ranker

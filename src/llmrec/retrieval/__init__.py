@@ -1,0 +1,24 @@
+"""Retrieval: candidate sources propose items, every source scores every candidate.
+
+:class:`Retriever` holds the item vectors, the vector index (:mod:`.indexes`), the built-in
+sources (:mod:`.sources`) and the trainable ones (:mod:`.models`); the contract sources
+implement is in :mod:`.base`.
+"""
+
+from __future__ import annotations
+
+from llmrec.retrieval.base import CandidateSource, RetrievalContext
+from llmrec.retrieval.indexes import IndexBackend
+from llmrec.retrieval.retriever import Retriever, make_index
+from llmrec.retrieval.sources import CooccurrenceSource, IndexSource, PopularitySource
+
+__all__ = [
+    "CandidateSource",
+    "CooccurrenceSource",
+    "IndexBackend",
+    "IndexSource",
+    "PopularitySource",
+    "RetrievalContext",
+    "Retriever",
+    "make_index",
+]

@@ -1,0 +1,30 @@
+"""Trainable candidate sources, added to a retriever with ``Retriever.add_model(name)``.
+
+* :class:`EASESource` (``"ease"``): closed-form item-item linear autoencoder (Steck, 2019).
+* :class:`SequentialSource` (``"sequential"``): SASRec-style causal self-attention over the
+  user's recent items, full-softmax next-item training, item embeddings initialized from
+  their text vectors so new items are scored from their text alone.
+
+Each implements :class:`~llmrec.retrieval.CandidateSource` plus ``fit(sequences,
+item_vectors, *, valid=None, live=None)``, ``update_items(rows, vectors)``,
+``save(path) -> config`` and ``load(path, config, *, device)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EASESource", "SequentialSource"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing llmrec.retrieval.models does not import torch-heavy modules until needed.
+    if name == "EASESource":
+        from llmrec.retrieval.models.ease import EASESource
+
+        return EASESource
+    if name == "SequentialSource":
+        from llmrec.retrieval.models.sequential import SequentialSource
+
+        return SequentialSource
+    raise AttributeError(f"module 'llmrec.retrieval.models' has no attribute {name!r}")

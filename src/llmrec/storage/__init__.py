@@ -1,0 +1,2 @@
+"""Storage: atomic save directories and manifests (:mod:`.io`), the write-ahead event log
+(:mod:`.eventlog`)."""
