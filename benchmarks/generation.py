@@ -324,6 +324,9 @@ def run_grounding(gen: ContentGenerator, recorder: Recorder,
             re.sub(r"[:(].*", "", t.fallback_reason).strip() for t in texts
             if t.fallback_reason).most_common(8)),
         "examples": examples,
+        "all_texts": [{"user_id": r.user_id, "item_id": r.item.item_id, "text": t.text,
+                       "source": t.source, "fallback_reason": t.fallback_reason,
+                       "retry_reason": t.retry_reason} for r, t in zip(requests, texts)],
     }
 
 
@@ -346,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="a MovieLens folder (default: the cache)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the whole run (default: torch's own choice)")
+    parser.add_argument("--texts-out", default=None,
+                        help="write every grounding text (JSON lines) to this file")
     add_out_argument(parser)
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -416,6 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     grounding_batches = [requests_for(pipe, u, args.k) for u in grounding_users]
     grounding = run_grounding(gen, recorder, grounding_batches)
     g = grounding
+    all_texts = g.pop("all_texts")
+    if args.texts_out:
+        import json
+
+        with open(args.texts_out, "w", encoding="utf-8") as f:
+            for row in all_texts:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
     rows = [
         ["first model answers (before verification)", g["first_answers"],
          g["raw_other_item_share"], g["raw_invented_year_texts"], g["raw_refers_share"],

@@ -14,6 +14,7 @@ __all__ = [
     "EVENT_WEIGHTS",
     "MAX_ID_LENGTH",
     "MAX_TEXT_LENGTH",
+    "RELATIONS",
     "Event",
     "Explanation",
     "GeneratedText",
@@ -34,6 +35,10 @@ EVENT_WEIGHTS: Mapping[str, float] = {
     "skip": -0.5,
     "query": 0.0,
 }
+#: How a ranking signal relates a recommended item to the user; each candidate source
+#: declares one, and the text about a recommendation may state only the relations of the
+#: signals that ranked it.
+RELATIONS = ("similar_text", "co_consumption", "shared_tags", "popular", "query")
 MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 100_000
 
@@ -157,10 +162,18 @@ class Event:
 
     @property
     def weight(self) -> float:
-        """Signed strength of the event; ratings map 1..5 to -1.5..+1.5 around 3."""
+        """Signed strength of the event: :data:`EVENT_WEIGHTS` of its kind; a rating ``v``
+        on the 1..5 scale gives ``(v - 2) / 2`` (1 -> -0.5, 2 -> 0, 3 -> +0.5, 5 -> +1.5)."""
         if self.kind == "rate":
             return (float(self.value) - 3.0) / 2.0 + 0.5  # type: ignore[arg-type]
         return EVENT_WEIGHTS[self.kind]
+
+    @property
+    def is_positive(self) -> bool:
+        """Whether the event shows interest in its item (``weight > 0``): the one
+        definition used by profiles, popularity, the training rows and the ranker's
+        held-out target. Queries, dislikes, skips and ratings of 2 or less are not."""
+        return self.item_id is not None and self.weight > 0
 
     def to_dict(self) -> dict[str, Any]:
         return {

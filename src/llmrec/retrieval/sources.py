@@ -187,6 +187,14 @@ class CooccurrenceSource:
              np.concatenate(indices) if indices else np.zeros(0, np.int32), np.array(indptr)),
             shape=matrix.shape)
 
+    def neighbours(self, row: int) -> dict[int, float]:
+        """``{row: similarity}`` of the item at ``row`` (empty when it has none)."""
+        sim = self.similarity
+        if row >= sim.shape[0] or not sim.nnz:
+            return {}
+        start, end = sim.indptr[row], sim.indptr[row + 1]
+        return dict(zip(sim.indices[start:end].tolist(), sim.data[start:end].tolist()))
+
     def remove_rows(self, rows: np.ndarray) -> None:
         n = self.similarity.shape[0]
         rows = rows[rows < n]
