@@ -9,7 +9,7 @@ import pytest
 
 from llmrec import Item
 from llmrec.catalog import Catalog
-from llmrec.errors import DuplicateItemError, UnknownItemError
+from llmrec.errors import DuplicateItemError, InvalidInputError, UnknownItemError
 
 
 def item(item_id: str, *tags: str) -> Item:
@@ -26,11 +26,24 @@ def test_rows_are_stable_and_never_reused() -> None:
     assert catalog.rows(["x", "y"]).tolist() == [0, 1]
     catalog.remove(["x"])
     assert catalog.upsert([item("z", "c")]).tolist() == [2]
-    assert catalog.live_mask().tolist() == [False, True, True]
+    assert catalog.n_rows == 3 and catalog.item_ids() == ["y", "z"]
+    with pytest.raises(UnknownItemError, match="row 0"):
+        catalog.item_id_at(0)
     with pytest.raises(UnknownItemError, match="'x'"):
         catalog.row("x")
     with pytest.raises(DuplicateItemError):
         catalog.upsert([item("q"), item("q")])
+
+
+def test_a_non_sequence_is_an_llmrec_error_not_a_type_error() -> None:
+    catalog = Catalog([item("x")])
+    with pytest.raises(InvalidInputError, match="items must be"):
+        catalog.upsert(5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="item_ids must be"):
+        catalog.remove(5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="item_ids must be a sequence"):
+        catalog.remove("x")  # a str is not a list of ids
+    assert catalog.item_ids() == ["x"]
 
 
 def test_row_tags_follow_upserts_removals_and_growth() -> None:

@@ -70,7 +70,7 @@ def test_resolve_dtype_auto_on_cpu_without_fast_bf16(monkeypatch: pytest.MonkeyP
     assert resolve_dtype(torch.device("cpu"), "auto") == torch.bfloat16
 
 
-@pytest.mark.parametrize("dtype", ["float64", "int8", "", "FP32", None])
+@pytest.mark.parametrize("dtype", ["float64", "int8", "", "FP32", None, ["bf16"], {"a": 1}])
 def test_resolve_dtype_rejects_unknown_names(dtype) -> None:
     with pytest.raises(ConfigError, match="dtype"):
         resolve_dtype(torch.device("cpu"), dtype)

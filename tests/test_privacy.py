@@ -11,7 +11,7 @@ import pytest
 from conftest import VOCAB, build_pipeline, make_items
 
 from llmrec import Event, Item, Pipeline
-from llmrec.errors import ConfigError, UnknownUserError
+from llmrec.errors import ConfigError, InvalidInputError, UnknownUserError
 from llmrec.generation import ContentGenerator
 from llmrec.privacy import EMAIL_TOKEN, PHONE_TOKEN, Pseudonymizer, redact
 
@@ -64,9 +64,10 @@ def test_redaction_is_linear_on_hostile_text(hostile: str) -> None:
     assert time.process_time() - started < 1.0
 
 
-def test_redact_rejects_non_text() -> None:
-    with pytest.raises(TypeError):
-        redact(None)  # type: ignore[arg-type]
+def test_redact_rejects_non_text_with_an_llmrec_error() -> None:
+    for value in (None, 5, b"a@b.example"):
+        with pytest.raises(InvalidInputError, match="text must be a str"):
+            redact(value)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- prompts

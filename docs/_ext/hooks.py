@@ -31,6 +31,6 @@ def _help(*args: str) -> str:
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
     if MARKER not in markdown:
         return markdown
-    sections = [f"## `llmrec`\n\n```text\n{_help()}\n```"]
-    sections += [f"## `llmrec {name}`\n\n```text\n{_help(name)}\n```" for name in COMMANDS]
+    sections = [f"### `llmrec`\n\n```text\n{_help()}\n```"]
+    sections += [f"### `llmrec {name}`\n\n```text\n{_help(name)}\n```" for name in COMMANDS]
     return markdown.replace(MARKER, "\n\n".join(sections))

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrec._validate import check_sequence
 from llmrec.errors import DuplicateItemError, InvalidInputError, PersistenceError, UnknownItemError
 from llmrec.types import Item
 
@@ -106,11 +107,6 @@ class Catalog:
             raise UnknownItemError(f"no live item at row {row}")
         return item_id
 
-    def live_mask(self) -> np.ndarray:
-        """Boolean array over rows, True where an item lives."""
-        return np.fromiter((i is not None for i in self._row_ids), dtype=bool,
-                           count=len(self._row_ids))
-
     def item_ids(self) -> list[str]:
         return list(self._items)
 
@@ -151,7 +147,7 @@ class Catalog:
         and whose attributes are JSON (str keys; str, int, float, bool, None, lists and
         objects of them), since saves and the event log store them as JSON.
         """
-        items = list(items)
+        items = check_sequence(items, "items")
         seen: set[str] = set()
         for item in items:
             if not isinstance(item, Item):
@@ -188,7 +184,7 @@ class Catalog:
 
     def remove(self, item_ids: Sequence[str]) -> np.ndarray:
         """Remove items (all must exist, else nothing changes); returns their rows."""
-        item_ids = list(item_ids)
+        item_ids = check_sequence(item_ids, "item_ids")
         with self._lock:
             rows = self.rows(item_ids)
             if len(set(item_ids)) != len(item_ids):

@@ -7,6 +7,7 @@ from typing import Union
 
 import torch
 
+from llmrec._validate import check_choice
 from llmrec.errors import ConfigError, DeviceError
 
 __all__ = ["DeviceLike", "resolve_device", "resolve_dtype"]
@@ -87,10 +88,9 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> to
         return dtype
     names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
              "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    check_choice(dtype, "dtype", ("auto", *sorted(names)))
     if dtype in names:
         return names[dtype]
-    if dtype != "auto":
-        raise ConfigError(f"dtype must be 'auto' or one of {sorted(names)}, got {dtype!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and _cpu_has_fast_bf16():

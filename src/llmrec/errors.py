@@ -15,6 +15,10 @@ built-in exception callers already catch, so ``except ValueError`` keeps working
     ├── PersistenceError(OSError)            a missing, corrupt or newer save directory
     ├── DatasetError(OSError)                a dataset that cannot be read, fetched or verified
     └── GenerationError(RuntimeError)        the language model failed
+
+An argument of the wrong type or out of range raises :class:`ConfigError` (configuration)
+or :class:`InvalidInputError` (data), never a bare ``TypeError``; ``bool`` is never taken
+for a number. The checks are those of ``llmrec._validate``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 
-from llmrec.errors import ConfigError
+from llmrec.errors import ConfigError, InvalidInputError
 
 __all__ = ["EMAIL_TOKEN", "PHONE_TOKEN", "Pseudonymizer", "redact"]
 
@@ -71,10 +71,10 @@ def redact(text: str) -> str:
     fixed point: redacting it again changes nothing.
 
     Raises:
-        TypeError: ``text`` is not a str.
+        InvalidInputError: ``text`` is not a str.
     """
     if not isinstance(text, str):
-        raise TypeError(f"redact expects a str, got {type(text).__name__}")
+        raise InvalidInputError(f"text must be a str, got {type(text).__name__}")
     if "@" in text:
         text = _EMAIL.sub(EMAIL_TOKEN, text)
     return _PHONE_CANDIDATE.sub(_replace_phone, text)

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from llmrec import __version__
-from llmrec.apps.server import EventsBody, RecommendBody, _error, _event
+from llmrec.apps.server import EventsBody, RecommendBody, _error, _event, health_status
 from llmrec.errors import LLMRecError
 from llmrec.pipeline import Pipeline
 from llmrec.types import Event, Recommendation
@@ -130,8 +130,7 @@ class PipelineDeployment:
 
     @api.get("/health")
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "items": len(self.pipeline.catalog),
-                "users": len(self.pipeline.profiles), "version": __version__}
+        return health_status(self.pipeline)
 
     @api.post("/recommend")
     async def recommend_http(self, body: RecommendBody) -> dict[str, Any]:

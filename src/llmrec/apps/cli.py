@@ -41,9 +41,9 @@ def _print_recs(pipe, user_id: str, recs) -> None:  # noqa: ANN001 - CLI output 
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from llmrec.datasets import load_movielens
     from llmrec.pipeline import Pipeline
     from llmrec.types import Event
-    from llmrec.datasets import load_movielens
 
     started = time.perf_counter()
     data = load_movielens("ml-100k")
@@ -90,8 +90,8 @@ def _models(value: str) -> object:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from llmrec.pipeline import Pipeline
     from llmrec.datasets import read_events, read_items
+    from llmrec.pipeline import Pipeline
 
     started = time.perf_counter()
     items = read_items(args.items)
@@ -129,9 +129,9 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from llmrec.pipeline import Pipeline
     from llmrec.datasets import load_movielens
     from llmrec.evaluation import evaluate, leave_one_out
+    from llmrec.pipeline import Pipeline
 
     path = Path(args.dataset)
     data = load_movielens(path=path) if path.exists() else load_movielens(args.dataset)
@@ -203,6 +203,16 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fit_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that build and fit a pipeline (``build``, ``evaluate``)."""
+    parser.add_argument("--encoder", default="default", help="default, transformers, hashing")
+    parser.add_argument("--models", default="auto",
+                        help="trainable sources: auto, none, or e.g. ease,sequential")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmrec", description="Personalized recommendations with grounded LLM text.",
@@ -225,15 +235,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("items", help="items file (.jsonl or .csv)")
     build.add_argument("-o", "--output", required=True, help="directory to save the pipeline to")
     build.add_argument("--events", help="events file (.jsonl or .csv) to fit on")
-    build.add_argument("--encoder", default="default", help="default, transformers, hashing")
     build.add_argument("--index", default="auto", help="auto, exact or hnsw")
     build.add_argument("--llm", default="default", help="default, template, openai, llamacpp")
-    build.add_argument("--models", default="auto",
-                       help="trainable sources: auto, none, or e.g. ease,sequential")
-    build.add_argument("--device", default="auto")
-    build.add_argument("--seed", type=int, default=0)
     build.add_argument("--overwrite", action="store_true", help="replace an existing save")
-    build.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_fit_options(build)
     build.set_defaults(func=_build)
 
     rec = sub.add_parser("recommend", help="recommendations for one user of a saved pipeline")
@@ -255,12 +260,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("dataset", nargs="?", default="ml-100k",
                     help="dataset name in the cache (ml-100k) or a MovieLens-style folder")
     ev.add_argument("--split", choices=("valid", "test"), default="test")
-    ev.add_argument("--models", default="auto", help="auto, none, or e.g. ease,sequential")
-    ev.add_argument("--encoder", default="default")
-    ev.add_argument("--device", default="auto")
-    ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--report", metavar="DIR", help="write metrics.json and plots to DIR")
-    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_fit_options(ev)
     ev.set_defaults(func=_evaluate)
 
     serve = sub.add_parser("serve", help="HTTP API over a saved pipeline (llmrec[server])")

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrec._validate import check_float, check_int, check_options
 from llmrec.catalog import render_item_text
 from llmrec.encoding import ItemEncoder
 from llmrec.errors import BackendUnavailableError, ConfigError, DeviceError, InvalidInputError
@@ -49,18 +50,6 @@ def _import_ray(*submodules: str) -> Any:
         raise BackendUnavailableError(
             f"llmrec.apps.ray needs Ray ({exc.name} is missing): {_INSTALL_HINT}") from exc
     return ray
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_positive_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -143,11 +132,10 @@ def encode_catalog(
     if not isinstance(encoder, str):
         raise ConfigError("encoder must be a registered backend name: an instance cannot be "
                           "sent to the Ray workers")
-    if encoder_options is not None and not isinstance(encoder_options, Mapping):
-        raise ConfigError(f"encoder_options must be a mapping, got {type(encoder_options).__name__}")
-    num_workers = _check_positive_int("num_workers", num_workers)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    cpus_per_worker = _check_positive_number("cpus_per_worker", cpus_per_worker)
+    encoder_options = check_options(encoder_options, "encoder_options")
+    num_workers = check_int(num_workers, "num_workers", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    cpus_per_worker = check_float(cpus_per_worker, "cpus_per_worker", low=0, low_open=True)
     if not isinstance(device, str):
         raise ConfigError(f"device must be a str ('auto', 'cpu', 'cuda', ...), got {device!r}")
     ray = _import_ray("data")
@@ -172,7 +160,7 @@ def encode_catalog(
         encoded = dataset.map_batches(
             _EncodeBatch,
             fn_constructor_kwargs={"backend": encoder, "device": worker_device,
-                                   "options": dict(encoder_options or {})},
+                                   "options": encoder_options},
             batch_size=batch_size, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=num_workers),
             num_cpus=cpus_per_worker, num_gpus=1 if use_gpu else 0)
@@ -257,16 +245,11 @@ def pipeline_app(
         ray_actor_options: Resources per replica, e.g. ``{"num_gpus": 1}``.
     """
     _import_ray("serve")
-    num_replicas = _check_positive_int("num_replicas", num_replicas)
-    max_batch_size = _check_positive_int("max_batch_size", max_batch_size)
-    if isinstance(batch_wait_timeout_s, bool) or not isinstance(
-            batch_wait_timeout_s, (int, float)) or batch_wait_timeout_s < 0:
-        raise ConfigError(f"batch_wait_timeout_s must be a number >= 0, got "
-                          f"{batch_wait_timeout_s!r}")
-    for name, value in (("pipeline_options", pipeline_options),
-                        ("ray_actor_options", ray_actor_options)):
-        if value is not None and not isinstance(value, Mapping):
-            raise ConfigError(f"{name} must be a mapping, got {type(value).__name__}")
+    num_replicas = check_int(num_replicas, "num_replicas", low=1)
+    max_batch_size = check_int(max_batch_size, "max_batch_size", low=1)
+    batch_wait_timeout_s = check_float(batch_wait_timeout_s, "batch_wait_timeout_s", low=0)
+    pipeline_options = check_options(pipeline_options, "pipeline_options")
+    ray_actor_options = check_options(ray_actor_options, "ray_actor_options")
     from llmrec.apps._serve import PipelineDeployment, pack_pipeline
 
     if isinstance(path_or_pipeline, (str, Path)):
@@ -278,9 +261,8 @@ def pipeline_app(
                           f"{type(path_or_pipeline).__name__}")
 
     deployment = PipelineDeployment.options(
-        num_replicas=num_replicas, ray_actor_options=dict(ray_actor_options or {}))
-    return deployment.bind(source, dict(pipeline_options or {}), max_batch_size,
-                           float(batch_wait_timeout_s))
+        num_replicas=num_replicas, ray_actor_options=ray_actor_options)
+    return deployment.bind(source, pipeline_options, max_batch_size, batch_wait_timeout_s)
 
 
 def serve_pipeline(

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from llmrec.errors import (
     BackendUnavailableError,
+    ConfigError,
     LLMRecError,
     UnknownItemError,
     UnknownUserError,
@@ -44,7 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         f"llmrec.apps.server needs the server extra ({exc.name} is missing): "
         "pip install 'llmrec[server]'") from exc
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "health_status"]
 
 MAX_K = 1000
 MAX_BATCH = 10_000
@@ -119,6 +120,14 @@ def _event(body: EventBody) -> Event:
     return Event(**fields)
 
 
+def health_status(pipeline: Any) -> dict[str, Any]:
+    """The ``GET /health`` answer: liveness, catalog and user counts, the llmrec version."""
+    from llmrec import __version__
+
+    return {"status": "ok", "items": len(pipeline.catalog), "users": len(pipeline.profiles),
+            "version": __version__}
+
+
 def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmrec") -> FastAPI:
     """Build the FastAPI app serving ``pipeline``.
 
@@ -126,7 +135,12 @@ def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmre
         pipeline: A fitted (or cold) :class:`~llmrec.Pipeline`.
         api_key: When set, every endpoint but ``/health`` needs header ``X-API-Key``.
         title: The OpenAPI title.
+
+    Raises:
+        ConfigError: ``api_key`` is neither None nor a str.
     """
+    if api_key is not None and not isinstance(api_key, str):
+        raise ConfigError(f"api_key must be a str or None, got {type(api_key).__name__}")
     from llmrec import __version__
 
     app = FastAPI(title=title, version=__version__,
@@ -154,8 +168,7 @@ def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmre
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "items": len(pipeline.catalog),
-                "users": len(pipeline.profiles), "version": __version__}
+        return health_status(pipeline)
 
     @app.post("/recommend", dependencies=secured)
     def recommend(body: RecommendBody) -> dict[str, Any]:

@@ -1,8 +1,47 @@
-"""Datasets: MovieLens readers and fetch, and readers for a catalog and events of one's own."""
+"""Datasets: MovieLens readers and fetch, and readers for a catalog and events of one's own.
+
+Modules: :mod:`.dataset` (the :class:`Dataset` container, the canonical event order),
+:mod:`.movielens` (the MovieLens layouts), :mod:`.fetch` (the cache and the ML-100K
+download) and :mod:`.files` (JSON lines / CSV files of one's own).
+"""
 
 from __future__ import annotations
 
-from llmrec.datasets.movielens import *  # noqa: F403
-from llmrec.datasets.movielens import __all__ as _movielens_all
+from llmrec.datasets.dataset import Dataset, dataset_stats, event_sort_key, sort_events, tie_key
+from llmrec.datasets.fetch import (
+    ML100K_INTER_SHA256,
+    ML100K_URL,
+    fetch_movielens_100k,
+    load_movielens,
+)
+from llmrec.datasets.files import read_events, read_items
+from llmrec.datasets.movielens import (
+    GROUPLENS_GENRES,
+    detect_format,
+    read_grouplens,
+    read_movielens,
+    read_movielens_csv,
+    read_recbole,
+)
+from llmrec.storage.io import default_cache_dir
 
-__all__ = sorted(_movielens_all)
+__all__ = [
+    "GROUPLENS_GENRES",
+    "ML100K_INTER_SHA256",
+    "ML100K_URL",
+    "Dataset",
+    "dataset_stats",
+    "default_cache_dir",
+    "detect_format",
+    "event_sort_key",
+    "fetch_movielens_100k",
+    "load_movielens",
+    "read_events",
+    "read_grouplens",
+    "read_items",
+    "read_movielens",
+    "read_movielens_csv",
+    "read_recbole",
+    "sort_events",
+    "tie_key",
+]

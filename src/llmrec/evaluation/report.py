@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrec._validate import check_int
 from llmrec.errors import InvalidInputError
 from llmrec.evaluation import EvaluationResult, LeaveOneOutSplit, evaluate_predictions
 from llmrec.storage.io import write_json
@@ -109,8 +110,7 @@ def write_report(
         latency_users: Users sampled to time ``recommend(k=10, generate=False)``.
         seed: Seed of that sample.
     """
-    if isinstance(latency_users, bool) or not isinstance(latency_users, int) or latency_users < 0:
-        raise InvalidInputError(f"latency_users must be a non-negative int, got {latency_users!r}")
+    latency_users = check_int(latency_users, "latency_users", low=0, error=InvalidInputError)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     baseline = evaluate_predictions(split, popularity_predictions(split, split_name),

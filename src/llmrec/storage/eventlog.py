@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 import zlib
@@ -34,8 +33,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llmrec._validate import check_choice, check_float, check_int, check_sequence
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
-from llmrec.storage.io import check_path, fsync_directory
+from llmrec.storage.io import atomic_file, check_path
 from llmrec.types import Event, check_id
 
 try:  # POSIX advisory locks keep a second writer away from the same log.
@@ -123,17 +123,14 @@ class EventLog:
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: str = "always",
                  batch_interval: float = 0.2, meta: Mapping[str, Any] | None = None) -> None:
-        if not isinstance(fsync, str) or fsync not in FSYNC_POLICIES:
-            raise ConfigError(f"fsync must be one of {FSYNC_POLICIES}, got {fsync!r}")
-        if isinstance(batch_interval, bool) or not isinstance(batch_interval, (int, float)) \
-                or not 0 < batch_interval <= 3600:
-            raise ConfigError(f"batch_interval must be a number of seconds in (0, 3600], "
-                              f"got {batch_interval!r}")
+        check_choice(fsync, "fsync", FSYNC_POLICIES)
+        batch_interval = check_float(batch_interval, "batch_interval", low=0, low_open=True,
+                                     high=3600)
         if meta is not None and not isinstance(meta, Mapping):
             raise ConfigError(f"meta must be a mapping or None, got {type(meta).__name__}")
         self.path = check_path(path, "event log path").absolute()
         self.fsync = fsync
-        self.batch_interval = float(batch_interval)
+        self.batch_interval = batch_interval
         self._lock = threading.RLock()  # appends, rewrites, open/close
         self._sync_lock = threading.Lock()  # one fdatasync at a time (group commit)
         self._timer: threading.Timer | None = None
@@ -191,23 +188,13 @@ class EventLog:
         self._replace_file([line])
 
     def _replace_file(self, chunks: Iterable[bytes]) -> int:
-        """Write ``chunks`` to a temporary file, fsync it and rename it over the log."""
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.",
-                                   suffix=".tmp")
+        """Write ``chunks`` over the log atomically (see :func:`~llmrec.storage.io.atomic_file`);
+        returns the new size."""
         size = 0
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    size += len(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_directory(self.path.parent)
+        with atomic_file(self.path, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+                size += len(chunk)
         return size
 
     def _corrupt(self, offset: int, why: str) -> PersistenceError:
@@ -304,10 +291,7 @@ class EventLog:
         """
         if isinstance(events, Event):
             raise InvalidInputError("append takes a sequence of events, not a single Event")
-        try:
-            events = list(events)
-        except TypeError:
-            raise InvalidInputError(f"events must be iterable, got {type(events).__name__}") from None
+        events = check_sequence(events, "events")
         for n, event in enumerate(events):
             if not isinstance(event, Event):
                 raise InvalidInputError(f"events[{n}] must be an llmrec.Event, got "
@@ -317,8 +301,7 @@ class EventLog:
     def write(self, op: str, data: Mapping[str, Any], *, wait: bool = True) -> int:
         """Append one record of kind ``op`` (one of ``"events"``, ``"user"``, ``"items"``,
         ``"remove"``, ``"forget"``); returns its sequence number. See :meth:`append`."""
-        if op not in OPS:
-            raise InvalidInputError(f"op must be one of {OPS}, got {op!r}")
+        check_choice(op, "op", OPS, error=InvalidInputError)
         if not isinstance(data, Mapping):
             raise InvalidInputError(f"data must be a mapping, got {type(data).__name__}")
         with self._lock:
@@ -398,28 +381,33 @@ class EventLog:
         Raises:
             PersistenceError: a record is damaged.
         """
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise InvalidInputError(f"after must be an int >= 0, got {after!r}")
+        after = check_int(after, "after", low=0, error=InvalidInputError)
         with self._lock:
             self._check_open()
             end = self._end
             f = open(self.path, "rb")  # noqa: SIM115 - closed by the generator below
         return self._records(f, end, after)
 
+    def _lines(self, f: Any, end: int) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+        """``(offset, line, decoded object)`` of every line of ``f`` before byte ``end``
+        (the header included); a damaged line is corruption."""
+        offset = 0
+        for line in f:
+            if offset + len(line) > end:
+                break
+            obj = _decode(line)
+            if obj is None:
+                raise self._corrupt(offset, "checksum mismatch")
+            yield offset, line, obj
+            offset += len(line)
+
     def _records(self, f: Any, end: int, after: int) -> Iterator[LogRecord]:
         with f:
-            offset = 0
-            for line in f:
-                if offset + len(line) > end:
-                    break
-                obj = _decode(line)
-                if obj is None:
-                    raise self._corrupt(offset, "checksum mismatch")
-                offset += len(line)
+            for offset, _, obj in self._lines(f, end):
                 if "seq" not in obj:
                     continue  # the header
                 if not _is_record(obj):
-                    raise self._corrupt(offset - len(line), "not a log record")
+                    raise self._corrupt(offset, "not a log record")
                 if obj["seq"] > after:
                     yield LogRecord(obj["seq"], obj["op"], obj["data"])
 
@@ -439,14 +427,7 @@ class EventLog:
             kept: list[bytes] = []
             removed = 0
             with open(self.path, "rb") as f:
-                offset = 0
-                for line in f:
-                    if offset >= self._end:
-                        break
-                    obj = _decode(line)
-                    if obj is None:
-                        raise self._corrupt(offset, "checksum mismatch")
-                    offset += len(line)
+                for _, line, obj in self._lines(f, self._end):
                     op = obj.get("op")
                     if op == "user" and obj["data"].get("user_id") == user_id:
                         removed += 1

@@ -13,16 +13,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
+from llmrec._validate import check_choice
 from llmrec.errors import InvalidInputError, PersistenceError
 
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "atomic_directory",
+    "atomic_file",
     "check_path",
     "default_cache_dir",
     "file_digests",
@@ -40,13 +42,24 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "llmrec.json"
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` atomically (temporary file, fsync, rename)."""
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Yield a temporary file beside ``path`` that replaces ``path`` only if the block succeeds.
+
+    On success the file is flushed, fsynced and renamed over ``path`` with ``os.replace``,
+    and the rename is made durable; on any error the temporary file is removed and ``path``
+    is left as it was. Readers see either the old file or the new one, never a part.
+
+    Args:
+        path: The file to (re)place; its folder must exist.
+        mode: ``"w"`` (UTF-8 text) or ``"wb"`` (bytes).
+    """
+    check_choice(mode, "mode", ("w", "wb"))
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False)
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -54,6 +67,13 @@ def write_json(path: Path, obj: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    fsync_directory(path.parent)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as f:
+        json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def read_json(path: Path) -> Any:

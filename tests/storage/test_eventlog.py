@@ -70,6 +70,10 @@ def test_bad_arguments(tmp_path: Path) -> None:
         EventLog(tmp_path / "a.log", fsync="sometimes")
     with pytest.raises(ConfigError):
         EventLog(tmp_path / "a.log", batch_interval=0)
+    with pytest.raises(ConfigError, match="batch_interval must be a number"):
+        EventLog(tmp_path / "a.log", fsync="batch", batch_interval=True)
+    with pytest.raises(ConfigError, match="fsync must be one of"):
+        EventLog(tmp_path / "a.log", fsync=["always"])  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         EventLog(None)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
@@ -87,6 +91,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
             log.write("user", {"user_id": object()})
         with pytest.raises(InvalidInputError):
             list(log.replay(after=-1))
+        with pytest.raises(InvalidInputError, match="after must be"):
+            list(log.replay(after=True))
         assert log.last_sequence == 0 and len(log) == 0
 
 

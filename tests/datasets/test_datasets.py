@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from llmrec.datasets import movielens as datasets
 from llmrec.datasets import (
     GROUPLENS_GENRES,
     Dataset,
@@ -26,6 +25,7 @@ from llmrec.datasets import (
     read_recbole,
     tie_key,
 )
+from llmrec.datasets import fetch as datasets
 from llmrec.errors import DatasetError
 from llmrec.types import Event
 
@@ -398,3 +398,23 @@ def test_real_fetch_ml100k(tmp_path: Path) -> None:
             "year": 1995,
         }
         assert ds.users["1"]["occupation"] == "technician"
+
+
+def test_wrong_argument_types_are_llmrec_errors(tmp_path: Path) -> None:
+    from llmrec.datasets import read_events, read_items
+    from llmrec.errors import InvalidInputError
+
+    for reader in (read_items, read_events, read_movielens, read_grouplens, read_recbole,
+                   read_movielens_csv, detect_format):
+        with pytest.raises(InvalidInputError, match="must be a str or path"):
+            reader(5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="timeout must be a positive number"):
+        fetch_movielens_100k(tmp_path, timeout=True)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="force must be a bool"):
+        fetch_movielens_100k(tmp_path, force=1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="fetch must be a bool"):
+        load_movielens(cache_dir=tmp_path, fetch="no")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="cache_dir must be a str or path"):
+        load_movielens(cache_dir=5, fetch=False)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="name must be a dataset name"):
+        load_movielens(7, cache_dir=tmp_path, fetch=False)  # type: ignore[arg-type]

@@ -170,6 +170,9 @@ def test_rank_metrics_by_hand(rank: int | None, expected: dict[str, float]) -> N
 def test_rank_metrics_rejects_bad_ks() -> None:
     with pytest.raises(InvalidInputError, match="ks"):
         rank_metrics(["a"], "a", ks=(0,))
+    for ks in ((True,), (), 10, "10", (10.0,)):
+        with pytest.raises(InvalidInputError, match="ks"):
+            rank_metrics(["a"], "a", ks=ks)  # type: ignore[arg-type]
 
 
 def test_clean_ranking_counts_removals() -> None:
@@ -352,6 +355,12 @@ def test_evaluate_rejects_bad_arguments(split: LeaveOneOutSplit) -> None:
         evaluate(lambda *a: [], split, k=10, show_progress=False)
     with pytest.raises(InvalidInputError, match="expected a list"):
         evaluate(lambda *a: None, split, show_progress=False)
+    for bad in ({"k": True}, {"k": 20.0}, {"batch_size": True}, {"split_name": ["test"]},
+                {"subset": "some"}):
+        with pytest.raises(InvalidInputError, match=next(iter(bad))):
+            evaluate(lambda *a: [], split, show_progress=False, **bad)
+    with pytest.raises(InvalidInputError, match="path must be a str or path"):
+        read_predictions(None)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- reference

@@ -16,7 +16,8 @@ from conftest import build_pipeline, make_events, make_items
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-from llmrec.apps.server import create_app  # noqa: E402
+from llmrec.apps.server import create_app, health_status  # noqa: E402
+from llmrec.errors import ConfigError  # noqa: E402
 
 KEY = "test-key"
 
@@ -79,6 +80,12 @@ def test_health_needs_no_key(base_url, pipeline) -> None:
     status, _, body = call(base_url, "GET", "/health", key=None)
     assert status == 200
     assert json.loads(body)["items"] == len(pipeline.catalog)
+    assert json.loads(body) == health_status(pipeline)
+
+
+def test_api_key_must_be_a_str(pipeline) -> None:
+    with pytest.raises(ConfigError, match="api_key must be a str"):
+        create_app(pipeline, api_key=1234)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("key", [None, "wrong", KEY + "x"])
