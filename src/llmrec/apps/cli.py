@@ -219,7 +219,13 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Run 'llmrec COMMAND --help' for a command's options.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_model_commands(sub)
+    _add_service_commands(sub)
+    return parser
 
+
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """demo, build, recommend, evaluate."""
     demo = sub.add_parser("demo", help="MovieLens-100K demo: recommendations with reasons")
     demo.add_argument("--users", default=None, help="comma-separated user ids (default 1,13,405)")
     demo.add_argument("--k", type=int, default=10, help="items per user")
@@ -264,6 +270,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_fit_options(ev)
     ev.set_defaults(func=_evaluate)
 
+
+def _add_service_commands(sub: argparse._SubParsersAction) -> None:
+    """serve, download-models, fetch-data."""
     serve = sub.add_parser("serve", help="HTTP API over a saved pipeline (llmrec[server])")
     serve.add_argument("pipeline", help="directory written by 'llmrec build' / save_pretrained")
     serve.add_argument("--host", default="127.0.0.1")
@@ -282,7 +291,6 @@ def _parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch-data", help="download and verify a dataset into the cache")
     fetch.add_argument("name", nargs="?", default="ml-100k")
     fetch.set_defaults(func=_fetch)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -145,15 +145,29 @@ def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmre
 
     app = FastAPI(title=title, version=__version__,
                   description="Personalized recommendations with grounded generated text.")
+    secured = _add_security(app, api_key)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return health_status(pipeline)
+
+    _add_recommend_routes(app, pipeline, secured)
+    _add_write_routes(app, pipeline, secured)
+    return app
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def _add_security(app: FastAPI, api_key: str | None) -> list[Any]:
+    """Error handlers (one JSON error shape) and the API-key dependency of secured routes."""
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
     def check_key(key: str | None = Depends(header)) -> None:
         if api_key is not None and (key is None or not hmac.compare_digest(
                 key.encode(), api_key.encode())):
             raise _Unauthorized()
-
-    class _Unauthorized(Exception):
-        pass
 
     @app.exception_handler(_Unauthorized)
     async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
@@ -164,12 +178,10 @@ def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmre
     async def llmrec_error(request: Request, exc: LLMRecError) -> JSONResponse:
         return _error(exc)
 
-    secured = [Depends(check_key)]
+    return [Depends(check_key)]
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return health_status(pipeline)
 
+def _add_recommend_routes(app: FastAPI, pipeline: Any, secured: list[Any]) -> None:
     @app.post("/recommend", dependencies=secured)
     def recommend(body: RecommendBody) -> dict[str, Any]:
         recs = pipeline.recommend(body.user_id, body.k, query=body.query,
@@ -191,19 +203,22 @@ def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmre
             first = await anext(stream)
         except StopAsyncIteration:
             first = None
+        return StreamingResponse(_sse(first, stream), media_type="text/event-stream")
 
-        async def events() -> AsyncIterator[str]:
-            count = 0
-            if first is not None:
-                count += 1
-                yield f"event: item\ndata: {json.dumps(first.to_dict())}\n\n"
-                async for rec in stream:
-                    count += 1
-                    yield f"event: item\ndata: {json.dumps(rec.to_dict())}\n\n"
-            yield f"event: done\ndata: {json.dumps({'count': count})}\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+async def _sse(first: Any, stream: AsyncIterator[Any]) -> AsyncIterator[str]:
+    """Server-sent events: one ``item`` per recommendation, then ``done`` with the count."""
+    count = 0
+    if first is not None:
+        count += 1
+        yield f"event: item\ndata: {json.dumps(first.to_dict())}\n\n"
+        async for rec in stream:
+            count += 1
+            yield f"event: item\ndata: {json.dumps(rec.to_dict())}\n\n"
+    yield f"event: done\ndata: {json.dumps({'count': count})}\n\n"
 
+
+def _add_write_routes(app: FastAPI, pipeline: Any, secured: list[Any]) -> None:
     @app.post("/events", dependencies=secured)
     def observe(body: EventsBody) -> dict[str, int]:
         events = [_event(e) for e in body.events]
@@ -230,5 +245,3 @@ def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmre
     def delete_items(body: ItemIdsBody) -> dict[str, int]:
         pipeline.remove_items(body.item_ids)
         return {"removed": len(body.item_ids), "items": len(pipeline.catalog)}
-
-    return app

@@ -143,6 +143,15 @@ def write_report(
                        "(pip install 'llmrec[report]' for the plots)")
         return files
 
+    files.append(_plot_models(plt, out, split_name, result, baseline))
+    files.append(_plot_activity(plt, out, by_bucket))
+    if len(latency):
+        files.append(_plot_latency(plt, out, latency))
+    return files
+
+
+def _plot_models(plt: Any, out: Path, split_name: str, result: EvaluationResult,
+                 baseline: EvaluationResult) -> Path:
     metrics = ["recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = np.arange(len(metrics))
@@ -153,10 +162,12 @@ def write_report(
     ax.set_title(f"{split_name} split, {result.n_users:,} users")
     ax.legend()
     fig.tight_layout()
-    files.append(_save(fig, out / "models.png", plt))
+    return _save(fig, out / "models.png", plt)
 
+
+def _plot_activity(plt: Any, out: Path, by_bucket: Mapping[str, Any]) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    labels = list(buckets)
+    labels = list(by_bucket["llmrec"])
     x = np.arange(len(labels))
     for n, name in enumerate(("llmrec", "popularity")):
         ax.bar(x + (n - 0.5) * 0.38, [by_bucket[name][b]["ndcg@10"] for b in labels], 0.38,
@@ -166,18 +177,18 @@ def write_report(
     ax.set_ylabel("NDCG@10")
     ax.legend()
     fig.tight_layout()
-    files.append(_save(fig, out / "activity.png", plt))
+    return _save(fig, out / "activity.png", plt)
 
-    if len(latency):
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.hist(latency, bins=30)
-        ax.axvline(np.percentile(latency, 99), color="k", linestyle="--", label="p99")
-        ax.set_xlabel("recommend(k=10) latency, ms")
-        ax.set_ylabel("requests")
-        ax.legend()
-        fig.tight_layout()
-        files.append(_save(fig, out / "latency.png", plt))
-    return files
+
+def _plot_latency(plt: Any, out: Path, latency: np.ndarray) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.hist(latency, bins=30)
+    ax.axvline(np.percentile(latency, 99), color="k", linestyle="--", label="p99")
+    ax.set_xlabel("recommend(k=10) latency, ms")
+    ax.set_ylabel("requests")
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, out / "latency.png", plt)
 
 
 def _save(fig: Any, path: Path, plt: Any) -> Path:
