@@ -14,22 +14,23 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from llmrec.errors import ConfigError, InvalidInputError
+from llmrec._validate import check_float
+from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
 from llmrec.storage.io import read_json, write_json
 
 __all__ = ["DEFAULT_WEIGHTS", "Ranker", "mmr_order"]
 
 logger = logging.getLogger(__name__)
 
-#: Weights used before :meth:`Ranker.fit` has seen any events.
+#: Starting weights of the built-in features for a :class:`Ranker` given no ``weights``.
+#: The pipeline passes its own instead: each candidate source's ``default_weight``
+#: (``Retriever.default_weights``) plus its tag affinity feature.
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "text_similarity": 2.0,
     "co_occurrence": 3.0,
     "popularity": 1.5,
     "query": 4.0,
     "tag_affinity": 0.5,
-    "ease": 3.0,
-    "sequential": 1.0,
 }
 
 
@@ -69,7 +70,9 @@ class Ranker:
 
     Args:
         feature_names: The features, in order.
-        weights: Initial weights by name (defaults: :data:`DEFAULT_WEIGHTS`, 0 elsewhere).
+        weights: Initial weights by name, 0 for features not named. ``None`` starts the
+            built-in features at :data:`DEFAULT_WEIGHTS` and every other feature at 0.
+        bias: Initial bias.
         l2: L2 penalty used by :meth:`fit`.
         diversity: Default MMR trade-off in [0, 1) (0 = rank by score alone).
     """
@@ -87,25 +90,29 @@ class Ranker:
         if not names or len(set(names)) != len(names):
             raise ConfigError(f"feature_names must be unique and non-empty, got {names!r}")
         self.feature_names = names
-        self.l2 = float(l2)
+        self.l2 = check_float(l2, "l2", low=0.0)
         self.diversity = self.check_diversity(diversity)
+        if weights is not None and not isinstance(weights, Mapping):
+            raise ConfigError(f"weights must be a mapping of feature name to number, "
+                              f"got {type(weights).__name__}")
         given = dict(DEFAULT_WEIGHTS if weights is None else weights)
         unknown = set(given) - set(names)
         if weights is not None and unknown:
             raise ConfigError(f"weights name unknown features {sorted(unknown)}")
-        self.weights_ = np.array([float(given.get(n, 0.0)) for n in names], dtype=np.float64)
-        self.bias_ = float(bias)
+        self.weights_ = np.array([check_float(given.get(n, 0.0), f"weights[{n!r}]")
+                                  for n in names], dtype=np.float64)
+        self.bias_ = check_float(bias, "bias")
         self.fitted_ = False
 
     @staticmethod
     def check_diversity(diversity: Any) -> float:
-        if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) \
-                or not 0.0 <= diversity < 1.0:
-            raise InvalidInputError(f"diversity must be a number in [0, 1), got {diversity!r}")
-        return float(diversity)
+        """``diversity`` as a float in [0, 1), else :class:`~llmrec.InvalidInputError`."""
+        return check_float(diversity, "diversity", low=0.0, high=1.0, high_open=True,
+                           error=InvalidInputError)
 
     @property
     def weights(self) -> dict[str, float]:
+        """Feature name -> current weight."""
         return dict(zip(self.feature_names, self.weights_.tolist()))
 
     def feature_matrix(self, features: Mapping[str, np.ndarray], n: int) -> np.ndarray:
@@ -188,8 +195,6 @@ class Ranker:
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any]) -> Ranker:
-        from llmrec.errors import PersistenceError
-
         state = read_json(Path(path) / "ranker.json")
         try:
             ranker = cls(state["feature_names"], weights=state["weights"], bias=state["bias"],

@@ -2,8 +2,9 @@
 
 Persisted manifests store registered *names*, never class paths, so loading a save never
 imports arbitrary code. Third parties add backends through the entry-point groups
-``llmrec.encoders``, ``llmrec.indexes``, ``llmrec.llms`` and ``llmrec.retrieval.models`` (trainable
-candidate sources).
+``llmrec.encoders``, ``llmrec.indexes``, ``llmrec.llms`` and ``llmrec.models`` (trainable
+candidate sources), or with :func:`register_backend`; :mod:`llmrec.testing` checks a
+backend against its contract.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrec._validate import check_bool, check_int
 from llmrec.catalog import render_item_text
 from llmrec.device import DeviceLike
 from llmrec.encoding.base import EncoderBackend, check_texts
@@ -62,14 +63,10 @@ class ItemEncoder:
         cache_size: int = 50_000,
         **options: Any,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not isinstance(cache_size, int) or cache_size < 0:
-            raise ConfigError(f"cache_size must be an int >= 0, got {cache_size!r}")
+        self.batch_size = check_int(batch_size, "batch_size", low=1)
+        self.show_progress = check_bool(show_progress, "show_progress")
+        self.cache_size = check_int(cache_size, "cache_size", low=0)
         self.backend = make_encoder_backend(backend, device=device, **options)
-        self.batch_size = batch_size
-        self.show_progress = show_progress
-        self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 

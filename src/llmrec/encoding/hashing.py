@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from llmrec._validate import check_int
 from llmrec.device import DeviceLike, resolve_device
 from llmrec.encoding.base import check_texts
-from llmrec.errors import ConfigError
 
 __all__ = ["HashingEncoder"]
 
@@ -29,9 +29,7 @@ class HashingEncoder:
     name = "hashing"
 
     def __init__(self, dim: int = 256, *, device: DeviceLike = "cpu") -> None:
-        if not isinstance(dim, int) or isinstance(dim, bool) or not 8 <= dim <= 65536:
-            raise ConfigError(f"dim must be an int in [8, 65536], got {dim!r}")
-        self.dim = dim
+        self.dim = check_int(dim, "dim", low=8, high=65536)
         self.device = resolve_device(device)
 
     def config(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from llmrec._validate import check_int
 from llmrec.device import DeviceLike, resolve_device, resolve_dtype
 from llmrec.encoding.base import check_texts
 from llmrec.errors import BackendUnavailableError, ConfigError
@@ -46,8 +47,8 @@ class TransformersEncoder:
     """Mean-pooled transformer sentence encoder.
 
     Inputs are sorted by length so each batch pads little; weights run in bfloat16 where
-    the device supports it (on all-MiniLM-L6-v2, cosine to float32 >= 0.9999 on short item
-    texts, >= 0.9998 on texts of ~100 words; pass ``dtype="float32"`` for exact parity).
+    the device supports it, which moves vectors very slightly from float32's (pass
+    ``dtype="float32"`` for exact parity).
 
     Args:
         model: ``"default"`` (the embedded all-MiniLM-L6-v2), a Hugging Face id, or a
@@ -73,10 +74,8 @@ class TransformersEncoder:
             raise BackendUnavailableError("pip install transformers") from exc
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model must be 'default', a model id or a path, got {model!r}")
-        if not isinstance(max_length, int) or max_length < 8:
-            raise ConfigError(f"max_length must be an int >= 8, got {max_length!r}")
         self.model_name = model
-        self.max_length = max_length
+        self.max_length = check_int(max_length, "max_length", low=8)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(self.device, dtype)
         self._dtype_arg = dtype

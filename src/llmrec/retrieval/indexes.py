@@ -9,8 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from llmrec._validate import check_vectors
-from llmrec.errors import BackendUnavailableError, ConfigError, InvalidInputError, PersistenceError
+from llmrec._validate import check_int, check_vectors
+from llmrec.errors import BackendUnavailableError, InvalidInputError, PersistenceError
 from llmrec.storage.io import load_array, save_array
 
 __all__ = ["ExactIndex", "HNSWIndex", "IndexBackend"]
@@ -55,17 +55,11 @@ def _check_labels(labels: Any, n: int | None = None) -> np.ndarray:
     return array
 
 
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise InvalidInputError(f"k must be a positive int, got {k!r}")
-    return int(k)
-
-
 def _search_setup(queries: Any, k: Any, dim: int
                   ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """Check a search's arguments; return them with empty ``(labels, scores)`` results."""
     queries = check_vectors(queries, dim, "queries")
-    k = _check_k(k)
+    k = check_int(k, "k", low=1, error=InvalidInputError)
     labels = np.full((len(queries), k), -1, dtype=np.int64)
     scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     return queries, k, labels, scores
@@ -74,17 +68,16 @@ def _search_setup(queries: Any, k: Any, dim: int
 class ExactIndex:
     """Brute-force inner-product search (a matrix product per query batch).
 
-    Exact by construction; fast enough below ~20k items on a CPU and far beyond on a GPU.
+    Exact by construction; the cost grows linearly with the item count, which is why
+    ``index="auto"`` switches to HNSW on large catalogs (far later on a GPU).
     """
 
     name = "exact"
 
     def __init__(self, dim: int, *, device: Any = "cpu") -> None:
-        if not isinstance(dim, int) or dim <= 0:
-            raise ConfigError(f"dim must be a positive int, got {dim!r}")
         from llmrec.device import resolve_device
 
-        self.dim = dim
+        self.dim = check_int(dim, "dim", low=1)
         self.device = resolve_device(device)
         self._vectors = np.zeros((0, dim), dtype=np.float32)
         self._live = np.zeros(0, dtype=bool)
@@ -190,12 +183,11 @@ class HNSWIndex:
             raise BackendUnavailableError(
                 "the 'hnsw' index needs hnswlib; install it with: pip install hnswlib"
             ) from exc
-        if not isinstance(dim, int) or dim <= 0:
-            raise ConfigError(f"dim must be a positive int, got {dim!r}")
-        for name, value in (("m", m), ("ef_construction", ef_construction),
-                            ("ef_search", ef_search), ("initial_capacity", initial_capacity)):
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        dim = check_int(dim, "dim", low=1)
+        m = check_int(m, "m", low=1)
+        ef_construction = check_int(ef_construction, "ef_construction", low=1)
+        ef_search = check_int(ef_search, "ef_search", low=1)
+        initial_capacity = check_int(initial_capacity, "initial_capacity", low=1)
         self.dim, self.m = dim, m
         self.ef_construction, self.ef_search = ef_construction, ef_search
         self._index = hnswlib.Index(space="ip", dim=dim)

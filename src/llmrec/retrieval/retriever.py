@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from llmrec._validate import check_vectors
+from llmrec._validate import check_choice, check_float, check_int, check_options, check_vectors
 from llmrec.device import DeviceLike
-from llmrec.errors import ConfigError, InvalidInputError
+from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
 from llmrec.registry import get_backend
-from llmrec.retrieval.base import CandidateSource, RetrievalContext
+from llmrec.retrieval.base import CandidateSource, RetrievalContext, TrainableSource
 from llmrec.retrieval.indexes import IndexBackend
 from llmrec.retrieval.sources import CooccurrenceSource, IndexSource, PopularitySource
 from llmrec.storage.io import load_array, save_array
+from llmrec.types import RELATIONS
 
 __all__ = ["Retriever", "make_index"]
 
@@ -59,6 +60,7 @@ class Retriever:
         recency_decay: Weight ratio between consecutive history items (newest = 1).
         neighbors: Co-occurrence neighbours kept per item.
         device: Device for exact search.
+        index_options: Keyword options of the index backend.
     """
 
     def __init__(
@@ -74,25 +76,23 @@ class Retriever:
         device: DeviceLike = "cpu",
         index_options: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(n_candidates, int) or n_candidates <= 0:
-            raise ConfigError(f"n_candidates must be a positive int, got {n_candidates!r}")
-        if not isinstance(history_length, int) or history_length <= 0:
-            raise ConfigError(f"history_length must be a positive int, got {history_length!r}")
-        if not 0 < recency_decay <= 1:
-            raise ConfigError(f"recency_decay must be in (0, 1], got {recency_decay!r}")
-        self.dim = dim
-        self.n_candidates = n_candidates
-        self.history_length = history_length
-        self.recency_decay = float(recency_decay)
-        self.index = make_index(index, dim, n_items=n_items_hint, device=device,
-                                **(index_options or {}))
+        self.dim = check_int(dim, "dim", low=1)
+        self.n_candidates = check_int(n_candidates, "n_candidates", low=1)
+        self.history_length = check_int(history_length, "history_length", low=1)
+        self.recency_decay = check_float(recency_decay, "recency_decay", low=0.0, high=1.0,
+                                         low_open=True)
+        self.index = make_index(index, self.dim,
+                                n_items=check_int(n_items_hint, "n_items_hint", low=0),
+                                device=device, **check_options(index_options, "index_options"))
         self.item_vectors = np.zeros((0, dim), dtype=np.float32)
         self.live = np.zeros(0, dtype=bool)
         self.popularity = PopularitySource()
         self.cooccurrence = CooccurrenceSource(neighbors=neighbors)
-        self.text = IndexSource(self, "text_similarity", "interest_vector")
-        self.query = IndexSource(self, "query", "query_vector")
-        self.models: dict[str, Any] = {}
+        self.text = IndexSource(self, "text_similarity", "interest_vector",
+                                default_weight=2.0, relation="similar_text")
+        self.query = IndexSource(self, "query", "query_vector",
+                                 default_weight=4.0, relation="query")
+        self.models: dict[str, TrainableSource] = {}
         self.lock = threading.RLock()
 
     @property
@@ -102,17 +102,40 @@ class Retriever:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The sources' names, which are the ranker features they provide."""
         return tuple(source.name for source in self.sources)
 
-    def add_model(self, model: str | Any, **options: Any) -> Any:
+    @property
+    def default_weights(self) -> dict[str, float]:
+        """Source name -> the ranker weight of its feature before the ranker is fitted."""
+        return {source.name: float(source.default_weight) for source in self.sources}
+
+    @property
+    def relations(self) -> dict[str, str]:
+        """Source name -> how the source relates an item to the user
+        (one of :data:`llmrec.types.RELATIONS`)."""
+        return {source.name: source.relation for source in self.sources}
+
+    def add_model(self, model: str | TrainableSource, **options: Any) -> TrainableSource:
         """Add a trainable candidate source by registered name (``"ease"``,
-        ``"sequential"``) or as an instance; it is trained by :meth:`fit`."""
+        ``"sequential"``) or as a :class:`~llmrec.retrieval.TrainableSource` instance; it
+        is trained by :meth:`fit`.
+
+        Raises:
+            ConfigError: ``model`` is not a TrainableSource, declares no valid
+                ``default_weight`` or ``relation``, or its name is taken.
+        """
         if isinstance(model, str):
-            model = get_backend("models", model)(**options)
+            try:
+                model = get_backend("models", model)(**options)
+            except TypeError as exc:
+                raise ConfigError(f"bad options for the {model!r} model: {exc}") from None
         elif options:
             raise ConfigError("options are only accepted with a model name")
-        if not isinstance(model, CandidateSource) or not hasattr(model, "fit"):
-            raise ConfigError(f"model must be a trainable CandidateSource, got {model!r}")
+        if not isinstance(model, TrainableSource):
+            raise ConfigError(f"model must be a TrainableSource, got {model!r:.80}")
+        check_float(model.default_weight, f"{model.name} default_weight")
+        check_choice(model.relation, f"{model.name} relation", RELATIONS)
         builtin = {self.text.name, self.cooccurrence.name, self.popularity.name, self.query.name}
         if model.name in builtin or model.name in self.models:
             raise ConfigError(f"a candidate source named {model.name!r} already exists")
@@ -162,9 +185,7 @@ class Retriever:
             self.popularity.remove_rows(rows)
             self.cooccurrence.remove_rows(rows)
             for model in self.models.values():
-                remove = getattr(model, "remove_rows", None)
-                if remove is not None:
-                    remove(rows)
+                model.remove_rows(rows)
 
     def fit(
         self,
@@ -181,6 +202,7 @@ class Retriever:
             models: Which trainable models to fit: ``"all"``, ``"cheap"`` (those with
                 ``refit_on_all``) or ``"none"``.
         """
+        models = check_choice(models, "models", ("all", "cheap", "none"))
         indptr = np.cumsum([0] + [len(r) for r in user_rows])
         indices = np.fromiter((row for rows in user_rows for row in rows), dtype=np.int64,
                               count=int(indptr[-1]))
@@ -193,7 +215,7 @@ class Retriever:
             self.popularity.resize(self.n_rows)
             self.cooccurrence.fit(matrix)
             for model in self.models.values():
-                if models == "all" or (models == "cheap" and getattr(model, "refit_on_all", False)):
+                if models == "all" or (models == "cheap" and model.refit_on_all):
                     model.fit(user_rows, self.item_vectors, valid=valid, live=self.live)
 
     def record(self, row: int, weight: float) -> None:
@@ -297,16 +319,17 @@ class Retriever:
                         neighbors=int(config["neighbors"]), device=device)
         retriever.cooccurrence.alpha = float(config["alpha"])
         for name, model_config in config.get("models", {}).items():
-            model_cls = get_backend("models", name)
-            retriever.models[name] = model_cls.load(path / "models" / name, model_config,
-                                                    device=device)
+            model = get_backend("models", name).load(path / "models" / name, model_config,
+                                                     device=device)
+            if not isinstance(model, TrainableSource):
+                raise PersistenceError(f"model {name!r} in {str(path)!r} loaded as "
+                                       f"{type(model).__name__}, not a TrainableSource")
+            retriever.models[name] = model
         n = int(config["n_rows"])
         vectors = load_array(path / "item_vectors.npy", dtype=np.float32, ndim=2)
         live = load_array(path / "live.npy", dtype=bool, ndim=1)
         counts = load_array(path / "popularity.npy", dtype=np.float64, ndim=1)
         if vectors.shape != (n, retriever.dim) or live.shape != (n,) or counts.shape != (n,):
-            from llmrec.errors import PersistenceError
-
             raise PersistenceError(f"retriever arrays in {str(path)!r} do not match the manifest")
         retriever._resize(n)
         retriever.item_vectors[:n], retriever.live[:n] = vectors, live

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from llmrec.errors import ConfigError
+from llmrec._validate import check_choice, check_float, check_int
 from llmrec.retrieval.base import RetrievalContext, top_rows
+from llmrec.types import RELATIONS
 
 if TYPE_CHECKING:
     from llmrec.retrieval.retriever import Retriever
@@ -23,12 +24,19 @@ class IndexSource:
         retriever: The retriever holding the index and item vectors.
         name: The source (and ranker feature) name.
         vector_field: ``"interest_vector"`` or ``"query_vector"`` of the context.
+        default_weight: The ranker weight of the feature before the ranker is fitted.
+        relation: How the source relates an item to the user (one of
+            :data:`llmrec.types.RELATIONS`).
     """
 
-    def __init__(self, retriever: Retriever, name: str, vector_field: str) -> None:
+    def __init__(self, retriever: Retriever, name: str, vector_field: str, *,
+                 default_weight: float, relation: str) -> None:
         self._retriever = retriever
         self.name = name
-        self.vector_field = vector_field
+        self.vector_field = check_choice(vector_field, "vector_field",
+                                         ("interest_vector", "query_vector"))
+        self.default_weight = check_float(default_weight, "default_weight")
+        self.relation = check_choice(relation, "relation", RELATIONS)
 
     def propose(self, ctx: RetrievalContext, n: int) -> np.ndarray:
         vector = getattr(ctx, self.vector_field)
@@ -56,6 +64,8 @@ class PopularitySource:
     """Items most interacted with, log-scaled to [0, 1]; counts update on every event."""
 
     name = "popularity"
+    default_weight = 1.5
+    relation = "popular"
 
     def __init__(self) -> None:
         self.counts = np.zeros(0, dtype=np.float64)
@@ -150,12 +160,12 @@ class CooccurrenceSource:
     """
 
     name = "co_occurrence"
+    default_weight = 3.0
+    relation = "co_consumption"
 
     def __init__(self, neighbors: int = 100, alpha: float = 0.5) -> None:
-        if not isinstance(neighbors, int) or neighbors <= 0:
-            raise ConfigError(f"neighbors must be a positive int, got {neighbors!r}")
-        self.neighbors = neighbors
-        self.alpha = float(alpha)
+        self.neighbors = check_int(neighbors, "neighbors", low=1)
+        self.alpha = check_float(alpha, "alpha", low=0.0, high=1.0)
         self.similarity = sp.csr_matrix((0, 0), dtype=np.float32)
 
     def fit(self, interactions: sp.csr_matrix) -> None:
@@ -206,7 +216,7 @@ class CooccurrenceSource:
 
     def user_scores(self, ctx: RetrievalContext) -> np.ndarray:
         """Dense score over all rows for the context's history, max-normalized to 1."""
-        cached = ctx._cache.get("co_occurrence")
+        cached = ctx.memo.get("co_occurrence")
         if cached is not None:
             return cached
         scores = np.zeros(max(ctx.n_rows, self.similarity.shape[0]), dtype=np.float32)
@@ -222,7 +232,7 @@ class CooccurrenceSource:
         top = scores.max() if len(scores) else 0.0
         if top > 0:
             scores /= top
-        ctx._cache["co_occurrence"] = scores
+        ctx.memo["co_occurrence"] = scores
         return scores
 
     def propose(self, ctx: RetrievalContext, n: int) -> np.ndarray:

@@ -5,9 +5,8 @@
   user's recent items, full-softmax next-item training, item embeddings initialized from
   their text vectors so new items are scored from their text alone.
 
-Each implements :class:`~llmrec.retrieval.CandidateSource` plus ``fit(sequences,
-item_vectors, *, valid=None, live=None)``, ``update_items(rows, vectors)``,
-``save(path) -> config`` and ``load(path, config, *, device)``.
+Each is a :class:`~llmrec.retrieval.TrainableSource`, the contract every trainable source
+implements (third-party ones register under the ``llmrec.models`` entry-point group).
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from llmrec._validate import check_float, check_int
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
-from llmrec.retrieval.base import top_rows
+from llmrec.retrieval.base import RetrievalContext, TrainableSource, top_rows
 from llmrec.storage.io import load_array, save_array
 
 __all__ = ["EASESource"]
@@ -26,43 +27,42 @@ __all__ = ["EASESource"]
 logger = logging.getLogger(__name__)
 
 
-class EASESource:
-    """Closed-form item-item CF; exact and strong on catalogs up to ~20k items.
+class EASESource(TrainableSource):
+    """Closed-form item-item CF; exact, and memory grows as rows^2 (see ``max_items``).
+
+    Implements :class:`~llmrec.retrieval.TrainableSource`.
 
     Args:
-        l2: Ridge penalty (ML-100K-sized data: a few hundred).
+        l2: Ridge penalty (data the size of ML-100K wants a few hundred).
         max_items: Refuse to fit beyond this many rows (memory grows as rows^2).
     """
 
     name = "ease"
+    default_weight = 3.0
+    relation = "co_consumption"
+    #: Cheap enough to refit on all events after the ranker's held-out pass.
+    refit_on_all = True
 
     def __init__(self, *, l2: float = 300.0, max_items: int = 20_000) -> None:
-        if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not l2 > 0:
-            raise ConfigError(f"l2 must be a positive number, got {l2!r}")
-        if not isinstance(max_items, int) or max_items <= 0:
-            raise ConfigError(f"max_items must be a positive int, got {max_items!r}")
-        self.l2 = float(l2)
-        self.max_items = max_items
+        self.l2 = check_float(l2, "l2", low=0.0, low_open=True)
+        self.max_items = check_int(max_items, "max_items", low=1)
         self.weights: np.ndarray | None = None  # (n_rows, n_rows) float32
+        self.removed: set[int] = set()  # rows removed since the fit, until re-added
 
     @property
     def fitted(self) -> bool:
         return self.weights is not None
 
-    #: Cheap enough to refit on all events after the ranker's held-out pass.
-    refit_on_all = True
-
-    def fit(self, sequences: Sequence[Sequence[int]], item_vectors: np.ndarray, *,
+    def fit(self, user_rows: Sequence[Sequence[int]], item_vectors: np.ndarray, *,
             valid: Any = None, live: np.ndarray | None = None) -> EASESource:
         """Fit on each user's positive rows (order ignored, duplicates collapse).
 
         Args:
-            sequences: Per-user catalog rows.
+            user_rows: Per-user catalog rows.
             item_vectors: ``(n_rows, dim)`` item vectors (only their count is used).
             valid: Unused (EASE has no iterations to stop early).
             live: Rows that may be recommended; others are zeroed.
         """
-        user_rows = sequences
         n_rows = len(item_vectors)
         if n_rows > self.max_items:
             raise ConfigError(
@@ -84,19 +84,27 @@ class EASESource:
         self.weights = b.to(torch.float32).numpy()
         if live is not None:
             self.weights[:, ~live[:n_rows]] = 0.0
+        self.removed = set()
         return self
 
     def update_items(self, rows: np.ndarray, vectors: np.ndarray) -> None:
-        """Make room for new rows (they score 0 until the next fit)."""
+        """Make room for new rows (they score 0 until the next fit); a removed row that
+        comes back scores as before its removal."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        self.removed.difference_update(rows.tolist())
         n_rows = int(rows.max()) + 1 if len(rows) else 0
         if self.weights is not None and n_rows > len(self.weights):
             grown = np.zeros((n_rows, n_rows), dtype=np.float32)
             grown[: len(self.weights), : len(self.weights)] = self.weights
             self.weights = grown
 
-    def user_scores(self, ctx: Any) -> np.ndarray:
+    def remove_rows(self, rows: np.ndarray) -> None:
+        """Score ``rows`` 0 (so never propose them) until they are added again."""
+        self.removed.update(np.asarray(rows, dtype=np.int64).reshape(-1).tolist())
+
+    def user_scores(self, ctx: RetrievalContext) -> np.ndarray:
         """Dense scores over all rows for the context's full history, max-normalized."""
-        cached = ctx._cache.get(self.name)
+        cached = ctx.memo.get(self.name)
         if cached is not None:
             return cached
         scores = np.zeros(max(ctx.n_rows, 0 if self.weights is None else len(self.weights)),
@@ -108,13 +116,17 @@ class EASESource:
                 top = scores.max()
                 if top > 0:
                     scores /= top
-        ctx._cache[self.name] = scores
+                # After the normalization, so the other rows score as they did before
+                # the removal.
+                removed = np.fromiter(self.removed, dtype=np.int64, count=len(self.removed))
+                scores[removed[(removed >= 0) & (removed < len(scores))]] = 0.0
+        ctx.memo[self.name] = scores
         return scores
 
-    def propose(self, ctx: Any, n: int) -> np.ndarray:
+    def propose(self, ctx: RetrievalContext, n: int) -> np.ndarray:
         return top_rows(self.user_scores(ctx), n, ctx.exclude_rows)
 
-    def score(self, ctx: Any, rows: np.ndarray) -> np.ndarray:
+    def score(self, ctx: RetrievalContext, rows: np.ndarray) -> np.ndarray:
         return self.user_scores(ctx)[rows]
 
     def save(self, path: Path) -> dict[str, Any]:
@@ -122,7 +134,8 @@ class EASESource:
         path.mkdir(parents=True, exist_ok=True)
         if self.weights is not None:
             save_array(path / "weights.npy", self.weights)
-        return {"l2": self.l2, "max_items": self.max_items, "fitted": self.fitted}
+        return {"l2": self.l2, "max_items": self.max_items, "fitted": self.fitted,
+                "removed": sorted(self.removed)}
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> EASESource:
@@ -130,6 +143,7 @@ class EASESource:
             source = cls(l2=float(config["l2"]), max_items=int(config["max_items"]))
             if config["fitted"]:
                 source.weights = load_array(Path(path) / "weights.npy", dtype=np.float32, ndim=2)
-        except (KeyError, TypeError) as exc:
+            source.removed = {int(row) for row in config.get("removed", [])}
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise PersistenceError(f"corrupt EASE config in {str(path)!r}: {exc}") from None
         return source

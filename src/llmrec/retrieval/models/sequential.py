@@ -29,8 +29,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from llmrec._validate import check_bool, check_float, check_int, check_vectors
 from llmrec.device import DeviceLike, resolve_device
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
+from llmrec.retrieval.base import RetrievalContext, TrainableSource
 
 __all__ = ["SequentialSource"]
 
@@ -46,7 +48,7 @@ WEIGHTS_FILE = "weights.safetensors"
 
 # ---------------------------------------------------------------------------- network
 class _FastDropout(nn.Module):
-    """Inverted dropout from ``rand_like``: about twice as fast as ``bernoulli_`` on CPU."""
+    """Inverted dropout from ``rand_like``, which is faster than ``bernoulli_`` on CPU."""
 
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -121,21 +123,12 @@ class _Net(nn.Module):
 
 
 # ---------------------------------------------------------------------------- checks
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
 def _check_item_vectors(vectors: Any) -> np.ndarray:
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+    shape = np.shape(vectors)
+    if len(shape) != 2 or 0 in shape:
         raise InvalidInputError(
-            f"item_vectors must be a non-empty (n_rows, dim) array, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        bad = int(np.argwhere(~np.isfinite(array))[0][0])
-        raise InvalidInputError(f"item_vectors row {bad} contains NaN or inf")
-    return np.ascontiguousarray(array)
+            f"item_vectors must be a non-empty (n_rows, dim) array, got shape {shape}")
+    return check_vectors(vectors, shape[1], "item_vectors")
 
 
 def _check_rows(rows: Any, n_rows: int, what: str) -> np.ndarray:
@@ -151,8 +144,9 @@ def _check_rows(rows: Any, n_rows: int, what: str) -> np.ndarray:
     return array
 
 
-class SequentialSource:
-    """SASRec-style next-item model over catalog rows, usable as a candidate source.
+class SequentialSource(TrainableSource):
+    """SASRec-style next-item model over catalog rows; a
+    :class:`~llmrec.retrieval.TrainableSource`.
 
     Args:
         hidden: Embedding and hidden size (divisible by ``heads``).
@@ -174,6 +168,8 @@ class SequentialSource:
     """
 
     name = "sequential"
+    default_weight = 1.0
+    relation = "co_consumption"
     #: Too slow to refit after the ranker's held-out pass: keeps those weights.
     refit_on_all = False
 
@@ -195,31 +191,23 @@ class SequentialSource:
         device: DeviceLike = "auto",
         show_progress: bool = True,
     ) -> None:
-        self.hidden = _positive_int("hidden", hidden)
-        self.layers = _positive_int("layers", layers)
-        self.heads = _positive_int("heads", heads)
-        if hidden % heads:
+        self.hidden = check_int(hidden, "hidden", low=1)
+        self.layers = check_int(layers, "layers", low=1)
+        self.heads = check_int(heads, "heads", low=1)
+        if self.hidden % self.heads:
             raise ConfigError(f"hidden ({hidden}) must be divisible by heads ({heads})")
-        self.max_len = _positive_int("max_len", max_len)
-        self.epochs = _positive_int("epochs", epochs)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.patience = _positive_int("patience", patience)
-        for key, value, upper in (("dropout", dropout, 1.0), ("lr", lr, math.inf),
-                                  ("weight_decay", weight_decay, math.inf)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not 0 <= value < upper or (key == "lr" and value == 0):
-                raise ConfigError(f"{key} must be a number in the valid range, got {value!r}")
-        if not isinstance(text_init, bool):
-            raise ConfigError(f"text_init must be a bool, got {text_init!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"seed must be an int, got {seed!r}")
-        self.dropout = float(dropout)
-        self.text_init = text_init
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
-        self.seed = seed
+        self.max_len = check_int(max_len, "max_len", low=1)
+        self.epochs = check_int(epochs, "epochs", low=1)
+        self.batch_size = check_int(batch_size, "batch_size", low=1)
+        self.patience = check_int(patience, "patience", low=1)
+        self.dropout = check_float(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        self.lr = check_float(lr, "lr", low=0.0, high=math.inf, low_open=True, high_open=True)
+        self.weight_decay = check_float(weight_decay, "weight_decay", low=0.0, high=math.inf,
+                                        high_open=True)
+        self.text_init = check_bool(text_init, "text_init")
+        self.seed = check_int(seed, "seed")
         self.device = resolve_device(device)
-        self.show_progress = show_progress
+        self.show_progress = check_bool(show_progress, "show_progress")
         self.net: _Net | None = None
         self.text: torch.Tensor | None = None  # (n_rows, dim) on device
         self.live = np.zeros(0, dtype=bool)
@@ -435,15 +423,14 @@ class SequentialSource:
         out[empty] = -np.inf
         return out
 
-    def user_scores(self, ctx: Any) -> np.ndarray:
-        """Raw logits over every row for the context (cached in ``ctx._cache``)."""
-        cached = ctx._cache.get(self.name)
+    def user_scores(self, ctx: RetrievalContext) -> np.ndarray:
+        """Raw logits over every row for the context (memoized in ``ctx.memo``)."""
+        cached = ctx.memo.get(self.name)
         if cached is not None:
             return cached
         history = ctx.history_rows
-        profile = getattr(ctx, "profile_rows", None)
-        if profile is not None and len(profile) > len(history):
-            history = profile
+        if len(ctx.profile_rows) > len(history):
+            history = ctx.profile_rows
         history = np.asarray(history, dtype=np.int64)[: self.max_len][::-1]
         if self.net is None or not len(history):
             scores = np.full(max(ctx.n_rows, self.n_rows), -np.inf, dtype=np.float32)
@@ -454,10 +441,10 @@ class SequentialSource:
         if len(ctx.exclude_rows):
             excluded = ctx.exclude_rows[(ctx.exclude_rows >= 0) & (ctx.exclude_rows < len(scores))]
             scores[excluded] = -np.inf
-        ctx._cache[self.name] = scores
+        ctx.memo[self.name] = scores
         return scores
 
-    def propose(self, ctx: Any, n: int) -> np.ndarray:
+    def propose(self, ctx: RetrievalContext, n: int) -> np.ndarray:
         """Up to ``n`` live, non-excluded rows with the highest logits."""
         scores = self.user_scores(ctx)
         finite = np.flatnonzero(np.isfinite(scores))
@@ -467,7 +454,7 @@ class SequentialSource:
             finite = finite[np.argpartition(-scores[finite], n - 1)[:n]]
         return finite[np.argsort(-scores[finite], kind="stable")]
 
-    def score(self, ctx: Any, rows: np.ndarray) -> np.ndarray:
+    def score(self, ctx: RetrievalContext, rows: np.ndarray) -> np.ndarray:
         """``clip(logit - best logit, -20, 0) / 10`` per row (the log-softmax shifted so the
         best live, non-excluded row is 0); ``-2`` where the model has no score, ``0``
         everywhere before fit."""

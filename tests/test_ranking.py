@@ -32,6 +32,24 @@ def test_default_weights_apply_to_known_names() -> None:
     assert ranker.bias_ == 0.0 and not ranker.fitted_
 
 
+def test_no_weights_start_only_the_built_in_features() -> None:
+    # Trainable sources declare their own default weight (the retriever's
+    # default_weights); the ranker names none of them.
+    ranker = Ranker(("co_occurrence", "tag_affinity", "ease", "sequential"))
+    assert ranker.weights == {"co_occurrence": 3.0, "tag_affinity": 0.5, "ease": 0.0,
+                              "sequential": 0.0}
+    assert set(DEFAULT_WEIGHTS) == {"text_similarity", "co_occurrence", "popularity", "query",
+                                    "tag_affinity"}
+
+
+@pytest.mark.parametrize("kwargs", [{"weights": {"a": "2"}}, {"weights": {"a": True}},
+                                    {"weights": {"a": float("nan")}}, {"weights": [("a", 1.0)]},
+                                    {"l2": True}, {"l2": -1.0}, {"bias": "0"}])
+def test_bad_weights_l2_and_bias_are_config_errors(kwargs) -> None:
+    with pytest.raises(ConfigError, match="must be"):
+        Ranker(NAMES, **kwargs)
+
+
 def test_fit_recovers_planted_weights() -> None:
     planted = [2.0, -1.0, 0.5, 0.0]
     x, y = logistic_data(planted, bias=-0.5)

@@ -49,8 +49,8 @@ def _ctx(history_newest_first, n_rows: int, exclude=()) -> RetrievalContext:
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
-    # The models here are tiny: extra threads only add synchronization (and are ~20x
-    # slower when the cores are shared with other processes).
+    # The models here are tiny: extra threads only add synchronization (and slow down
+    # badly when the cores are shared with other processes).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -90,7 +90,6 @@ def test_learns_planted_sequences_better_than_popularity(data, fitted):
 
     recall = _recall_at(model_top, test_walks)
     pop_recall = _recall_at(lambda h: popular, test_walks)
-    # Measured ~1.0 for the model and ~0.1 for popularity.
     assert recall >= 0.8
     assert recall > pop_recall + 0.5
 
@@ -99,7 +98,7 @@ def test_propose_and_score_share_one_forward_and_respect_exclusions(fitted):
     ctx = _ctx([3, 2, 1], N_ITEMS, exclude=[4])
     rows = fitted.propose(ctx, 10)
     assert 4 not in rows and len(rows) == 10
-    assert "sequential" in ctx._cache
+    assert "sequential" in ctx.memo
     scores = fitted.score(ctx, rows)
     assert scores.dtype == np.float32
     assert np.all(np.diff(scores) <= 1e-6)  # proposals come best first
@@ -167,7 +166,7 @@ def test_update_items_scores_new_rows_from_text(tmp_path, fitted):
     text_only = source.net.proj(source.text[12:13])
     assert torch.allclose(table[twin], text_only[0], atol=1e-6)
     # Across contexts the twin's scores follow item 12's more closely than any other
-    # item's (measured correlation 0.73-0.86 over seeds 0-2; next best item <= 0.71).
+    # item's.
     profiles = np.array([source.score(_ctx(history[::-1], twin + 1), np.arange(twin + 1))
                          for history in _walks(seed=2, users=60)])
     columns = profiles[:, [*range(N_ITEMS), twin]]
