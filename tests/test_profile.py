@@ -257,13 +257,43 @@ def test_forget_erases_the_user(rng) -> None:
     assert store.get("u1").seen == {"b"} and store.get("u1").n_events == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"dim": 2.0}, {"half_life": 0},
+@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"dim": 2.0}, {"dim": True}, {"half_life": 0},
                                     {"half_life": float("inf")}, {"half_life": float("nan")},
-                                    {"max_history": 0}, {"max_history": 1.5}])
+                                    {"half_life": True}, {"half_life": "20"},
+                                    {"max_history": 0}, {"max_history": 1.5},
+                                    {"max_history": True}])
 def test_store_rejects_bad_config(kwargs) -> None:
     args = {"dim": DIM, **kwargs}
     with pytest.raises(ConfigError):
         ProfileStore(args.pop("dim"), **args)
+
+
+def test_only_positive_events_are_recent_items(rng) -> None:
+    store = ProfileStore(DIM)
+    v = unit(rng)[0]
+    for item, kind, value in (("a", "click", None), ("b", "rate", 2), ("c", "rate", 1),
+                              ("d", "dislike", None), ("e", "rate", 4)):
+        store.observe(ev(item, kind, value=value), v)
+    profile = store.get("u1")
+    assert [h.is_positive for h in profile.history] == [True, False, False, False, True]
+    assert profile.recent_items() == ["e", "a"]
+    assert profile.recent_items(positive_only=False) == ["e", "d", "c", "b", "a"]
+
+
+def test_replace_with_takes_the_other_stores_profiles(rng) -> None:
+    store, other = ProfileStore(DIM), ProfileStore(DIM)
+    v = unit(rng)[0]
+    store.observe(ev("a", user="old"), v)
+    other.observe(ev("b", user="new"), v)
+    store.replace_with(other)
+    assert list(store) == ["new"] and store.get("new").seen == {"b"}
+    store.observe(ev("c", user="later"), v)  # the store stays its own
+    assert "later" not in other
+    with pytest.raises(ConfigError, match="dim"):
+        store.replace_with(ProfileStore(DIM + 1))
+    with pytest.raises(ConfigError):
+        store.replace_with({"new": None})  # type: ignore[arg-type]
+    assert list(store) == ["new", "later"]
 
 
 # --------------------------------------------------------------------------- persistence

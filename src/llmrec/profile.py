@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrec._validate import check_float, check_int
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError, UnknownUserError
 from llmrec.storage.io import load_array, save_array
 from llmrec.types import Event, check_id
@@ -22,10 +23,25 @@ __all__ = ["HistoryEntry", "ProfileStore", "UserProfile"]
 
 @dataclass(frozen=True)
 class HistoryEntry:
+    """One item event in a user's history.
+
+    Attributes:
+        item_id: The item acted on.
+        kind: The event kind.
+        weight: The event's signed weight (:attr:`llmrec.Event.weight`).
+        timestamp: When it happened.
+    """
+
     item_id: str
     kind: str
     weight: float
     timestamp: float
+
+    @property
+    def is_positive(self) -> bool:
+        """Whether the recorded event was positive (:attr:`llmrec.Event.is_positive`: an
+        item event of weight > 0)."""
+        return self.weight > 0
 
 
 @dataclass
@@ -59,11 +75,12 @@ class UserProfile:
         self.history = deque(self.history, maxlen=self.max_history)
 
     def recent_items(self, n: int | None = None, *, positive_only: bool = True) -> list[str]:
-        """Most recent distinct item ids, newest first."""
+        """Most recent distinct item ids, newest first (only positive events' items unless
+        ``positive_only=False``)."""
         out: list[str] = []
         seen: set[str] = set()
         for entry in reversed(self.history):
-            if positive_only and entry.weight <= 0:
+            if positive_only and not entry.is_positive:
                 continue
             if entry.item_id not in seen:
                 seen.add(entry.item_id)
@@ -99,14 +116,13 @@ class ProfileStore:
     """
 
     def __init__(self, dim: int, *, half_life: float = 20.0, max_history: int = 500) -> None:
-        if not isinstance(dim, int) or dim <= 0:
-            raise ConfigError(f"dim must be a positive int, got {dim!r}")
-        if not isinstance(half_life, (int, float)) or not half_life > 0 or not math.isfinite(half_life):
-            raise ConfigError(f"half_life must be a positive number, got {half_life!r}")
-        if not isinstance(max_history, int) or max_history <= 0:
-            raise ConfigError(f"max_history must be a positive int, got {max_history!r}")
+        dim = check_int(dim, "dim", low=1)
+        half_life = check_float(half_life, "half_life", low=0, low_open=True)
+        if not math.isfinite(half_life):  # an infinite half-life would never decay
+            raise ConfigError(f"half_life must be a finite positive number, got {half_life!r}")
+        max_history = check_int(max_history, "max_history", low=1)
         self.dim = dim
-        self.half_life = float(half_life)
+        self.half_life = half_life
         self.max_history = max_history
         self._decay = 0.5 ** (1.0 / self.half_life)
         self._profiles: dict[str, UserProfile] = {}
@@ -193,8 +209,24 @@ class ProfileStore:
             del self._profiles[user_id]
 
     def clear(self) -> None:
+        """Erase every profile."""
         with self.lock:
             self._profiles.clear()
+
+    def replace_with(self, other: ProfileStore) -> None:
+        """Take every profile of ``other`` in place of this store's own (``other`` is left
+        to be discarded: the profiles are shared, not copied).
+
+        Raises:
+            ConfigError: ``other`` holds vectors of another dimension.
+        """
+        if not isinstance(other, ProfileStore):
+            raise ConfigError(f"replace_with needs a ProfileStore, got {type(other).__name__}")
+        if other.dim != self.dim:
+            raise ConfigError(f"replace_with needs a ProfileStore of dim {self.dim}, got "
+                              f"dim {other.dim}")
+        with self.lock, other.lock:
+            self._profiles = dict(other._profiles)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path) -> dict[str, Any]:

@@ -1,125 +1,52 @@
 """Pipeline: the object applications use. Owns a catalog, an encoder, profiles, a
-retriever, a ranker and a content generator, and keeps them consistent."""
+retriever, a ranker and a content generator, and keeps them consistent.
+
+This module is the public face; the work is done by the private modules beside it:
+:mod:`._request` (a request's arguments), :mod:`._scoring` (ranking and explaining),
+:mod:`._changes` (applying events), :mod:`._journal` (the event log), :mod:`._training`
+(:meth:`Pipeline.fit`) and :mod:`._persistence` (saves).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import logging
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from llmrec._validate import check_vectors
+from llmrec._validate import check_bool, check_int, check_options, check_sequence
 from llmrec.catalog import Catalog
 from llmrec.device import DeviceLike, resolve_device
 from llmrec.encoding import ItemEncoder
-from llmrec.errors import (
-    BackendUnavailableError,
-    ConfigError,
-    DeviceError,
-    DuplicateItemError,
-    InvalidEventError,
-    InvalidInputError,
-    LLMRecError,
-    PersistenceError,
-    UnknownItemError,
-    UnknownUserError,
-)
-from llmrec.privacy import Pseudonymizer, redact
+from llmrec.errors import ConfigError, InvalidInputError, UnknownUserError
+from llmrec.generation import ChatBackend, ContentGenerator
+from llmrec.pipeline import _changes, _persistence, _scoring, _training
+from llmrec.pipeline._build import build_components
+from llmrec.pipeline._journal import Journal
+from llmrec.pipeline._request import Filters, RecommendRequest
+from llmrec.privacy import Pseudonymizer
 from llmrec.profile import ProfileStore, UserProfile
 from llmrec.ranking import Ranker
-from llmrec.registry import accepts_keyword, get_backend
+from llmrec.registry import available_backends
 from llmrec.retrieval import Retriever
-from llmrec.storage.eventlog import EventLog, LogRecord
-from llmrec.storage.io import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    atomic_directory,
-    check_path,
-    file_digests,
-    read_manifest,
-    verify_files,
-    write_json,
-)
-from llmrec.types import Event, Explanation, GeneratedText, Item, Recommendation, check_id
+from llmrec.storage.eventlog import EventLog
+from llmrec.storage.io import check_path
+from llmrec.types import Event, Item, Recommendation, check_id
 
 __all__ = ["Filters", "Pipeline"]
 
-logger = logging.getLogger(__name__)
 
-#: ``filters`` is a predicate on items, or a mapping ``attribute -> allowed value(s)``.
-Filters = Callable[[Item], bool] | Mapping[str, Any]
-
-TAG_FEATURE = "tag_affinity"
-#: Trainable candidate sources ``models="auto"`` adds on catalogs up to 20k items.
-AUTO_MODELS: tuple[str, ...] = ("ease", "sequential")
-#: Largest accepted ``|Event.weight|`` (a rating far outside any scale would swamp, then
-#: overflow, a float32 interest vector).
-MAX_EVENT_WEIGHT = 1e6
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in ("llmrec", "torch", "transformers", "numpy", "hnswlib"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise InvalidInputError(f"k must be a positive int, got {k!r}")
-    return int(k)
-
-
-def _as_list(values: Any, what: str) -> list[Any]:
-    if isinstance(values, (str, bytes, Mapping)):
-        raise InvalidInputError(f"{what} must be a sequence, not a {type(values).__name__}")
-    try:
-        return list(values)
-    except TypeError:
-        raise InvalidInputError(f"{what} must be iterable, got {type(values).__name__}") from None
-
-
-def _options(options: Any, what: str) -> dict[str, Any]:
-    """Keyword options as a dict, or a ConfigError naming what is wrong with them."""
-    if options is None:
-        return {}
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"{what} must be a mapping, got {type(options).__name__}")
-    bad = [key for key in options if not isinstance(key, str) or not key.isidentifier()]
-    if bad:
-        raise ConfigError(f"{what} keys must be argument names, got {bad[0]!r:.60}")
-    return dict(options)
-
-
-def _flag(value: Any, what: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{what} must be a bool, got {value!r:.60}")
-    return bool(value)
-
-
-def _check_text(text: str, what: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"{what} is not valid Unicode (lone surrogates)") from None
-    return text
-
-
-def _attribute_matches(value: Any, allowed: Any) -> bool:
-    allowed_set = set(allowed) if isinstance(allowed, (list, tuple, set, frozenset)) else {allowed}
-    if isinstance(value, (list, tuple, set)):
-        return bool(allowed_set.intersection(value))
-    return value in allowed_set
+def _check_llm(llm: Any) -> None:
+    """Refuse an ``llm`` that is neither a backend name, a ContentGenerator nor a
+    ChatBackend (it would fail only at the first generated text)."""
+    if isinstance(llm, str):
+        if llm != "default" and llm not in available_backends("llms"):
+            raise ConfigError(f"llm must be 'default' or a registered llm backend "
+                              f"{available_backends('llms')}, got {llm!r:.80}")
+    elif not isinstance(llm, (ContentGenerator, ChatBackend)):
+        raise ConfigError("llm must be a backend name, a ContentGenerator or a ChatBackend, "
+                          f"got {llm!r:.80}")
 
 
 class Pipeline:
@@ -138,13 +65,19 @@ class Pipeline:
         ranker: The candidate scorer.
         profiles: User profiles.
         llm: The generator backend name (``"default"``, ``"transformers"``,
-            ``"template"``, ...) or a ready :class:`~llmrec.generation.ContentGenerator`;
-            the model loads on first use.
-        llm_options: Passed to the :class:`~llmrec.generation.ContentGenerator`.
+            ``"template"``, ...), a ready :class:`~llmrec.generation.ContentGenerator`, or
+            a :class:`~llmrec.generation.ChatBackend` (wrapped in a ContentGenerator over
+            ``catalog``); a model named here loads on first use.
+        llm_options: Passed to the :class:`~llmrec.generation.ContentGenerator` (unused
+            with a ready one).
         device: Where models run.
         pseudonymize_key: A secret (bytes, >= 16): user ids are replaced by their keyed
             HMAC-SHA256 at every public method, so profiles, saves, logs and prompts never
             hold a raw id. Pass the same key to :meth:`from_pretrained`.
+
+    Raises:
+        ConfigError: a component of the wrong type, an ``llm`` that is none of the above,
+            or bad ``llm_options``.
     """
 
     def __init__(
@@ -165,9 +98,8 @@ class Pipeline:
                                  ("profiles", profiles, ProfileStore)):
             if not isinstance(value, cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
-        if not isinstance(llm, str) and not hasattr(llm, "generate"):
-            raise ConfigError(f"llm must be a backend name or a ContentGenerator, got {llm!r:.80}")
-        llm_options = _options(llm_options, "llm_options")
+        _check_llm(llm)
+        llm_options = check_options(llm_options, "llm_options")
         self._pseudonymize = None if pseudonymize_key is None else Pseudonymizer(pseudonymize_key)
         self.catalog = catalog
         self.encoder = encoder
@@ -175,16 +107,18 @@ class Pipeline:
         self.ranker = ranker
         self.profiles = profiles
         self.device = resolve_device(device)
-        self._llm = llm
-        self._llm_options = dict(llm_options or {})
-        self._generator: Any = None if isinstance(llm, str) else llm
+        self._llm_options = llm_options
+        self._generator: ContentGenerator | None = None
+        if isinstance(llm, ContentGenerator):
+            self._generator = llm
+        elif not isinstance(llm, str):
+            self._generator = self._make_generator(llm)
+        self._llm: str = llm if isinstance(llm, str) else self._generator.backend_name
         # One lock orders every change and every ranking: the order in which changes
         # are applied is the order in which they are logged (see docs/concepts.md).
         self._lock = threading.RLock()
         self._generator_lock = threading.Lock()
-        self.event_log: EventLog | None = None
-        self._log_id: str | None = None
-        self._log_sequence = 0
+        self._journal = Journal()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -215,79 +149,56 @@ class Pipeline:
                 or an :class:`~llmrec.encoding.EncoderBackend`.
             index: ``"auto"``, ``"exact"``, ``"hnsw"`` or an index backend.
             llm: ``"default"`` (embedded SmolLM2-135M-Instruct), ``"transformers"`` with
-                ``llm_options={"model": ...}``, ``"template"`` (no model), or a
-                :class:`~llmrec.generation.ContentGenerator`.
+                ``llm_options={"model": ...}``, ``"template"`` (no model), another
+                registered backend name, a :class:`~llmrec.generation.ContentGenerator`
+                or a :class:`~llmrec.generation.ChatBackend`.
             device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... (see :func:`llmrec.resolve_device`).
             diversity: Default MMR trade-off in [0, 1).
             n_candidates: Candidates proposed by each source per request.
             half_life: Events after which an old event's weight in a profile halves.
             models: Trainable candidate sources fitted by :meth:`fit`: names
                 (``"ease"``, ``"sequential"``) or instances; ``"auto"`` picks
-                :data:`AUTO_MODELS` for catalogs up to 20k items and none above.
+                ``("ease", "sequential")`` for catalogs up to 20k items and none above.
             show_progress: Show progress bars on long work.
             pseudonymize_key: See :class:`Pipeline`.
             item_vectors: ``(len(items), dim)`` vectors already made by this encoder (for
                 example by :func:`llmrec.apps.ray.encode_catalog`); the catalog is then
                 not encoded again.
         """
-        items = _as_list(items, "items")
-        if not items:
-            raise InvalidInputError("the catalog is empty: from_catalog needs at least one item")
-        encoder_options = _options(encoder_options, "encoder_options")
-        llm_options = _options(llm_options, "llm_options")
-        show_progress = _flag(show_progress, "show_progress")
-        if isinstance(models, str) and models == "auto":
-            models = AUTO_MODELS if len(items) <= 20_000 else ()
-        models = (models,) if isinstance(models, str) else _as_list(models, "models")
+        _check_llm(llm)
+        llm_options = check_options(llm_options, "llm_options")
         if pseudonymize_key is not None:
             Pseudonymizer(pseudonymize_key)  # fail before the encoding work
-        catalog = Catalog()
-        items = catalog.validate_new(items)
         device = resolve_device(device)
-        item_encoder = ItemEncoder(encoder, device=device, show_progress=show_progress,
-                                   **encoder_options)
-        if item_vectors is None:
-            vectors = item_encoder.encode_items(items)
-        else:
-            try:
-                vectors = check_vectors(item_vectors, item_encoder.dim, "item_vectors")
-            except (TypeError, ValueError) as exc:
-                if isinstance(exc, LLMRecError):
-                    raise
-                raise InvalidInputError(f"item_vectors must be a float array: {exc}") from None
-            if len(vectors) != len(items):
-                raise InvalidInputError(f"item_vectors has {len(vectors)} rows for "
-                                        f"{len(items)} items")
-        rows = catalog.upsert(items, validated=True)
-        retriever = Retriever(item_encoder.dim, index=index, n_items_hint=len(items),
-                              n_candidates=n_candidates, device=device)
-        retriever.upsert(rows, vectors)
-        for model in models:
-            options: dict[str, Any] = {}
-            if isinstance(model, str) and accepts_keyword(get_backend("models", model), "device"):
-                options["device"] = device  # models named here follow the pipeline's device
-            retriever.add_model(model, **options)
-        ranker = Ranker(retriever.feature_names + (TAG_FEATURE,), diversity=diversity)
-        profiles = ProfileStore(item_encoder.dim, half_life=half_life)
-        return cls(catalog, item_encoder, retriever, ranker, profiles, llm=llm,
-                   llm_options=llm_options, device=device, pseudonymize_key=pseudonymize_key)
+        parts = build_components(
+            items, encoder=encoder, index=index, device=device, diversity=diversity,
+            n_candidates=n_candidates, half_life=half_life, models=models,
+            encoder_options=encoder_options, show_progress=show_progress,
+            item_vectors=item_vectors)
+        pipe = cls(*parts, llm=llm, llm_options=llm_options, device=device,
+                   pseudonymize_key=pseudonymize_key)
+        return pipe
+
+    def _make_generator(self, llm: Any) -> ContentGenerator:
+        try:
+            return ContentGenerator(llm, catalog=self.catalog, device=self.device,
+                                    **self._llm_options)
+        except TypeError as exc:
+            raise ConfigError(f"bad llm_options {self._llm_options!r:.200}: {exc}") from None
 
     @property
-    def generator(self) -> Any:
+    def generator(self) -> ContentGenerator:
         """The :class:`~llmrec.generation.ContentGenerator` (its model loads on first use)."""
         if self._generator is None:
             with self._generator_lock:
                 if self._generator is None:
-                    from llmrec.generation import ContentGenerator
-
-                    try:
-                        self._generator = ContentGenerator(
-                            self._llm, catalog=self.catalog, device=self.device,
-                            **self._llm_options)
-                    except TypeError as exc:
-                        raise ConfigError(f"bad llm_options {self._llm_options!r:.200}: "
-                                          f"{exc}") from None
+                    self._generator = self._make_generator(self._llm)
         return self._generator
+
+    @property
+    def event_log(self) -> EventLog | None:
+        """The open :class:`~llmrec.EventLog`, or ``None`` (see :meth:`open_event_log`)."""
+        return self._journal.log
 
     # ------------------------------------------------------------------ API boundary
     def _user(self, user_id: Any) -> str:
@@ -300,81 +211,24 @@ class Pipeline:
         return UnknownUserError(
             f"unknown user id {user_id!r}: observe an event or call add_user first")
 
-    def _check_events(self, events: Iterable[Event]) -> list[Event]:
-        """Validate events and bring them to their stored form (pseudonymized user id,
-        redacted text). Nothing is changed."""
-        if isinstance(events, Event):
-            raise InvalidInputError("events must be a sequence of events, not a single Event")
-        events = _as_list(events, "events")
-        out = []
-        for n, event in enumerate(events):
-            if not isinstance(event, Event):
-                raise InvalidInputError(f"events[{n}] must be an llmrec.Event, got {type(event).__name__}")
-            if event.item_id is not None and event.item_id not in self.catalog:
-                raise UnknownItemError(f"events[{n}] names unknown item id {event.item_id!r}")
-            if not abs(event.weight) <= MAX_EVENT_WEIGHT:
-                raise InvalidEventError(f"events[{n}] has weight {event.weight!r}, beyond "
-                                        f"+-{MAX_EVENT_WEIGHT:g} (value {event.value!r})")
-            changes: dict[str, Any] = {}
-            if self._pseudonymize is not None:
-                changes["user_id"] = self._pseudonymize(event.user_id)
-            if event.text is not None:
-                text = redact(_check_text(event.text, f"events[{n}].text"))
-                if text != event.text:
-                    changes["text"] = text
-            out.append(dataclasses.replace(event, **changes) if changes else event)
-        return out
-
-    def _text_vectors(self, events: Sequence[Event]) -> dict[str, np.ndarray]:
-        texts = sorted({e.text for e in events if e.kind == "query" and e.text})
-        if not texts:
-            return {}
-        # User text is encoded without the encoder's cache: no vector of it outlives forget.
-        return dict(zip(texts, self.encoder.encode_texts(texts, cache=False)))
-
-    # ------------------------------------------------------------------ applying changes
-    # Every change goes through _write_log (under the lock, before it is applied) and
-    # _wait_log (after the lock is released): the log's order is the order of application,
-    # and concurrent writers share one disk sync.
-    def _write_log(self, op: str, data: Mapping[str, Any]) -> tuple[EventLog, int] | None:
-        log = self.event_log
-        if log is None:
-            return None
-        seq = log.write(op, data, wait=False)
-        self._log_sequence = seq
-        return log, seq
-
-    @staticmethod
-    def _wait_log(ticket: tuple[EventLog, int] | None) -> None:
-        if ticket is not None:
-            ticket[0].wait(ticket[1])
-
-    def _apply(self, store: ProfileStore, event: Event, text_vector: np.ndarray | None) -> None:
-        if event.item_id is None:
-            store.observe(event, None, (), text_vector)
-            return
-        row = self.catalog.row(event.item_id)
-        item = self.catalog.get(event.item_id)
-        store.observe(event, self.retriever.item_vectors[row], item.tags, text_vector)
-
-    def _apply_events(self, events: Sequence[Event], vectors: Mapping[str, np.ndarray]) -> None:
-        for event in events:
-            self._apply(self.profiles, event,
-                        vectors.get(event.text) if event.kind == "query" else None)
-            if event.item_id is not None and event.kind != "query":
-                self.retriever.record(self.catalog.row(event.item_id), event.weight)
-
     def _commit_events(self, events: list[Event]) -> None:
         if not events:
             return
-        vectors = self._text_vectors(events)
+        vectors = _changes.text_vectors(self, events)
         with self._lock:
-            for event in events:  # an item may have been removed since validation
-                if event.item_id is not None and event.item_id not in self.catalog:
-                    raise UnknownItemError(f"event names unknown item id {event.item_id!r}")
-            ticket = self._write_log("events", {"events": [e.to_dict() for e in events]})
-            self._apply_events(events, vectors)
-        self._wait_log(ticket)
+            _changes.check_items_known(self, events)
+            ticket = self._journal.write("events", {"events": [e.to_dict() for e in events]})
+            _changes.apply_events(self, events, vectors)
+        self._journal.wait(ticket)
+
+    def _tag_affinity(self, profile: UserProfile, rows: Any) -> Any:
+        """The ``tag_affinity`` ranker feature of ``rows`` for ``profile``."""
+        return _scoring.tag_affinity(self, profile, rows)
+
+    def _reason_request(self, rec: Recommendation, uid: str, query: str | None,
+                        items: Mapping[str, Item]) -> Any:
+        """The :class:`~llmrec.ReasonRequest` :meth:`recommend` sends for ``rec``."""
+        return _scoring.reason_request(self, rec, uid, query, items)
 
     # ------------------------------------------------------------------ events
     def observe(self, event: Event) -> None:
@@ -390,27 +244,27 @@ class Pipeline:
         """
         if not isinstance(event, Event):
             raise InvalidInputError(f"event must be an llmrec.Event, got {type(event).__name__}")
-        self._commit_events(self._check_events([event]))
+        self._commit_events(_changes.check_events(self, [event]))
 
     def observe_many(self, events: Iterable[Event]) -> None:
         """Observe events in order: all are validated before any is applied, and they are
         logged as one record (a crash keeps all of them or none)."""
-        self._commit_events(self._check_events(events))
+        self._commit_events(_changes.check_events(self, events))
 
     def add_user(self, user_id: str, preferences: str | None = None) -> None:
         """Create a (cold) user, optionally from a free-text statement of taste."""
         check_id(user_id, "user_id")
         if preferences is not None:
-            self._commit_events(self._check_events(
-                [Event(user_id=user_id, kind="query", text=preferences)]))
+            self._commit_events(_changes.check_events(
+                self, [Event(user_id=user_id, kind="query", text=preferences)]))
             return
         uid = self._user(user_id)
         with self._lock:
             if uid in self.profiles:
                 return
-            ticket = self._write_log("user", {"user_id": uid})
+            ticket = self._journal.write("user", {"user_id": uid})
             self.profiles.get_or_create(uid)
-        self._wait_log(ticket)
+        self._journal.wait(ticket)
 
     def profile(self, user_id: str) -> UserProfile:
         """The user's profile (raises :class:`~llmrec.UnknownUserError` if absent).
@@ -434,36 +288,16 @@ class Pipeline:
         uid = self._user(user_id)
         with self._lock:
             known = uid in self.profiles
-            removed = 0
-            if self.event_log is not None:
-                removed = self.event_log.forget(uid, tombstone=known)
-                self._log_sequence = self.event_log.last_sequence
+            removed = self._journal.forget(uid, tombstone=known)
             if not known and not removed:
                 raise UnknownUserError(f"unknown user id {user_id!r}: nothing to forget")
             if known:
-                self._drop_user(uid)
-            if self._generator is not None and hasattr(self._generator, "clear_cache"):
+                _changes.drop_user(self, uid)
+            if self._generator is not None:
                 # Cached texts are keyed by prompt, not by user: drop them all.
                 self._generator.clear_cache()
 
-    def _drop_user(self, uid: str) -> None:
-        # The user's counted interactions leave popularity with them (those still in the
-        # kept history; see docs/concepts.md).
-        history = self.profiles.get(uid).history
-        self.retriever.unrecord([self.catalog.row(h.item_id) for h in history
-                                 if h.weight > 0 and h.item_id in self.catalog])
-        self.profiles.forget(uid)
-
     # ------------------------------------------------------------------ training
-    @staticmethod
-    def _positive_rows(events: Sequence[Event], row_of: Callable[[str], int]) -> dict[str, list[int]]:
-        per_user: dict[str, list[int]] = {}
-        for event in events:
-            if event.item_id is not None and event.kind != "query" and event.weight > -1e-9 \
-                    and event.kind not in ("dislike", "skip"):
-                per_user.setdefault(event.user_id, []).append(row_of(event.item_id))
-        return per_user
-
     def fit(
         self,
         events: Iterable[Event],
@@ -475,293 +309,38 @@ class Pipeline:
     ) -> Pipeline:
         """Learn from historical events and rebuild every profile from them.
 
-        Co-occurrence and popularity are fitted on the events; the ranker is trained on
-        each user's last positive event held out from everything it sees (so its weights
-        reflect how well each source predicts an unseen next item); then the sources are
-        refitted on all events and the profiles replayed.
+        Co-occurrence and popularity are fitted on the positive events; the ranker is
+        trained on each user's last positive event held out from everything it sees (so
+        its weights reflect how well each source predicts an unseen next item); then the
+        sources are refitted on all events and the profiles replayed.
 
         Args:
             events: Historical events (any order; sorted by timestamp, stably).
             train_ranker: Learn the ranker's weights (else keep the current ones).
             ranker_users: Users sampled to train the ranker.
             seed: Seed of everything random in fitting: the ranker's user sample and
-                every trainable model with a ``seed`` attribute (which is set to it, so a
-                saved pipeline records it). ``None`` keeps each model's own seed and
-                samples users with seed 0. The same seed and events give the same
-                pipeline.
+                every trainable model (whose ``seed`` is set to it, so a saved pipeline
+                records it). ``None`` keeps each model's own seed and samples users with
+                seed 0. The same seed and events give the same pipeline.
             show_progress: Show progress bars.
 
         Raises:
             InvalidInputError / UnknownItemError: a bad event; nothing changes.
         """
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise InvalidInputError(f"seed must be a non-negative int or None, got {seed!r}")
-        if isinstance(ranker_users, bool) or not isinstance(ranker_users, int) or ranker_users < 1:
-            raise InvalidInputError(f"ranker_users must be a positive int, got {ranker_users!r}")
-        train_ranker = _flag(train_ranker, "train_ranker")
-        show_progress = _flag(show_progress, "show_progress")
-        events = self._check_events(events)
+        if seed is not None:
+            seed = check_int(seed, "seed", low=0, error=InvalidInputError)
+        ranker_users = check_int(ranker_users, "ranker_users", low=1, error=InvalidInputError)
+        train_ranker = check_bool(train_ranker, "train_ranker")
+        show_progress = check_bool(show_progress, "show_progress")
+        events = _changes.check_events(self, events)
         if not events:
             raise InvalidInputError("fit needs at least one event")
         events.sort(key=lambda e: e.timestamp)
-        text_vectors = self._text_vectors(events)
-        with self._lock:
-            for event in events:  # an item may have been removed since validation
-                if event.item_id is not None and event.item_id not in self.catalog:
-                    raise UnknownItemError(f"event names unknown item id {event.item_id!r}")
-            features = self.retriever.feature_names + (TAG_FEATURE,)
-            if features != self.ranker.feature_names:
-                self.ranker = Ranker(features, diversity=self.ranker.diversity, l2=self.ranker.l2)
-            # show_progress=False silences the models' own bars for this call only.
-            muted = [m for m in self.retriever.models.values()
-                     if not show_progress and getattr(m, "show_progress", False)]
-            for model in muted:
-                model.show_progress = False
-            if seed is not None:
-                for model in self.retriever.models.values():
-                    if hasattr(model, "seed"):
-                        model.seed = seed
-            try:
-                trained = train_ranker and self._fit_ranker(
-                    events, text_vectors, ranker_users, 0 if seed is None else seed,
-                    show_progress)
-                per_user = self._positive_rows(events, self.catalog.row)
-                # Models trained in the held-out pass keep their weights unless cheap to refit.
-                self.retriever.fit(list(per_user.values()),
-                                   models="cheap" if trained else "all")
-            finally:
-                for model in muted:
-                    model.show_progress = True
-            store = ProfileStore(self.profiles.dim, half_life=self.profiles.half_life,
-                                 max_history=self.profiles.max_history)
-            self._replay(store, events, text_vectors, show_progress)
-            self.profiles._profiles = store._profiles
+        _training.fit(self, events, train_ranker=train_ranker, ranker_users=ranker_users,
+                      seed=seed, show_progress=show_progress)
         return self
 
-    def _replay(self, store: ProfileStore, events: Sequence[Event],
-                text_vectors: Mapping[str, np.ndarray], show_progress: bool) -> None:
-        from tqdm.auto import tqdm
-
-        for event in tqdm(events, desc="replaying events", unit="event",
-                          disable=not show_progress or len(events) < 10_000):
-            self._apply(store, event, text_vectors.get(event.text) if event.text else None)
-
-    def _fit_ranker(self, events: list[Event], text_vectors: Mapping[str, np.ndarray],
-                    ranker_users: int, seed: int, show_progress: bool) -> bool:
-        """Train sources on all but each user's last positive event, then the ranker on
-        those held-out events. Returns whether the held-out pass ran."""
-        # Hold out each user's last positive event; fit sources and profiles on the rest.
-        last_index: dict[str, int] = {}
-        for n, event in enumerate(events):
-            if event.item_id is not None and event.kind not in ("query", "dislike", "skip"):
-                last_index[event.user_id] = n
-        per_user_count: dict[str, int] = {}
-        for event in events:
-            per_user_count[event.user_id] = per_user_count.get(event.user_id, 0) + 1
-        held = {n: events[n] for u, n in last_index.items() if per_user_count[u] >= 3}
-        if len(held) < 10:
-            logger.info("too few users with history (%d) to train the ranker; keeping weights",
-                        len(held))
-            return False
-        prefix = [e for n, e in enumerate(events) if n not in held]
-        prefix_rows = self._positive_rows(prefix, self.catalog.row)
-        valid = [(prefix_rows[e.user_id], self.catalog.row(e.item_id)) for e in held.values()
-                 if e.user_id in prefix_rows]
-        self.retriever.fit(list(prefix_rows.values()), valid=valid, models="all")
-        store = ProfileStore(self.profiles.dim, half_life=self.profiles.half_life,
-                             max_history=self.profiles.max_history)
-        self._replay(store, prefix, text_vectors, show_progress)
-        rng = np.random.default_rng(seed)
-        users = sorted(held.values(), key=lambda e: e.user_id)
-        if len(users) > ranker_users:
-            users = [users[i] for i in sorted(rng.choice(len(users), ranker_users, replace=False))]
-        xs, ys = [], []
-        from tqdm.auto import tqdm
-
-        for target in tqdm(users, desc="training ranker", unit="user", disable=not show_progress):
-            if target.user_id not in store:
-                continue
-            profile = store.get(target.user_id)
-            rows, x = self._score_candidates(profile, None, True, None, 1)
-            if not len(rows):
-                continue
-            y = (rows == self.catalog.row(target.item_id)).astype(np.float64)
-            xs.append(x)
-            ys.append(y)
-        if not xs:
-            return True
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        if y.sum() == 0:
-            logger.info("no held-out item reached the candidates; keeping ranker weights")
-            return True
-        weight = np.where(y > 0, (len(y) - y.sum()) / y.sum(), 1.0)
-        self.ranker.fit(x, y, sample_weight=weight)
-        logger.info("ranker trained on %d users, %d candidates, recall of candidates %.3f",
-                    len(xs), len(y), y.sum() / len(xs))
-        return True
-
     # ------------------------------------------------------------------ recommending
-    def _row_filter(self, filters: Filters | None) -> Callable[[np.ndarray], np.ndarray] | None:
-        if filters is None:
-            return None
-        if callable(filters):
-            predicate = filters
-        elif isinstance(filters, Mapping):
-            wanted = dict(filters)
-            for key, allowed in wanted.items():
-                try:
-                    _attribute_matches(None, allowed)
-                except TypeError:
-                    raise InvalidInputError(
-                        f"filters[{key!r}] must be a hashable value or a list of them, "
-                        f"got {allowed!r:.80}") from None
-
-            def predicate(item: Item) -> bool:
-                try:
-                    return all(_attribute_matches(item.attributes.get(key), allowed)
-                               for key, allowed in wanted.items())
-                except TypeError:  # an unhashable attribute value matches nothing
-                    return False
-        else:
-            raise InvalidInputError(
-                f"filters must be a callable or a mapping, got {type(filters).__name__}")
-        catalog = self.catalog
-
-        def row_filter(rows: np.ndarray) -> np.ndarray:
-            return np.fromiter((bool(predicate(catalog.get(catalog.item_id_at(int(r)))))
-                                for r in rows), dtype=bool, count=len(rows))
-
-        return row_filter
-
-    def _history_rows(self, profile: UserProfile) -> list[int]:
-        rows = []
-        for item_id in profile.recent_items():
-            if item_id in self.catalog:
-                rows.append(self.catalog.row(item_id))
-        return rows
-
-    def _tag_affinity(self, profile: UserProfile, rows: np.ndarray) -> np.ndarray:
-        affinity = profile.tag_affinity
-        out = np.zeros(len(rows), dtype=np.float32)
-        if not affinity:
-            return out
-        scale = max(abs(v) for v in affinity.values()) or 1.0
-        weights = np.zeros(self.catalog.n_tags + 1, dtype=np.float32)  # last: padding (-1)
-        for tag, value in affinity.items():
-            tag_id = self.catalog.tag_id(tag)
-            if tag_id is not None:
-                weights[tag_id] = value / scale
-        tags = self.catalog.row_tags(rows)
-        counts = (tags >= 0).sum(axis=1)
-        np.divide(weights[tags].sum(axis=1), np.sqrt(counts), out=out, where=counts > 0)
-        return out
-
-    def _score_candidates(self, profile: UserProfile, query_vector: np.ndarray | None,
-                          exclude_seen: bool, row_filter: Any, k: int
-                          ) -> tuple[np.ndarray, np.ndarray]:
-        exclude = [self.catalog.row(i) for i in profile.seen if i in self.catalog] \
-            if exclude_seen else []
-        ctx = self.retriever.context(profile.query_vector(), query_vector,
-                                     self._history_rows(profile), exclude)
-        rows, features = self.retriever.candidates(ctx, row_filter=row_filter, min_count=k)
-        features[TAG_FEATURE] = self._tag_affinity(profile, rows)
-        return rows, self.ranker.feature_matrix(features, len(rows))
-
-    def _evidence(self, profile: UserProfile, row: int, limit: int = 3) -> tuple[str, ...]:
-        history = [i for i in profile.recent_items(self.retriever.history_length) if i in self.catalog]
-        if not history:
-            return ()
-        hist_rows = self.catalog.rows(history)
-        vectors = self.retriever.item_vectors
-        strength = vectors[hist_rows] @ vectors[row]
-        sim = self.retriever.cooccurrence.similarity
-        if row < sim.shape[0] and sim.nnz:
-            # The target's own neighbour row: cheap to read from CSR, unlike a column.
-            start, end = sim.indptr[row], sim.indptr[row + 1]
-            neighbours = dict(zip(sim.indices[start:end].tolist(), sim.data[start:end].tolist()))
-            strength += np.array([neighbours.get(r, 0.0) for r in hist_rows.tolist()],
-                                 dtype=np.float32)
-        order = np.argsort(-strength, kind="stable")[:limit]
-        return tuple(history[i] for i in order if strength[i] > 0)
-
-    def _check_query(self, query: Any) -> str | None:
-        """The request query as used: validated, then redacted."""
-        if query is None:
-            return None
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInputError(f"query must be a non-empty str or None, got {query!r:.80}")
-        return redact(_check_text(query, "query"))
-
-    def _rank(self, uid: str, k: int, query: str | None, exclude_seen: bool,
-              filters: Filters | None, diversity: float | None, user_id: str
-              ) -> tuple[list[Recommendation], dict[str, Item]]:
-        """Rank for the stored user id ``uid`` (``query`` already checked). Returns the
-        recommendations and the items they and their evidence name, read under the same
-        lock, so a concurrent removal cannot break the text generation that follows."""
-        k = _check_k(k)
-        exclude_seen = _flag(exclude_seen, "exclude_seen")
-        if diversity is not None:
-            Ranker.check_diversity(diversity)
-        row_filter = self._row_filter(filters)
-        query_vector = None
-        if query is not None:
-            # User text is encoded without the encoder's cache: no vector of it outlives forget.
-            query_vector = self.encoder.encode_texts([query], cache=False)[0]
-        items: dict[str, Item] = {}
-        with self._lock:
-            if uid not in self.profiles:
-                raise self._unknown_user(user_id)
-            profile = self.profiles.get(uid)
-            rows, x = self._score_candidates(profile, query_vector, exclude_seen, row_filter, k)
-            if not len(rows):
-                return [], items
-            probs, contributions = self.ranker.score(x)
-            order = self.ranker.order(probs, self.retriever.item_vectors[rows], k, diversity)
-            out = []
-            names = self.ranker.feature_names
-            for rank, pos in enumerate(order.tolist(), start=1):
-                row = int(rows[pos])
-                item = self.catalog.get(self.catalog.item_id_at(row))
-                matched = tuple(t for t in item.tags if profile.tag_affinity.get(t, 0.0) > 0)
-                explanation = Explanation(
-                    signals={n: float(c) for n, c in zip(names, contributions[pos])},
-                    features={n: float(v) for n, v in zip(names, x[pos])},
-                    evidence_item_ids=self._evidence(profile, row),
-                    matched_tags=tuple(sorted(matched, key=lambda t: -profile.tag_affinity[t])),
-                )
-                out.append(Recommendation(item.item_id, float(probs[pos]), rank, explanation))
-                items[item.item_id] = item
-                for evidence_id in explanation.evidence_item_ids:
-                    items[evidence_id] = self.catalog.get(evidence_id)
-            return out, items
-
-    def _reason_request(self, rec: Recommendation, uid: str, query: str | None,
-                        items: Mapping[str, Item]) -> Any:
-        from llmrec.generation import ReasonRequest
-
-        return ReasonRequest(
-            user_id=uid, item=items[rec.item_id],
-            evidence_items=tuple(items[i] for i in rec.explanation.evidence_item_ids),
-            signals=dict(rec.explanation.signals),
-            matched_tags=rec.explanation.matched_tags, query=query)
-
-    def _with_text(self, batches: list[list[Recommendation]], uids: Sequence[str],
-                   queries: Sequence[str | None], budget_s: float | None,
-                   items: Mapping[str, Item]) -> list[list[Recommendation]]:
-        requests, slots = [], []
-        for b, (recs, uid, query) in enumerate(zip(batches, uids, queries)):
-            for n, rec in enumerate(recs):
-                requests.append(self._reason_request(rec, uid, query, items))
-                slots.append((b, n))
-        if not requests:
-            return batches
-        texts: list[GeneratedText] = self.generator.generate(requests, budget_s=budget_s)
-        out = [list(recs) for recs in batches]
-        for (b, n), text in zip(slots, texts):
-            rec = out[b][n]
-            out[b][n] = Recommendation(rec.item_id, rec.score, rec.rank, rec.explanation, text)
-        return out
-
     def recommend(
         self,
         user_id: str,
@@ -790,13 +369,16 @@ class Pipeline:
         Raises:
             UnknownUserError: the user has no profile.
             InvalidInputError: ``k`` <= 0, an empty query, a bad filter.
+            ConfigError: a flag that is not a bool, a negative ``budget_s``.
         """
         uid = self._user(user_id)
-        query = self._check_query(query)
-        generate = _flag(generate, "generate")
-        recs, items = self._rank(uid, k, query, exclude_seen, filters, diversity, user_id)
-        if generate:
-            recs = self._with_text([recs], [uid], [query], budget_s, items)[0]
+        request = RecommendRequest.make(k, query=query, exclude_seen=exclude_seen,
+                                        filters=filters, generate=generate,
+                                        diversity=diversity, budget_s=budget_s)
+        recs, items = _scoring.rank(self, uid, request, user_id)
+        if request.generate:
+            recs = _scoring.with_text(self, [recs], [uid], request.query, request.budget_s,
+                                      items)[0]
         return recs
 
     def recommend_stream(
@@ -814,18 +396,13 @@ class Pipeline:
         is written (completion order; ``rank`` tells the position). Ranking happens, and
         bad arguments raise, before the first item is yielded."""
         uid = self._user(user_id)
-        query = self._check_query(query)
-        recs, items = self._rank(uid, k, query, exclude_seen, filters, diversity, user_id)
-        requests = [self._reason_request(rec, uid, query, items) for rec in recs]
-        return self._stream_texts(recs, self.generator.stream(requests, budget_s=budget_s)
-                                  if requests else iter(()))
-
-    @staticmethod
-    def _stream_texts(recs: list[Recommendation], pairs: Iterator[tuple[int, GeneratedText]]
-                      ) -> Iterator[Recommendation]:
-        for n, text in pairs:
-            rec = recs[n]
-            yield Recommendation(rec.item_id, rec.score, rec.rank, rec.explanation, text)
+        request = RecommendRequest.make(k, query=query, exclude_seen=exclude_seen,
+                                        filters=filters, diversity=diversity, budget_s=budget_s)
+        recs, items = _scoring.rank(self, uid, request, user_id)
+        requests = [self._reason_request(rec, uid, request.query, items) for rec in recs]
+        pairs = self.generator.stream(requests, budget_s=request.budget_s) if requests \
+            else iter(())
+        return _scoring.stream_texts(recs, pairs)
 
     async def arecommend_stream(self, user_id: str, k: int = 10, *, query: str | None = None,
                                 exclude_seen: bool = True, filters: Filters | None = None,
@@ -833,15 +410,14 @@ class Pipeline:
                                 ) -> AsyncIterator[Recommendation]:
         """Async :meth:`recommend_stream`; the model runs in a worker thread."""
         uid = self._user(user_id)
-        query = self._check_query(query)
-        recs, items = await asyncio.to_thread(self._rank, uid, k, query, exclude_seen, filters,
-                                              diversity, user_id)
-        requests = [self._reason_request(rec, uid, query, items) for rec in recs]
+        request = RecommendRequest.make(k, query=query, exclude_seen=exclude_seen,
+                                        filters=filters, diversity=diversity, budget_s=budget_s)
+        recs, items = await asyncio.to_thread(_scoring.rank, self, uid, request, user_id)
+        requests = [self._reason_request(rec, uid, request.query, items) for rec in recs]
         if not requests:
             return
-        async for n, text in self.generator.astream(requests, budget_s=budget_s):
-            rec = recs[n]
-            yield Recommendation(rec.item_id, rec.score, rec.rank, rec.explanation, text)
+        async for n, text in self.generator.astream(requests, budget_s=request.budget_s):
+            yield _scoring.with_generated(recs[n], text)
 
     def recommend_batch(
         self,
@@ -859,22 +435,22 @@ class Pipeline:
 
         Every user id is checked before any work is done; results equal single calls.
         """
-        user_ids = _as_list(user_ids, "user_ids")
+        user_ids = check_sequence(user_ids, "user_ids")
         uids = [self._user(u) for u in user_ids]
         for uid, user_id in zip(uids, user_ids):
             if uid not in self.profiles:
                 raise self._unknown_user(user_id)
-        query = self._check_query(query)
-        generate = _flag(generate, "generate")
+        request = RecommendRequest.make(k, query=query, exclude_seen=exclude_seen,
+                                        filters=filters, generate=generate,
+                                        diversity=diversity, budget_s=budget_s)
         items: dict[str, Item] = {}
         recs = []
         for uid, user_id in zip(uids, user_ids):
-            user_recs, user_items = self._rank(uid, k, query, exclude_seen, filters, diversity,
-                                               user_id)
+            user_recs, user_items = _scoring.rank(self, uid, request, user_id)
             recs.append(user_recs)
             items.update(user_items)
-        if generate:
-            recs = self._with_text(recs, uids, [query] * len(uids), budget_s, items)
+        if request.generate:
+            recs = _scoring.with_text(self, recs, uids, request.query, request.budget_s, items)
         return recs
 
     # ------------------------------------------------------------------ asyncio
@@ -912,35 +488,11 @@ class Pipeline:
     # ------------------------------------------------------------------ catalog changes
     def add_items(self, items: Iterable[Item]) -> None:
         """Insert or replace items; they are searchable by the next request."""
-        items = self.catalog.validate_new(_as_list(items, "items"))
-        if not items:
-            return
-        vectors = self.encoder.encode_items(items)
-        self.retriever.check_vectors(vectors)
-        with self._lock:
-            ticket = self._write_log("items", {"items": [item.to_dict() for item in items]})
-            rows = self.catalog.upsert(items, validated=True)
-            self.retriever.upsert(rows, vectors)
-        self._wait_log(ticket)
+        _changes.add_items(self, items)
 
     def remove_items(self, item_ids: Iterable[str]) -> None:
         """Remove items (all must exist, else nothing changes)."""
-        item_ids = _as_list(item_ids, "item_ids")
-        for n, item_id in enumerate(item_ids):
-            if not isinstance(item_id, str):
-                raise InvalidInputError(f"item_ids[{n}] must be a str, got {type(item_id).__name__}")
-        if not item_ids:
-            return
-        with self._lock:
-            self.catalog.rows(item_ids)  # unknown ids raise first
-            if len(set(item_ids)) != len(item_ids):
-                raise DuplicateItemError("an item id appears twice in the removal list")
-            if len(self.catalog) - len(item_ids) < 1:
-                raise InvalidInputError("removing these items would leave the catalog empty")
-            ticket = self._write_log("remove", {"item_ids": item_ids})
-            rows = self.catalog.remove(item_ids)
-            self.retriever.remove(rows)
-        self._wait_log(ticket)
+        _changes.remove_items(self, item_ids)
 
     # ------------------------------------------------------------------ event log
     def open_event_log(self, path: str | Path, *, fsync: str = "always",
@@ -973,89 +525,16 @@ class Pipeline:
             PersistenceError: the log is corrupt, in use, or not the one the save was made
                 with; or a record cannot be replayed.
         """
-        if not isinstance(allow_new, bool):
-            raise ConfigError(f"allow_new must be a bool, got {allow_new!r}")
-        key_check = None if self._pseudonymize is None else self._pseudonymize.key_check
+        allow_new = check_bool(allow_new, "allow_new")
         with self._lock:
-            if self.event_log is not None:
-                raise ConfigError(f"an event log is already open ({self.event_log.path}); "
-                                  "close() it first")
-            log = EventLog(path, fsync=fsync, batch_interval=batch_interval,
-                           meta={"key_check": key_check})
-            try:
-                if log.meta.get("key_check") != key_check:
-                    raise ConfigError(
-                        f"event log {str(log.path)!r} was written "
-                        + ("without pseudonymization" if log.meta.get("key_check") is None
-                           else "under another pseudonymization key")
-                        + ("" if key_check is None else " than this pipeline's"))
-                after = 0
-                if self._log_id is not None and self._log_id != log.log_id:
-                    if not (allow_new and log.last_sequence == 0):
-                        raise PersistenceError(
-                            f"this pipeline was saved with event log {self._log_id} at record "
-                            f"{self._log_sequence}, but {str(log.path)!r} is log {log.log_id}; "
-                            "open that log to recover (allow_new=True starts a new one)")
-                elif self._log_id is not None:
-                    if self._log_sequence > log.last_sequence:
-                        raise PersistenceError(
-                            f"the save includes record {self._log_sequence} of event log "
-                            f"{str(log.path)!r}, which ends at {log.last_sequence}: the log "
-                            "lost records")
-                    after = self._log_sequence
-                replayed = self._replay_log(log, after)
-            except BaseException:
-                log.close()
-                raise
-            self.event_log = log
-            self._log_id = log.log_id
-            self._log_sequence = log.last_sequence
-        logger.info("opened event log %s (fsync=%s), replayed %d records", log.path, fsync,
-                    replayed)
-        return replayed
-
-    def _replay_log(self, log: EventLog, after: int) -> int:
-        count = 0
-        for record in log.replay(after):
-            try:
-                self._apply_record(record, log)
-            except (LLMRecError, KeyError, TypeError, ValueError) as exc:
-                raise PersistenceError(f"cannot replay record {record.sequence} of event log "
-                                       f"{str(log.path)!r}: {exc}") from None
-            self._log_sequence = record.sequence
-            count += 1
-        return count
-
-    def _apply_record(self, record: LogRecord, log: EventLog) -> None:
-        """Apply one logged change exactly as the live call applied it."""
-        data = record.data
-        if record.op == "events":
-            events = record.events
-            for event in events:
-                if event.item_id is not None and event.item_id not in self.catalog:
-                    raise UnknownItemError(f"event names unknown item id {event.item_id!r}")
-            self._apply_events(events, self._text_vectors(events))
-        elif record.op == "user":
-            self.profiles.get_or_create(data["user_id"])
-        elif record.op == "items":
-            items = self.catalog.validate_new([Item(**d) for d in data["items"]])
-            vectors = self.encoder.encode_items(items)
-            rows = self.catalog.upsert(items, validated=True)
-            self.retriever.upsert(rows, vectors)
-        elif record.op == "remove":
-            self.retriever.remove(self.catalog.remove(list(data["item_ids"])))
-        elif record.op == "forget":
-            for uid in list(self.profiles):
-                if log.user_hash(uid) == data["user_hash"]:
-                    self._drop_user(uid)
+            return self._journal.open(self, path, fsync=fsync, batch_interval=batch_interval,
+                                      allow_new=allow_new)
 
     def close(self) -> None:
         """Sync and close the event log, if one is open (the pipeline stays usable; its
         next save still records how far the log was applied)."""
         with self._lock:
-            if self.event_log is not None:
-                self.event_log.close()
-                self.event_log = None
+            self._journal.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -1073,35 +552,7 @@ class Pipeline:
             PersistenceError: ``path`` is a file or a non-empty directory that is not an
                 llmrec save (it is never replaced), or the disk refused the write.
         """
-        path = check_path(path, "save path")
-        started = time.perf_counter()
-        with self._lock, atomic_directory(path) as tmp:
-            components = {
-                "catalog": self.catalog.save(tmp / "catalog"),
-                "retriever": self.retriever.save(tmp / "retriever"),
-                "ranker": self.ranker.save(tmp / "ranker"),
-                "profiles": self.profiles.save(tmp / "profiles"),
-                "encoder": self.encoder.config(),
-                "generator": self._generator_config(),
-            }
-            manifest: dict[str, Any] = {
-                "format_version": FORMAT_VERSION, "kind": "pipeline",
-                "versions": _versions(), "components": components,
-                "privacy": {"key_check": None if self._pseudonymize is None
-                            else self._pseudonymize.key_check},
-                "files": file_digests(tmp),
-            }
-            if self._log_id is not None:
-                manifest["event_log"] = {"log_id": self._log_id, "sequence": self._log_sequence}
-            write_json(tmp / MANIFEST_NAME, manifest)
-        logger.info("saved pipeline to %s in %.2fs", path, time.perf_counter() - started)
-
-    def _generator_config(self) -> dict[str, Any]:
-        if self._generator is not None and hasattr(self._generator, "config"):
-            return {"llm": self._llm if isinstance(self._llm, str) else "default",
-                    "config": self._generator.config()}
-        return {"llm": self._llm if isinstance(self._llm, str) else "default",
-                "options": self._llm_options}
+        _persistence.save(self, check_path(path, "save path"))
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, device: DeviceLike = "auto",
@@ -1115,7 +566,10 @@ class Pipeline:
         Args:
             path: The save directory.
             device: Where to run (a GPU save loads on a CPU).
-            llm: Override the saved generator backend (e.g. ``"template"``).
+            llm: Override the saved generator backend (e.g. ``"template"``); the saved
+                generator options that belong to the saved backend (``model``,
+                ``backend_options``) are then dropped.
+            llm_options: Override the saved generator options.
             pseudonymize_key: The key the save was made with, if any.
 
         Raises:
@@ -1126,57 +580,20 @@ class Pipeline:
         """
         path = check_path(path, "save path")
         if llm_options is not None:
-            llm_options = _options(llm_options, "llm_options")
+            llm_options = check_options(llm_options, "llm_options")
         pseudonymize = None if pseudonymize_key is None else Pseudonymizer(pseudonymize_key)
-        manifest = read_manifest(path, "pipeline")
-        try:
-            if "files" in manifest:
-                verify_files(path, manifest["files"])
-            saved_check = (manifest.get("privacy") or {}).get("key_check")
-            log_state = manifest.get("event_log")
-            if log_state is not None:
-                log_id, log_sequence = str(log_state["log_id"]), log_state["sequence"]
-                if isinstance(log_sequence, bool) or not isinstance(log_sequence, int) \
-                        or log_sequence < 0:
-                    raise ValueError(f"bad event log sequence {log_sequence!r}")
-            parts = manifest["components"]
-            device = resolve_device(device)
-            catalog = Catalog.load(path / "catalog", parts["catalog"])
-            enc = parts["encoder"]
-            encoder = ItemEncoder(enc["backend"], device=device, batch_size=enc["batch_size"],
-                                  cache_size=enc["cache_size"], **enc["backend_config"])
-            retriever = Retriever.load(path / "retriever", parts["retriever"], device=device)
-            ranker = Ranker.load(path / "ranker", parts["ranker"])
-            profiles = ProfileStore.load(path / "profiles", parts["profiles"])
-            gen = parts["generator"]
-            saved_llm = gen.get("llm", "default")
-            options = dict(gen.get("options") or gen.get("config", {}).get("options", {}) or {})
-        except (PersistenceError, BackendUnavailableError, DeviceError):
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
-                OSError, LLMRecError) as exc:
-            raise PersistenceError(f"corrupt save in {str(path)!r}: {exc!r}") from None
-        if retriever.dim != encoder.dim:
-            raise PersistenceError(
-                f"saved vectors have dim {retriever.dim} but the encoder gives {encoder.dim}")
-        if saved_check != (None if pseudonymize is None else pseudonymize.key_check):
-            if saved_check is None:
-                raise ConfigError(f"{str(path)!r} holds raw user ids; it cannot be opened with "
-                                  "a pseudonymize_key")
-            raise ConfigError(f"{str(path)!r} holds pseudonymized user ids: pass the "
-                              "pseudonymize_key it was saved with"
-                              + ("" if pseudonymize is None else " (this one differs)"))
-        if llm_options is not None:
-            options = dict(llm_options)
-        pipe = cls(catalog, encoder, retriever, ranker, profiles,
-                   llm=llm if llm is not None else saved_llm,
-                   llm_options=options, device=device, pseudonymize_key=pseudonymize_key)
-        if log_state is not None:
-            pipe._log_id, pipe._log_sequence = log_id, log_sequence
+        device = resolve_device(device)
+        saved = _persistence.load(path, device=device,
+                                  key_check=None if pseudonymize is None else pseudonymize.key_check)
+        llm, options = _persistence.generator_choice(saved.parts["generator"], llm, llm_options)
+        parts = saved.parts
+        pipe = cls(parts["catalog"], parts["encoder"], parts["retriever"], parts["ranker"],
+                   parts["profiles"], llm=llm, llm_options=options, device=device,
+                   pseudonymize_key=pseudonymize_key)
+        pipe._journal = saved.journal
         return pipe
 
     def __repr__(self) -> str:
         return (f"Pipeline(items={len(self.catalog)}, users={len(self.profiles)}, "
                 f"encoder={self.encoder.backend.name}, index={self.retriever.index.name}, "
                 f"device={self.device})")
-

@@ -102,7 +102,7 @@ def test_sigkill_during_logging_and_saving_loses_nothing(tmp_path: Path) -> None
             # Recover in this process: the last complete save loads ...
             pipe = recover(tmp_path)
             if last_saved >= 0:
-                assert pipe._log_sequence >= last_saved
+                assert pipe._journal.sequence >= last_saved
             # ... and the log replays every acknowledged event and item.
             pipe.open_event_log(tmp_path / "events.log")
             logged = Counter((e.user_id, e.item_id, e.timestamp)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for conftest
 
 from conftest import make_items  # noqa: E402
 
@@ -89,7 +89,7 @@ def child(workdir: Path, round_: int, seed: int, mode: str, countdown: int) -> N
         state["phase"] = "save"
         ack("saving")
         pipe.save_pretrained(save)
-        ack(f"S {pipe._log_sequence}")
+        ack(f"S {pipe._journal.sequence}")
 
 
 def main() -> None:

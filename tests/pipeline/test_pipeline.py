@@ -591,8 +591,8 @@ def test_save_load_keeps_the_generator_choice(saved_dir) -> None:
     path = saved_dir
     manifest = json.loads((path / "llmrec.json").read_text())
     assert manifest["format_version"] == 1 and manifest["kind"] == "pipeline"
-    assert manifest["components"]["generator"]["llm"] == "template"
-    assert Pipeline.from_pretrained(path, device="cpu")._llm == "template"
+    assert manifest["components"]["generator"]["backend"] == "template"
+    assert Pipeline.from_pretrained(path, device="cpu").generator.backend_name == "template"
 
 
 def test_saving_over_an_existing_save(saved) -> None:

@@ -1,0 +1,212 @@
+"""Saving and loading a pipeline: one loop over its components.
+
+Each component has a ``save(pipeline, path) -> config`` and a ``load(path, config, *,
+device)``; the manifest (``llmrec.json``) holds every config under ``components``, the
+size and SHA-256 of every file, the pseudonymization key check and how far the event log
+had been applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmrec._validate import check_options
+from llmrec.catalog import Catalog
+from llmrec.device import DeviceLike
+from llmrec.encoding import ItemEncoder
+from llmrec.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    DeviceError,
+    LLMRecError,
+    PersistenceError,
+)
+from llmrec.pipeline._journal import Journal
+from llmrec.profile import ProfileStore
+from llmrec.ranking import Ranker
+from llmrec.retrieval import Retriever
+from llmrec.storage.io import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    atomic_directory,
+    file_digests,
+    read_manifest,
+    verify_files,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    from llmrec.pipeline.pipeline import Pipeline
+
+__all__ = ["COMPONENTS", "Saved", "generator_choice", "generator_spec", "load", "save"]
+
+logger = logging.getLogger(__name__)
+
+#: Options of a generator that belong to its backend (dropped when a load overrides it).
+BACKEND_OPTIONS = ("model", "backend_options")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("llmrec", "torch", "transformers", "numpy", "hnswlib"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def generator_spec(config: Any) -> tuple[str, dict[str, Any]]:
+    """``(backend, options)`` of a saved generator, such that ``ContentGenerator(backend,
+    catalog=..., device=..., **options)`` rebuilds it.
+
+    Reads the one shape saves hold (``{"backend", "options"}``, what
+    :meth:`~llmrec.generation.ContentGenerator.config` returns) and the two older ones:
+    ``{"llm", "config": <generator config>}`` for a generator that had been built and
+    ``{"llm", "options"}`` for one that had not.
+    """
+    if not isinstance(config, Mapping):
+        raise ValueError(f"generator config must be a mapping, got {config!r:.80}")
+    if "backend" in config:
+        backend, options = config["backend"], config.get("options")
+    elif "config" in config:  # older save: the generator's own config names its backend
+        backend, options = config["config"]["backend"], config["config"].get("options")
+    else:  # older save of a generator not built yet
+        backend, options = config.get("llm", "default"), config.get("options")
+    if not isinstance(backend, str):
+        raise ValueError(f"generator backend must be a name, got {backend!r:.80}")
+    return backend, check_options(options, "generator options")
+
+
+@dataclass(frozen=True)
+class _Component:
+    """How one component is saved into, and loaded from, its part of a save."""
+
+    save: Callable[[Pipeline, Path], dict[str, Any]]
+    load: Callable[[Path, Mapping[str, Any], DeviceLike], Any]
+
+
+def _save_generator(pipe: Pipeline, path: Path) -> dict[str, Any]:
+    del path  # the model is referenced by name, nothing is written
+    if pipe._generator is not None:
+        return pipe._generator.config()
+    return {"backend": pipe._llm, "options": dict(pipe._llm_options)}
+
+
+def _load_encoder(path: Path, config: Mapping[str, Any], device: DeviceLike) -> ItemEncoder:
+    del path  # the encoder is referenced by name, nothing was written
+    return ItemEncoder(config["backend"], device=device, batch_size=config["batch_size"],
+                       cache_size=config["cache_size"], **config["backend_config"])
+
+
+#: Every component of a save, in manifest order. The generator loads as its
+#: ``(backend, options)``: its model loads on first use.
+COMPONENTS: dict[str, _Component] = {
+    "catalog": _Component(lambda pipe, path: pipe.catalog.save(path),
+                          lambda path, config, device: Catalog.load(path, dict(config))),
+    "retriever": _Component(
+        lambda pipe, path: pipe.retriever.save(path),
+        lambda path, config, device: Retriever.load(path, dict(config), device=device)),
+    "ranker": _Component(lambda pipe, path: pipe.ranker.save(path),
+                         lambda path, config, device: Ranker.load(path, dict(config))),
+    "profiles": _Component(lambda pipe, path: pipe.profiles.save(path),
+                           lambda path, config, device: ProfileStore.load(path, dict(config))),
+    "encoder": _Component(lambda pipe, path: pipe.encoder.config(), _load_encoder),
+    "generator": _Component(_save_generator,
+                            lambda path, config, device: generator_spec(config)),
+}
+
+
+def save(pipe: Pipeline, path: Path) -> None:
+    """Write every component and the manifest into ``path`` atomically (under the lock)."""
+    started = time.perf_counter()
+    with pipe._lock, atomic_directory(path) as tmp:
+        components = {name: part.save(pipe, tmp / name) for name, part in COMPONENTS.items()}
+        manifest: dict[str, Any] = {
+            "format_version": FORMAT_VERSION, "kind": "pipeline",
+            "versions": _versions(), "components": components,
+            "privacy": {"key_check": None if pipe._pseudonymize is None
+                        else pipe._pseudonymize.key_check},
+            "files": file_digests(tmp),
+        }
+        log_state = pipe._journal.state()
+        if log_state is not None:
+            manifest["event_log"] = log_state
+        write_json(tmp / MANIFEST_NAME, manifest)
+    logger.info("saved pipeline to %s in %.2fs", path, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What a save holds, loaded.
+
+    Attributes:
+        parts: Component name -> the loaded component (the generator as its
+            ``(backend, options)``).
+        key_check: The pseudonymization key check the save was made under, or ``None``.
+        journal: How far the save had applied its event log.
+    """
+
+    parts: dict[str, Any]
+    key_check: str | None
+    journal: Journal
+
+
+def load(path: Path, *, device: DeviceLike, key_check: str | None) -> Saved:
+    """Read and check the save in ``path``, for a pipeline whose pseudonymization key has
+    ``key_check`` (``None``: no key).
+
+    Raises:
+        PersistenceError: the directory is missing, truncated, corrupt or from a newer
+            llmrec, or its vectors do not match its encoder.
+        ConfigError: the save was made under another key, or without one.
+    """
+    manifest = read_manifest(path, "pipeline")
+    try:
+        if "files" in manifest:
+            verify_files(path, manifest["files"])
+        saved_check = (manifest.get("privacy") or {}).get("key_check")
+        journal = Journal()
+        journal.restore(manifest.get("event_log"))
+        configs = manifest["components"]
+        parts = {name: part.load(path / name, configs[name], device)
+                 for name, part in COMPONENTS.items()}
+    except (PersistenceError, BackendUnavailableError, DeviceError):
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+            OSError, LLMRecError) as exc:
+        raise PersistenceError(f"corrupt save in {str(path)!r}: {exc!r}") from None
+    if parts["retriever"].dim != parts["encoder"].dim:
+        raise PersistenceError(f"saved vectors have dim {parts['retriever'].dim} but the "
+                               f"encoder gives {parts['encoder'].dim}")
+    _check_key(path, saved_check, key_check)
+    return Saved(parts, saved_check, journal)
+
+
+def _check_key(path: Path, saved: str | None, given: str | None) -> None:
+    if saved == given:
+        return
+    if saved is None:
+        raise ConfigError(f"{str(path)!r} holds raw user ids; it cannot be opened with "
+                          "a pseudonymize_key")
+    raise ConfigError(f"{str(path)!r} holds pseudonymized user ids: pass the "
+                      "pseudonymize_key it was saved with"
+                      + ("" if given is None else " (this one differs)"))
+
+
+def generator_choice(saved: tuple[str, dict[str, Any]], llm: Any,
+                     llm_options: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """The ``llm`` and ``llm_options`` a loaded pipeline gets: the saved ones, unless
+    overridden; a backend override drops the saved options that belong to the saved
+    backend (:data:`BACKEND_OPTIONS`)."""
+    backend, options = saved
+    if llm is not None and llm != backend:
+        options = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS}
+    return (backend if llm is None else llm,
+            options if llm_options is None else dict(llm_options))
