@@ -50,7 +50,7 @@ from _common import (  # noqa: E402
 
 from llmrec.catalog import Catalog  # noqa: E402
 from llmrec.datasets import load_movielens  # noqa: E402
-from llmrec.generation import ContentGenerator, ReasonRequest, display_title  # noqa: E402
+from llmrec.generation import ContentGenerator, ReasonRequest, answer_text, display_title  # noqa: E402
 from llmrec.pipeline import Pipeline  # noqa: E402
 from llmrec.types import Event  # noqa: E402
 
@@ -275,7 +275,7 @@ def run_grounding(gen: ContentGenerator, recorder: Recorder,
         answer = by_prompt.get((conversation[-2]["content"], conversation[-1]["content"]))
         if answer is not None:  # None: a cache hit on a duplicate request
             n_raw += 1
-            first = gen.answer_text(conversation, answer)
+            first = answer_text(conversation, answer)
             raw_texts.append(first)
             v = gen.verify(first, request)
             raw_pass += v.ok

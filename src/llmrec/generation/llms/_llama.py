@@ -3,15 +3,15 @@ SmolLM2-135M-Instruct is one), used by :class:`~llmrec.generation.llms.transform
 for greedy batched decoding on CPUs.
 
 At the batch sizes of one recommendation request (2-16 rows, one new token per row and
-step) a step of the Hugging Face forward costs about three times its weight matmuls on a
-laptop CPU: per-layer bookkeeping, a 4-D mask built every step, the shared prompt head
+step) a step of the Hugging Face forward costs several times its weight matmuls on a
+CPU: per-layer bookkeeping, a 4-D mask built every step, the shared prompt head
 copied into every row's cache and the whole cache concatenated again each step. This
 module runs the same weights with:
 
 * one matmul for the query, key and value projections and one for the gate and up
   projections (the model's own parameters become views of the fused weights, so the
   model object keeps working), and on a CPU with oneDNN those weights pre-packed in its
-  blocked layout (a packed copy; matmuls at 1-40 rows cost about half);
+  blocked layout (a packed copy; matmuls at decoding batch sizes cost less);
 * rows packed: each row gives any number of new tokens per step (its prompt, or its last
   token and a few guessed ones) and projections run over real tokens only;
 * the shared head's keys and values held once, not once per row: attention scores
@@ -194,7 +194,7 @@ class LlamaRunner:
 
     def _pack(self) -> bool:
         """On a CPU with oneDNN, hold the projection weights pre-packed in oneDNN's
-        blocked layout: at decoding batch sizes a matmul then costs about half (the weight
+        blocked layout: at decoding batch sizes a matmul then costs less (the weight
         is not re-laid out on every call); results are identical. Keeps a packed copy of
         the weights; falls back to plain matmuls where packing is unavailable."""
         if self.device.type != "cpu" or self.embed.dtype not in (torch.bfloat16, torch.float32) \
@@ -312,43 +312,63 @@ class LlamaRunner:
         offset = batch.head.length if batch.head is not None else 0
         cos, sin = self._rope(column + offset)
         groups = self._groups(counts, starts)
-        head = batch.head
-        total = len(flat)
-        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
         x = F.embedding(as_long(flat), self.embed)
         for index, layer in enumerate(self.layers):
-            h = self._rms(x, layer.norm_in)
-            q, k, v = self._linear(h, layer.qkv).float().split([q_size, kv_size, kv_size], dim=-1)
-            q = (self._rotate(q.view(total, self.n_heads, self.head_dim), cos, sin) * self.scale).to(self.dtype)
-            k = self._rotate(k.view(total, self.n_kv, self.head_dim), cos, sin)
-            keys, values = batch.keys[index], batch.values[index]
-            keys[row_of, :, column] = k.to(keys.dtype)
-            values[row_of, :, column] = v.view(total, self.n_kv, self.head_dim).to(values.dtype)
-            out = x.new_empty((total, self.n_heads, self.head_dim))
-            for g in groups:
-                rows = keys.shape[0] if g.rows is None else len(g.rows)
-                gk = keys[:, :, :g.columns] if g.rows is None else keys.index_select(0, g.rows)[:, :, :g.columns]
-                gv = values[:, :, :g.columns] if g.rows is None else values.index_select(0, g.rows)[:, :, :g.columns]
-                padded = q.new_zeros((rows, g.width, self.n_heads, self.head_dim))
-                padded[g.slot, g.step] = q.index_select(0, g.tokens)
-                gq = padded.permute(0, 2, 1, 3).reshape(rows, self.n_kv, self.group * g.width, self.head_dim)
-                scores = (gq @ gk.transpose(-1, -2)).float().view(rows, self.n_kv, self.group, g.width, g.columns)
-                scores = (scores + g.bias).view(rows, self.n_kv, self.group * g.width, g.columns)
-                if head is not None:
-                    scores = torch.cat(((gq @ head.keys[index].transpose(-1, -2)).float(), scores), dim=-1)
-                weights = scores.softmax(-1).to(self.dtype)
-                if head is not None:
-                    split = head.length
-                    o = weights[..., :split] @ head.values[index] + weights[..., split:] @ gv
-                else:
-                    o = weights @ gv
-                o = o.view(rows, self.n_heads, g.width, self.head_dim).permute(0, 2, 1, 3)
-                out[g.tokens] = o[g.slot, g.step].to(out.dtype)
-            x = x + self._linear(out.reshape(total, q_size).to(x.dtype), layer.o)
-            h = self._rms(x, layer.norm_post)
-            gate, up = self._linear(h, layer.gate_up).chunk(2, dim=-1)
-            x = x + self._linear(F.silu(gate) * up, layer.down)
+            x = self._layer(x, index, layer, batch, (row_of, column), (cos, sin), groups)
         batch.lengths = ends
+        return self._logits(x, counts, last_only)
+
+    def _layer(self, x: torch.Tensor, index: int, layer: _Layer, batch: Batch,
+               where: tuple[torch.Tensor, torch.Tensor],
+               rope: tuple[torch.Tensor, torch.Tensor], groups: list[_Group]) -> torch.Tensor:
+        """One decoder layer over the packed tokens ``x``: their keys and values are
+        written into the batch at ``where`` (row, column per token), then attention,
+        output projection and MLP, each with its residual."""
+        total = x.shape[0]
+        (row_of, column), (cos, sin) = where, rope
+        q_size, kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        h = self._rms(x, layer.norm_in)
+        q, k, v = self._linear(h, layer.qkv).float().split([q_size, kv_size, kv_size], dim=-1)
+        q = (self._rotate(q.view(total, self.n_heads, self.head_dim), cos, sin) * self.scale).to(self.dtype)
+        k = self._rotate(k.view(total, self.n_kv, self.head_dim), cos, sin)
+        keys, values = batch.keys[index], batch.values[index]
+        keys[row_of, :, column] = k.to(keys.dtype)
+        values[row_of, :, column] = v.view(total, self.n_kv, self.head_dim).to(values.dtype)
+        out = x.new_empty((total, self.n_heads, self.head_dim))
+        for g in groups:
+            out[g.tokens] = self._attend(q, keys, values, g, batch.head, index).to(out.dtype)
+        x = x + self._linear(out.reshape(total, q_size).to(x.dtype), layer.o)
+        h = self._rms(x, layer.norm_post)
+        gate, up = self._linear(h, layer.gate_up).chunk(2, dim=-1)
+        return x + self._linear(F.silu(gate) * up, layer.down)
+
+    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, g: _Group,
+                head: Head | None, index: int) -> torch.Tensor:
+        """Attention of group ``g``'s queries over its rows' keys and values (and the
+        shared head's, normalised together): per token of the group, its output heads."""
+        rows = keys.shape[0] if g.rows is None else len(g.rows)
+        gk = keys[:, :, :g.columns] if g.rows is None else keys.index_select(0, g.rows)[:, :, :g.columns]
+        gv = values[:, :, :g.columns] if g.rows is None else values.index_select(0, g.rows)[:, :, :g.columns]
+        padded = q.new_zeros((rows, g.width, self.n_heads, self.head_dim))
+        padded[g.slot, g.step] = q.index_select(0, g.tokens)
+        gq = padded.permute(0, 2, 1, 3).reshape(rows, self.n_kv, self.group * g.width, self.head_dim)
+        scores = (gq @ gk.transpose(-1, -2)).float().view(rows, self.n_kv, self.group, g.width, g.columns)
+        scores = (scores + g.bias).view(rows, self.n_kv, self.group * g.width, g.columns)
+        if head is not None:
+            scores = torch.cat(((gq @ head.keys[index].transpose(-1, -2)).float(), scores), dim=-1)
+        weights = scores.softmax(-1).to(self.dtype)
+        if head is not None:
+            split = head.length
+            o = weights[..., :split] @ head.values[index] + weights[..., split:] @ gv
+        else:
+            o = weights @ gv
+        o = o.view(rows, self.n_heads, g.width, self.head_dim).permute(0, 2, 1, 3)
+        return o[g.slot, g.step]
+
+    def _logits(self, x: torch.Tensor, counts: list[int],
+                last_only: Sequence[bool]) -> list[torch.Tensor]:
+        """Float32 next-token logits per row: of its last new token where ``last_only``,
+        else of each of its new tokens."""
         picks, bounds = [], []
         position = 0
         for n, last in zip(counts, last_only):
@@ -356,5 +376,6 @@ class LlamaRunner:
             bounds.append((len(picks), len(picks) + len(chosen)))
             picks += chosen
             position += n
-        logits = self._linear(self._rms(x.index_select(0, as_long(picks)), self.norm), self.lm_head).float()
+        index = torch.tensor(picks, dtype=torch.long, device=self.device)
+        logits = self._linear(self._rms(x.index_select(0, index), self.norm), self.lm_head).float()
         return [logits[a:b] for a, b in bounds]

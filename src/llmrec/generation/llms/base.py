@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import abc
 import importlib.util
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from llmrec.errors import BackendUnavailableError, ConfigError, InvalidInputError
+from llmrec._validate import check_int, check_sequence
+from llmrec.errors import BackendUnavailableError, InvalidInputError
 
 __all__ = [
     "DEFAULT_LLM_FILE",
@@ -50,39 +51,64 @@ class ChatBackend(Protocol):
 
 
 def check_conversations(conversations: Sequence[Sequence[ChatMessage]]) -> list[list[dict]]:
+    """``conversations`` as lists of plain ``{"role", "content"}`` dicts.
+
+    Raises:
+        InvalidInputError: Not a sequence of non-empty message lists, or a message whose
+            role is not ``system``, ``user`` or ``assistant`` or whose content is no str.
+    """
     if isinstance(conversations, (str, dict)):
         raise InvalidInputError("conversations must be a sequence of message lists")
-    out = []
-    for n, conv in enumerate(conversations):
-        if isinstance(conv, (str, dict)) or not len(conv):
-            raise InvalidInputError(
-                f"conversations[{n}] must be a non-empty list of {{'role', 'content'}} messages")
-        messages = []
-        for message in conv:
-            role, content = message.get("role"), message.get("content")
-            if role not in ("system", "user", "assistant") or not isinstance(content, str):
-                raise InvalidInputError(
-                    f"conversations[{n}] has a malformed message {dict(message)!r:.120}")
-            messages.append({"role": role, "content": content})
-        out.append(messages)
-    return out
+    return [_check_messages(conv, n)
+            for n, conv in enumerate(check_sequence(conversations, "conversations"))]
+
+
+def _check_messages(conv: Any, n: int) -> list[dict]:
+    """The messages of ``conversations[n]`` as plain dicts."""
+    if isinstance(conv, (str, bytes, Mapping)) or not isinstance(conv, Iterable):
+        conv = ()
+    messages = []
+    for message in conv:
+        role, content = (message.get("role"), message.get("content")) \
+            if isinstance(message, Mapping) else (None, None)
+        if role not in ("system", "user", "assistant") or not isinstance(content, str):
+            raise InvalidInputError(f"conversations[{n}] has a malformed message {message!r:.120}")
+        messages.append({"role": role, "content": content})
+    if not messages:
+        raise InvalidInputError(
+            f"conversations[{n}] must be a non-empty list of {{'role', 'content'}} messages")
+    return messages
 
 
 def check_max_new_tokens(max_new_tokens: Any) -> int:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not (
-            1 <= max_new_tokens <= 4096):
-        raise ConfigError(f"max_new_tokens must be an int in [1, 4096], got {max_new_tokens!r}")
-    return max_new_tokens
+    """``max_new_tokens`` if it is an int in [1, 4096] (else a ConfigError)."""
+    return check_int(max_new_tokens, "max_new_tokens", low=1, high=4096)
 
 
 class StreamingChat(abc.ABC):
-    """Base of the chat backends that answer through ``stream``: ``generate`` collects
-    the stream's ``(index, answer)`` pairs in input order."""
+    """Base of the chat backends that answer through ``stream``.
 
-    @abc.abstractmethod
+    :meth:`stream` checks its arguments at the call, so bad input raises there and not at
+    the first ``next``, then hands the checked conversations to the backend's
+    :meth:`_stream`; :meth:`generate` collects the stream's ``(index, answer)`` pairs in
+    input order.
+    """
+
     def stream(self, conversations: Sequence[Sequence[ChatMessage]], *,
                max_new_tokens: int = 48) -> Iterator[tuple[int, str]]:
-        """Yield ``(index, answer)`` for every conversation as its answer ends."""
+        """Yield ``(index, answer)`` for every conversation as its answer ends.
+
+        Raises:
+            InvalidInputError: Malformed conversations (at the call).
+            ConfigError: A bad ``max_new_tokens`` (at the call).
+        """
+        checked = check_conversations(conversations)
+        return self._stream(checked, check_max_new_tokens(max_new_tokens))
+
+    @abc.abstractmethod
+    def _stream(self, conversations: list[list[dict]],
+                max_new_tokens: int) -> Iterator[tuple[int, str]]:
+        """Yield ``(index, answer)`` for every checked conversation as its answer ends."""
 
     def generate(
         self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48

@@ -1,8 +1,8 @@
 """The ``llamacpp`` chat backend: a GGUF model run in-process by llama-cpp-python.
 
 llama.cpp decodes one sequence at a time, so conversations are answered one after the
-other (about 2.5x the batch-1 speed of the ``transformers`` backend on a CPU, and no
-conversion step: the GGUF file is read as is).
+other (faster than the ``transformers`` backend at batch 1 on a CPU, and no conversion
+step: the GGUF file is read as is).
 
 Intel CPUs with AMX (Sapphire Rapids and later): llama.cpp builds compiled with AMX
 support crash while loading a model, in the AMX weight-repacking buffer. When
@@ -23,19 +23,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from llmrec._validate import check_bool, check_int
 from llmrec.device import DeviceLike, resolve_device
 from llmrec.errors import BackendUnavailableError, ConfigError, DeviceError, GenerationError
-from llmrec.generation.llms.base import (
-    ChatMessage,
-    StreamingChat,
-    check_conversations,
-    check_max_new_tokens,
-    default_llm_path,
-)
+from llmrec.generation.llms.base import StreamingChat, default_llm_path
 
 __all__ = ["LlamaCppChat", "cpu_has_amx", "llama_model_params_without_extra_buffers",
            "physical_cores"]
@@ -178,22 +173,27 @@ class LlamaCppChat(StreamingChat):
         show_progress: bool = False,
     ) -> None:
         llama_cpp = _import_llama_cpp()
-        if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or not 128 <= n_ctx <= 1 << 20:
-            raise ConfigError(f"n_ctx must be an int in [128, 1048576], got {n_ctx!r}")
-        if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int)
-                                      or n_threads < 1):
-            raise ConfigError(f"n_threads must be None or an int >= 1, got {n_threads!r}")
+        self.n_ctx = check_int(n_ctx, "n_ctx", low=128, high=1 << 20)
+        self._n_threads_arg = None if n_threads is None else check_int(n_threads, "n_threads",
+                                                                       low=1)
+        self.show_progress = check_bool(show_progress, "show_progress")
         path = _resolve_gguf(model)
         self.model_name = model
-        self.n_ctx = n_ctx
-        self._n_threads_arg = n_threads
-        self.n_threads = n_threads if n_threads is not None else physical_cores()
-        self.show_progress = bool(show_progress)
+        self.n_threads = self._n_threads_arg or physical_cores()
         self.device = self._resolve_device(llama_cpp, device)
         self._lock = threading.Lock()
+        started = time.perf_counter()
+        self._llm = self._load(llama_cpp, path)
+        self.model_path = path
+        self._formatters = self._chat_formatters(llama_cpp)
+        logger.info("loaded %s with llama.cpp on %s (%d threads) in %.2fs", path.name,
+                    self.device, self.n_threads, time.perf_counter() - started)
 
+    def _load(self, llama_cpp: Any, path: Path) -> Any:
+        """The ``llama_cpp.Llama`` of ``path``: every layer offloaded on a GPU, and on a
+        CPU with AMX without llama.cpp's extra buffer types (see the module docstring)."""
         kwargs: dict[str, Any] = dict(
-            model_path=str(path), n_ctx=n_ctx, n_threads=self.n_threads,
+            model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
             n_threads_batch=self.n_threads, n_gpu_layers=-1 if self.device.type != "cpu" else 0,
             verbose=False)
         if self.device.type == "cuda" and self.device.index is not None:
@@ -207,27 +207,20 @@ class LlamaCppChat(StreamingChat):
             else:
                 amx_guard = llama_model_params_without_extra_buffers()
             logger.info("CPU has AMX: loading %s without llama.cpp's extra buffer types", path.name)
-        started = time.perf_counter()
         try:
             with amx_guard:
-                self._llm = llama_cpp.Llama(**kwargs)
+                return llama_cpp.Llama(**kwargs)
         except Exception as exc:  # llama-cpp-python raises ValueError on a bad file
             raise GenerationError(f"cannot load the GGUF model {str(path)!r}: {exc}") from exc
-        self.model_path = path
-        self._formatters = self._chat_formatters(llama_cpp)
-        logger.info("loaded %s with llama.cpp on %s (%d threads) in %.2fs", path.name,
-                    self.device, self.n_threads, time.perf_counter() - started)
 
     @staticmethod
     def _resolve_device(llama_cpp: Any, device: DeviceLike) -> Any:
-        import torch
-
         resolved = resolve_device(device)
         if resolved.type == "cpu" or llama_cpp.llama_supports_gpu_offload():
             return resolved
         if device is None or device == "auto":
             logger.info("this llama-cpp-python build has no GPU support; running on the CPU")
-            return torch.device("cpu")
+            return resolve_device("cpu")
         raise DeviceError(
             f"device {str(resolved)!r} was requested but this llama-cpp-python build has no "
             "GPU support; reinstall it with CMAKE_ARGS='-DGGML_CUDA=on' (or '-DGGML_METAL=on')")
@@ -315,16 +308,8 @@ class LlamaCppChat(StreamingChat):
             raise GenerationError(f"llama.cpp model {self.model_name!r} failed: {exc}") from exc
         return text.strip()
 
-    def stream(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
-    ) -> Iterator[tuple[int, str]]:
-        """Yield ``(index, answer)`` for every conversation in input order, each as soon as
-        it is done. Arguments are checked before the first ``next``."""
-        checked = check_conversations(conversations)
-        max_new_tokens = check_max_new_tokens(max_new_tokens)
-        return self._stream(checked, max_new_tokens)
-
     def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
+        """Answers in input order, each as soon as it is done."""
         from tqdm.auto import tqdm
 
         for index, conversation in enumerate(tqdm(

@@ -23,17 +23,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from llmrec._validate import check_bool, check_float, check_int
 from llmrec.errors import ConfigError, GenerationError
-from llmrec.generation.llms.base import (
-    ChatMessage,
-    StreamingChat,
-    check_conversations,
-    check_max_new_tokens,
-)
+from llmrec.generation.llms.base import StreamingChat
 
 __all__ = ["BASE_URL_ENV", "OpenAIChat"]
 
@@ -44,18 +40,6 @@ BASE_URL_ENV = "LLMREC_OPENAI_BASE_URL"
 _API_KEY_ENV = "OPENAI_API_KEY"
 _MAX_BACKOFF_S = 30.0
 _MAX_RETRY_AFTER_S = 60.0
-
-
-def _check_number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ConfigError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name} must be an int in [{low}, {high}], got {value!r}")
-    return value
 
 
 def _check_base_url(base_url: Any) -> str:
@@ -127,18 +111,16 @@ class OpenAIChat(StreamingChat):
             raise ConfigError(f"model must be a non-empty str, got {model!r}")
         if api_key is not None and not isinstance(api_key, str):
             raise ConfigError("api_key must be a str or None")
-        if not isinstance(continue_final_message, bool):
-            raise ConfigError(
-                f"continue_final_message must be a bool, got {continue_final_message!r}")
         self.model_name = model
         self.base_url = _check_base_url(base_url)
-        self.timeout_s = _check_number("timeout_s", timeout_s, 0.001, 3600)
-        self.max_retries = _check_int("max_retries", max_retries, 0, 20)
-        self.backoff_s = _check_number("backoff_s", backoff_s, 0, 60)
-        self.temperature = _check_number("temperature", temperature, 0, 2)
-        self.concurrency = _check_int("concurrency", concurrency, 1, 1024)
-        self.continue_final_message = continue_final_message
-        self.show_progress = bool(show_progress)
+        self.timeout_s = check_float(timeout_s, "timeout_s", low=0.001, high=3600)
+        self.max_retries = check_int(max_retries, "max_retries", low=0, high=20)
+        self.backoff_s = check_float(backoff_s, "backoff_s", low=0, high=60)
+        self.temperature = check_float(temperature, "temperature", low=0, high=2)
+        self.concurrency = check_int(concurrency, "concurrency", low=1, high=1024)
+        self.continue_final_message = check_bool(continue_final_message,
+                                                 "continue_final_message")
+        self.show_progress = check_bool(show_progress, "show_progress")
         key = api_key if api_key is not None else os.environ.get(_API_KEY_ENV, "")
         self._api_key = key.strip()
         self._served_model: str | None = None if model == "default" else model
@@ -242,21 +224,13 @@ class OpenAIChat(StreamingChat):
         return (text or "").strip()
 
     # ------------------------------------------------------------------ generation
-    def stream(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
-    ) -> Iterator[tuple[int, str]]:
-        """Yield ``(index, answer)`` for every conversation in the order the answers
-        arrive. Arguments are checked before the first ``next``.
+    def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
+        """Answers in the order they arrive.
 
         Raises:
             GenerationError: a request failed (after its retries); requests not yet sent
                 are cancelled.
         """
-        checked = check_conversations(conversations)
-        max_new_tokens = check_max_new_tokens(max_new_tokens)
-        return self._stream(checked, max_new_tokens)
-
-    def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
         if not conversations:
             return
         model = self._model()

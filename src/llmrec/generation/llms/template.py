@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from llmrec.device import DeviceLike
-from llmrec.generation.llms.base import ChatMessage, check_conversations, check_max_new_tokens
+from llmrec.generation.llms.base import StreamingChat
 
 __all__ = ["TemplateChat"]
 
 
-class TemplateChat:
+class TemplateChat(StreamingChat):
     """A backend without a model: every answer is empty.
 
     :class:`~llmrec.generation.ContentGenerator` recognises it and always uses its grounded
@@ -26,17 +26,9 @@ class TemplateChat:
     def config(self) -> dict[str, Any]:
         return {}
 
-    def generate(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
-    ) -> list[str]:
-        conversations = check_conversations(conversations)
-        check_max_new_tokens(max_new_tokens)
-        return [""] * len(conversations)
-
-    def stream(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
-    ) -> Iterator[tuple[int, str]]:
-        return iter(list(enumerate(self.generate(conversations, max_new_tokens=max_new_tokens))))
+    def _stream(self, conversations: list[list[dict]],
+                max_new_tokens: int) -> Iterator[tuple[int, str]]:
+        return iter([(index, "") for index in range(len(conversations))])
 
     def __repr__(self) -> str:
         return "TemplateChat()"

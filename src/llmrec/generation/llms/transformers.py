@@ -1,126 +1,39 @@
-"""Chat language-model backends: ``transformers`` (any causal LM, default the embedded
-SmolLM2-135M-Instruct) and ``template`` (no model; the generator writes template text).
-``llamacpp`` (:mod:`llmrec.generation.llms.llamacpp`) runs a GGUF model in llama-cpp-python;
-``openai`` (:mod:`llmrec.generation.llms.openai`) talks to an OpenAI-compatible server.
+"""The ``transformers`` chat backend: any Hugging Face causal language model, by default
+the embedded SmolLM2-135M-Instruct, in batched greedy decoding. ``llamacpp``
+(:mod:`llmrec.generation.llms.llamacpp`) runs a GGUF model in llama-cpp-python; ``openai``
+(:mod:`llmrec.generation.llms.openai`) talks to an OpenAI-compatible server.
 
-The embedded model ships as a Q4_1 GGUF file. Reading GGUF with transformers
-de-quantizes every tensor (about 16-30 s on a laptop CPU), so the first load converts it
-once into a bfloat16 safetensors copy under the llmrec cache directory
-(``$LLMREC_CACHE``, else ``$XDG_CACHE_HOME/llmrec``, else ``~/.cache/llmrec``); later loads
-read that copy in about a second. The copy holds exactly the weights a bfloat16 GGUF load
-gives, so greedy text is identical either way.
+A GGUF model (the embedded one is) is converted once into a safetensors copy in the llmrec
+cache directory and loaded from there (:mod:`llmrec.generation.llms._hf_source`).
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
-import hashlib
 import inspect
-import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from llmrec._validate import check_bool, check_float, check_int
 from llmrec.device import DeviceLike, resolve_device, resolve_dtype
-from llmrec.errors import BackendUnavailableError, ConfigError, GenerationError
+from llmrec.errors import ConfigError, GenerationError
+from llmrec.generation.llms._hf_source import import_transformers, resolve_source
 from llmrec.generation.llms._llama import LlamaRunner
 from llmrec.generation.llms._llama import supports as llama_supports
-from llmrec.generation.llms.base import (
-    ChatMessage,
-    StreamingChat,
-    check_conversations,
-    check_max_new_tokens,
-    default_llm_path,
-)
-from llmrec.storage.io import default_cache_dir
+from llmrec.generation.llms.base import StreamingChat
 
 __all__ = ["TransformersChat"]
 
 logger = logging.getLogger(__name__)
 
-_CONVERTED_MARKER = "llmrec-converted.json"
 #: Distinct prompt heads (system prompt + worked examples) whose keys and values are kept.
 _PREFIX_CACHE_SIZE = 4
-
-
-def _file_fingerprint(path: Path) -> str:
-    """Hash of a file's size and its first and last MiB (cheap, stable across copies)."""
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            digest.update(f.read(1 << 20))
-    return digest.hexdigest()[:16]
-
-
-def _import_transformers() -> Any:
-    try:
-        import transformers
-    except ImportError as exc:  # pragma: no cover - transformers is a core dependency
-        raise BackendUnavailableError(
-            "the transformers chat backend needs transformers; install it with: "
-            "pip install transformers") from exc
-    return transformers
-
-
-def _convert_gguf(gguf: Path, target: Path) -> None:
-    """De-quantize ``gguf`` once and write a bfloat16 safetensors copy to ``target``.
-
-    Written into a temporary sibling directory and renamed into place, so a crash or a
-    concurrent conversion never leaves a half-written copy at ``target``.
-    """
-    transformers = _import_transformers()
-    started = time.perf_counter()
-    logger.info("converting %s to a safetensors copy in %s (once)", gguf, target)
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
-    except Exception as exc:
-        raise GenerationError(f"cannot load the GGUF model {str(gguf)!r}: {exc}") from exc
-    # The de-quantized weights are plain tensors; only the quantizer bookkeeping makes
-    # save_pretrained refuse ("quantized with gguf and is not serializable").
-    model.hf_quantizer = None
-    with contextlib.suppress(AttributeError):
-        del model.config.quantization_config
-    for attr in ("is_quantized", "quantization_method"):
-        with contextlib.suppress(AttributeError):
-            delattr(model, attr)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        (tmp / _CONVERTED_MARKER).write_text(
-            json.dumps({"source": str(gguf), "dtype": "bfloat16"}), encoding="utf-8")
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / _CONVERTED_MARKER).exists():  # not a concurrent winner
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("converted %s in %.1fs", gguf.name, time.perf_counter() - started)
-
-
-def _converted_copy(gguf: Path, cache_dir: str | os.PathLike | None) -> Path:
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    stem = gguf.name[: -len(".gguf")] if gguf.name.endswith(".gguf") else gguf.name
-    target = root / "models" / f"{stem}-{_file_fingerprint(gguf)}"
-    if not (target / _CONVERTED_MARKER).exists():
-        _convert_gguf(gguf, target)
-    return target
 
 
 class TransformersChat(StreamingChat):
@@ -169,21 +82,15 @@ class TransformersChat(StreamingChat):
         draft_tokens: int = 2,
         show_progress: bool = False,
     ) -> None:
-        transformers = _import_transformers()
+        transformers = import_transformers()
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model must be 'default', a model id or a path, got {model!r}")
-        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
-            raise ConfigError(f"max_batch_size must be an int >= 1, got {max_batch_size!r}")
-        if isinstance(draft_tokens, bool) or not isinstance(draft_tokens, int) \
-                or not 0 <= draft_tokens <= 16:
-            raise ConfigError(f"draft_tokens must be an int in [0, 16], got {draft_tokens!r}")
-        if isinstance(repetition_penalty, bool) or not isinstance(repetition_penalty, (int, float)) \
-                or not 0.5 <= float(repetition_penalty) <= 3.0:
-            raise ConfigError(f"repetition_penalty must be in [0.5, 3], got {repetition_penalty!r}")
         self.model_name = model
-        self.max_batch_size = max_batch_size
-        self.repetition_penalty = float(repetition_penalty)
-        self.show_progress = bool(show_progress)
+        self.max_batch_size = check_int(max_batch_size, "max_batch_size", low=1)
+        self.draft_tokens = check_int(draft_tokens, "draft_tokens", low=0, high=16)
+        self.repetition_penalty = check_float(repetition_penalty, "repetition_penalty",
+                                              low=0.5, high=3.0)
+        self.show_progress = check_bool(show_progress, "show_progress")
         self._dtype_arg = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
         self._cache_dir = None if cache_dir is None else str(cache_dir)
         self.device = resolve_device(device)
@@ -192,14 +99,22 @@ class TransformersChat(StreamingChat):
         self._head_ids: dict[str, tuple[int, ...]] = {}
         self._head_lock = threading.Lock()
         self._head_states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
-
-        source = self._resolve_source(model, cache_dir)
         started = time.perf_counter()
+        self._load(transformers, resolve_source(model, cache_dir))
+        logger.info("loaded language model %s on %s (%s) in %.2fs", model, self.device,
+                    self.dtype, time.perf_counter() - started)
+
+    def _load(self, transformers: Any, source: str) -> None:
+        """Load the tokenizer and the model from ``source`` and learn what their forward
+        pass needs: the padding and end-of-sequence ids, the name of the argument asking
+        for the last position's logits only, whether heads can be reused, which forward
+        runs."""
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
             self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype)
         except Exception as exc:
-            raise GenerationError(f"cannot load language model {model!r} from {source!r}: {exc}") from exc
+            raise GenerationError(
+                f"cannot load language model {self.model_name!r} from {source!r}: {exc}") from exc
         self.model.to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -219,37 +134,11 @@ class TransformersChat(StreamingChat):
         self._reuse_prefix = (all(t == "full_attention" for t in layer_types) if layer_types
                               else not getattr(config, "sliding_window", None))
         # On a CPU, Llama architectures (the embedded model) decode through a lean forward
-        # over the same weights, about twice as fast per step at request batch sizes. On a
-        # GPU the model's own forward (fused attention kernels) is used: the lean one has
-        # been measured on CPUs only.
+        # over the same weights, much faster per step at request batch sizes. On a GPU the
+        # model's own forward (fused attention kernels) is used: the lean one has been
+        # measured on CPUs only.
         self._runner = (LlamaRunner(self.model)
                         if self.device.type == "cpu" and llama_supports(self.model) else None)
-        self.draft_tokens = draft_tokens
-        logger.info("loaded language model %s on %s (%s) in %.2fs", model, self.device,
-                    self.dtype, time.perf_counter() - started)
-
-    @staticmethod
-    def _resolve_source(model: str, cache_dir: str | os.PathLike | None) -> str:
-        if model == "default":
-            return str(_converted_copy(default_llm_path(), cache_dir))
-        path = Path(model).expanduser()
-        if path.exists():
-            if path.is_file():
-                if path.suffix.lower() != ".gguf":
-                    raise ConfigError(f"model file {model!r} is not a .gguf file or a model directory")
-                return str(_converted_copy(path, cache_dir))
-            if (path / "config.json").exists():
-                return str(path)
-            ggufs = sorted(path.glob("*.gguf"))
-            if len(ggufs) == 1:
-                return str(_converted_copy(ggufs[0], cache_dir))
-            raise ConfigError(
-                f"model directory {model!r} holds neither config.json nor exactly one .gguf file")
-        looks_local = (model.startswith((".", "/", "~", "\\")) or model.lower().endswith(".gguf")
-                       or os.path.isabs(model) or model.count("/") > 1)
-        if looks_local:
-            raise ConfigError(f"model path {model!r} does not exist")
-        return model  # a Hugging Face hub id; loading fails clearly when offline
 
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model_name, "dtype": self._dtype_arg,
@@ -322,49 +211,24 @@ class TransformersChat(StreamingChat):
         prompt). A guess is kept only where it equals the greedy choice, so the answer is
         the one plain greedy decoding gives, in fewer steps. Rows that ended leave the
         batch once half of it has ended."""
-        penalty = self.repetition_penalty
-        draft_tokens = self.draft_tokens if penalty == 1.0 else 0
+        draft_tokens = self.draft_tokens if self.repetition_penalty == 1.0 else 0
         states = self._head(head) if head else None
-        lean = self._runner is not None
         steps: _Steps = (_LeanSteps(self._runner, states, len(tails),
                                     max(len(t) for _, t in tails) + max_new_tokens)
-                         if lean else _ModelSteps(self, states, len(head)))
+                         if self._runner is not None else _ModelSteps(self, states, len(head)))
         eos = set(self._eos_ids if isinstance(self._eos_ids, (list, tuple)) else [self._eos_ids])
         rows = [_Row(index, list(head), tail) for index, tail in tails]
-        while True:
-            if not any(not r.ended for r in rows):
-                return
+        while any(not r.ended for r in rows):
             logits = steps.run([[] if r.ended else r.feed for r in rows],
                                last_only=[r.prompt for r in rows])
             discard = [0] * len(rows)
             for slot, row in enumerate(rows):
                 if row.ended or not row.feed:
                     continue
-                scores = logits[slot]
-                if penalty != 1.0:  # one token per step here (no guesses)
-                    seen = torch.tensor(sorted(set(row.lookup.tokens)), device=scores.device)
-                    picked = scores[-1, seen]
-                    scores = scores.clone()
-                    scores[-1, seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
-                choices = scores.argmax(-1).tolist()
-                kept = 0
-                while kept < len(row.draft) and row.draft[kept] == choices[kept]:
-                    kept += 1
-                discard[slot] = len(row.draft) - kept
-                row.prompt = False
-                for token in choices[:kept + 1]:
-                    if token in eos or len(row.tokens) + 1 >= max_new_tokens:
-                        if token not in eos:
-                            row.tokens.append(token)
-                        row.ended = True
-                        yield row.index, self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip()
-                        break
-                    row.tokens.append(token)
-                    row.lookup.extend([token])
-                if not row.ended:
-                    room = max_new_tokens - len(row.tokens) - 1
-                    row.draft = row.lookup.guess(min(draft_tokens, room)) if draft_tokens else []
-                    row.feed = [choices[kept], *row.draft]
+                discard[slot], answer = self._advance(row, logits[slot], eos, max_new_tokens,
+                                                      draft_tokens)
+                if answer is not None:
+                    yield row.index, answer
             if any(discard):
                 steps.discard(discard)
             ended = sum(r.ended for r in rows)
@@ -373,18 +237,42 @@ class TransformersChat(StreamingChat):
                 steps.keep(live)
                 rows = [rows[slot] for slot in live]
 
-    def stream(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
-    ) -> Iterator[tuple[int, str]]:
-        """Yield ``(index, answer)`` for every conversation as soon as its answer ends.
-        Conversations run in batches of at most ``max_batch_size`` that share a head,
-        shortest prompts first. Arguments are checked before the first ``next``; closing
-        the iterator stops the batch in flight."""
-        conversations = check_conversations(conversations)
-        max_new_tokens = check_max_new_tokens(max_new_tokens)
-        return self._stream(conversations, max_new_tokens)
+    def _advance(self, row: _Row, scores: torch.Tensor, eos: set[int], max_new_tokens: int,
+                 draft_tokens: int) -> tuple[int, str | None]:
+        """Take one step's greedy choices for ``row`` (its last token's, and its guesses'
+        where they hold) and give it its next feed.
+
+        Returns:
+            How many of the row's guessed tokens to discard, and its answer if it ended.
+        """
+        penalty = self.repetition_penalty
+        if penalty != 1.0:  # one token per step here (no guesses)
+            seen = torch.tensor(sorted(set(row.lookup.tokens)), device=scores.device)
+            picked = scores[-1, seen]
+            scores = scores.clone()
+            scores[-1, seen] = torch.where(picked < 0, picked * penalty, picked / penalty)
+        choices = scores.argmax(-1).tolist()
+        kept = 0
+        while kept < len(row.draft) and row.draft[kept] == choices[kept]:
+            kept += 1
+        discard = len(row.draft) - kept
+        row.prompt = False
+        for token in choices[:kept + 1]:
+            if token in eos or len(row.tokens) + 1 >= max_new_tokens:
+                if token not in eos:
+                    row.tokens.append(token)
+                row.ended = True
+                return discard, self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip()
+            row.tokens.append(token)
+            row.lookup.extend([token])
+        room = max_new_tokens - len(row.tokens) - 1
+        row.draft = row.lookup.guess(min(draft_tokens, room)) if draft_tokens else []
+        row.feed = [choices[kept], *row.draft]
+        return discard, None
 
     def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
+        """Conversations run in batches of at most ``max_batch_size`` that share a head,
+        shortest prompts first; closing the iterator stops the batch in flight."""
         if not conversations:
             return
         prompts = [self._prompt_ids(c) for c in conversations]
@@ -517,7 +405,7 @@ class _ModelSteps(_Steps):
             self.mask = torch.ones((len(feeds), self.n_head), dtype=torch.long, device=device)
             self.next_position = torch.full((len(feeds),), self.n_head, dtype=torch.long, device=device)
             if self.head is not None:
-                self.cache = _import_transformers().DynamicCache()
+                self.cache = import_transformers().DynamicCache()
                 for layer, (keys, values) in enumerate(self.head):
                     self.cache.update(keys.expand(len(feeds), -1, -1, -1),
                                       values.expand(len(feeds), -1, -1, -1), layer)

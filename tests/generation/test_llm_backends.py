@@ -24,7 +24,7 @@ from llmrec import available_backends
 from llmrec.catalog import Catalog
 from llmrec.errors import BackendUnavailableError, ConfigError, GenerationError, InvalidInputError
 from llmrec.generation import ContentGenerator, ReasonRequest
-from llmrec.generation.llms.base import ChatBackend
+from llmrec.generation.llms.base import ChatBackend, StreamingChat
 from llmrec.generation.llms.openai import BASE_URL_ENV, OpenAIChat
 from llmrec.generation.llms.template import TemplateChat
 from llmrec.registry import get_backend
@@ -325,7 +325,11 @@ def test_stream_yields_every_index_exactly_once(backend_case) -> None:
     [[{"role": "robot", "content": "beep"}]],
     [[{"role": "user"}]],
     [[{"role": "user", "content": 42}]],
-], ids=["empty-conversation", "str-conversation", "str", "bad-role", "no-content", "int-content"])
+    42,
+    [["not a message"]],
+    [42],
+], ids=["empty-conversation", "str-conversation", "str", "bad-role", "no-content", "int-content",
+        "int", "str-message", "int-conversation"])
 def test_malformed_conversations_are_invalid_input(backend_case, conversations) -> None:
     _, chat, _ = backend_case
     with pytest.raises(InvalidInputError):
@@ -348,6 +352,66 @@ def test_config_is_json_and_round_trips(backend_case) -> None:
     config = chat.config()
     assert json.loads(json.dumps(config)) == config
     assert type(chat)(**config).config() == config
+
+
+# --------------------------------------------------------------------------- the stream check
+
+
+def _streaming_backends() -> list[type[StreamingChat]]:
+    from llmrec.generation.llms.llamacpp import LlamaCppChat
+    from llmrec.generation.llms.transformers import TransformersChat
+
+    return [TransformersChat, LlamaCppChat, OpenAIChat, TemplateChat]
+
+
+@pytest.mark.parametrize("cls", _streaming_backends(), ids=lambda cls: cls.name)
+def test_every_streaming_backend_checks_its_input_at_the_call(cls, monkeypatch) -> None:
+    # No model is loaded: the check runs before the backend's own code is reached.
+    assert "stream" not in vars(cls) and "generate" not in vars(cls)
+    chat = object.__new__(cls)
+    reached: list[Any] = []
+    monkeypatch.setattr(cls, "_stream", lambda self, conversations, max_new_tokens: reached.append(
+        (conversations, max_new_tokens)) or iter([(0, "fine")]))
+    with pytest.raises(InvalidInputError):
+        chat.stream([[{"role": "robot", "content": "beep"}]], max_new_tokens=8)
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        chat.stream(CONVERSATIONS[:1], max_new_tokens=True)
+    assert reached == []
+    assert chat.generate([({"role": "user", "content": "Hi"},)], max_new_tokens=8) == ["fine"]
+    assert reached == [([[{"role": "user", "content": "Hi"}]], 8)]  # checked, as plain lists
+
+
+def test_a_streaming_chat_needs_only_its_stream() -> None:
+    class Echo(StreamingChat):
+        name = "echo"
+
+        def config(self) -> dict[str, Any]:
+            return {}
+
+        def _stream(self, conversations, max_new_tokens):
+            for index in reversed(range(len(conversations))):
+                yield index, conversations[index][-1]["content"][:max_new_tokens]
+
+    echo = Echo()
+    assert isinstance(echo, ChatBackend)
+    assert echo.generate(CONVERSATIONS[:2], max_new_tokens=4) == ["Hi", "Tell"]
+    with pytest.raises(InvalidInputError):
+        echo.stream("not a list of conversations")
+    with pytest.raises(TypeError):
+        type("Incomplete", (StreamingChat,), {})()  # _stream is abstract
+
+
+@pytest.mark.parametrize("module", ["llmrec.generation.llms.openai",
+                                    "llmrec.generation.llms.llamacpp"])
+def test_openai_and_llamacpp_do_not_import_transformers(module) -> None:
+    # llmrec itself imports torch (devices, encoders), so transformers is what is checked.
+    code = (f"import sys, {module}\n"
+            "heavy = [m for m in ('transformers', 'llmrec.generation.llms.transformers',\n"
+            "                     'llmrec.generation.llms._llama') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------- openai: HTTP
@@ -478,7 +542,8 @@ def test_missing_base_url_is_a_config_error_naming_the_variable() -> None:
 @pytest.mark.parametrize(("option", "value"), [
     ("timeout_s", 0), ("timeout_s", "10"), ("max_retries", -1), ("max_retries", 1.5),
     ("backoff_s", -1), ("temperature", -0.5), ("temperature", 3), ("concurrency", 0),
-    ("concurrency", True), ("continue_final_message", "yes"), ("model", ""),
+    ("concurrency", True), ("continue_final_message", "yes"), ("continue_final_message", 1),
+    ("show_progress", 1), ("max_retries", True), ("timeout_s", True), ("model", ""),
     ("base_url", "ftp://example.org/v1"), ("base_url", "localhost:8000"),
     ("base_url", "http://user:secret@example.org/v1"), ("api_key", 123),
 ])

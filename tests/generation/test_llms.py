@@ -270,7 +270,8 @@ def test_embedded_smollm2_lean_forward_agrees_with_the_model() -> None:
               ("3", "Heat (1995)", ["Action", "Crime"]), ("4", "Die Hard (1988)", ["Thriller"]),
               ("5", "Titanic (1997)", ["Drama", "Romance"]), ("6", "Casablanca (1942)", ["War"])]
     catalog = Catalog(Item(i, t, "", {"genres": g}) for i, t, g in movies)
-    chat = TransformersChat(device="cpu")
+    # bfloat16 asked for: "auto" gives it only on CPUs with native bf16 instructions.
+    chat = TransformersChat(device="cpu", dtype="bfloat16")
     assert chat._runner is not None and chat.dtype == torch.bfloat16
     gen = ContentGenerator(chat, catalog=catalog)
     convs = [gen.prompt(ReasonRequest("u", catalog.get(t), (catalog.get(e),), {"co_occurrence": 1.0}))

@@ -385,14 +385,40 @@ def test_bad_arguments(catalog) -> None:
         gen.generate(request(catalog, "1"))
 
 
-def test_config_round_trip(catalog, tmp_path) -> None:
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("max_new_tokens", True, "max_new_tokens must be an int in [4, 1024], got True"),
+    ("max_new_tokens", 3, "max_new_tokens must be an int in [4, 1024], got 3"),
+    ("max_words", 4.0, "max_words must be an int >= 5, got 4.0"),
+    ("budget_s", True, "budget_s must be a number >= 0, got True"),
+    ("budget_s", float("nan"), "budget_s must be a number >= 0, got nan"),
+    ("cache_size", -1, "cache_size must be an int >= 0, got -1"),
+    ("retries", True, "retries must be an int in [0, 1], got True"),
+    ("retries", 2, "retries must be an int in [0, 1], got 2"),
+    ("backend_options", ["x"], "backend_options must be a mapping, got list"),
+])
+def test_bad_options_are_config_errors_naming_them(catalog, option, value, message) -> None:
+    with pytest.raises(ConfigError) as info:
+        ContentGenerator("template", catalog=catalog, **{option: value})
+    assert str(info.value) == message
+
+
+def test_bad_requests_and_budgets_are_clear_errors(catalog) -> None:
+    gen = ContentGenerator("template", catalog=catalog)
+    with pytest.raises(InvalidInputError, match="requests must be iterable"):
+        gen.generate(42)
+    with pytest.raises(ConfigError, match="budget_s"):
+        gen.stream([request(catalog, "1")], budget_s=False)
+
+
+def test_config_round_trip(catalog) -> None:
     gen = ContentGenerator("template", catalog=catalog, max_words=30, budget_s=1.5, cache_size=7,
                            retries=0)
-    config = gen.save(tmp_path / "gen")
+    config = gen.config()
     assert config == {"backend": "template",
                       "options": {"max_new_tokens": 32, "max_words": 30, "budget_s": 1.5,
                                   "cache_size": 7, "retries": 0}}
-    again = ContentGenerator.load(tmp_path / "gen", config, catalog=catalog, device="cpu")
+    # The pipeline's manifest stores exactly this and rebuilds the generator from it.
+    again = ContentGenerator(config["backend"], catalog=catalog, device="cpu", **config["options"])
     assert again.config() == config
     # A backend given as an instance stores its name and model.
     fake_config = ContentGenerator(FakeChat(), catalog=catalog).config()
@@ -566,7 +592,7 @@ def test_stream_stopped_early_leaves_the_generator_usable(catalog) -> None:
     stream = gen.stream(reqs)
     next(stream)
     stream.close()
-    assert not gen._queue and not gen._running
+    assert gen._scheduler.idle
     assert [t.source for t in gen.generate(reqs)] == ["llm"] * 5
 
 
@@ -651,7 +677,7 @@ def test_budget_expiry_keeps_every_item(catalog) -> None:
     late = [i for i, t in out.items() if t.fallback_reason == "latency budget"]
     assert late and len(late) < len(reqs)
     assert all(out[i].text == gen.template_text(reqs[i]) for i in late)
-    assert not gen._queue and not gen._running
+    assert gen._scheduler.idle
 
 
 @pytest.mark.parametrize("signals", [{"co_occurrence": 1.0}, {"text_similarity": 1.0},

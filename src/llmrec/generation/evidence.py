@@ -1,0 +1,176 @@
+"""What a reason may be built from: :class:`ReasonRequest`, its sanitized
+:class:`Facts`, and the ranking signals that fired put into words.
+
+A signal is put into words by its relation to the user (one of
+:data:`llmrec.types.RELATIONS`), never by its name: ``ReasonRequest.relations`` says it,
+and for a signal it leaves out, the built-in signal names stand for their relation
+(:data:`BUILTIN_RELATIONS`); any other signal states no relation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from llmrec._validate import check_choice
+from llmrec.errors import InvalidInputError
+from llmrec.generation.text import display_title, join_words, sanitize_text
+from llmrec.types import RELATIONS, Item
+
+__all__ = [
+    "BUILTIN_RELATIONS",
+    "MAX_EVIDENCE_ITEMS",
+    "MAX_ITEM_TEXT_CHARS",
+    "MAX_QUERY_CHARS",
+    "MAX_TAGS",
+    "MAX_TITLE_CHARS",
+    "PROMPT_EVIDENCE",
+    "PROMPT_TAGS",
+    "SIGNAL_THRESHOLD",
+    "Facts",
+    "ReasonRequest",
+    "facts",
+    "signal_phrases",
+]
+
+#: Caps on the evidence put into a prompt.
+MAX_TITLE_CHARS = 100
+MAX_ITEM_TEXT_CHARS = 300
+MAX_EVIDENCE_ITEMS = 3
+MAX_TAGS = 4
+#: Of those, how many the prompt shows (the verifier accepts all of them).
+PROMPT_EVIDENCE = 2
+PROMPT_TAGS = 3
+MAX_QUERY_CHARS = 100
+#: A signal must contribute at least this much to be put into words.
+SIGNAL_THRESHOLD = 0.05
+
+#: The relation of each built-in signal, used when ``ReasonRequest.relations`` lacks it.
+BUILTIN_RELATIONS: Mapping[str, str] = {
+    "text_similarity": "similar_text",
+    "co_occurrence": "co_consumption",
+    "ease": "co_consumption",
+    "sequential": "co_consumption",
+    "popularity": "popular",
+    "query": "query",
+    "tag_affinity": "shared_tags",
+}
+
+
+@dataclass(frozen=True)
+class ReasonRequest:
+    """What one reason may be built from.
+
+    Attributes:
+        user_id: The user (never put into the prompt or the cache key).
+        item: The recommended item.
+        evidence_items: The user's supporting history items, most relevant first (at
+            most three are used).
+        signals: Ranking signal name -> contribution (``text_similarity``,
+            ``co_occurrence``, ``popularity``, ``tag_affinity``, ``query``, ...).
+        matched_tags: Tags of the item the user has an affinity for.
+        query: The user's query, if any.
+        relations: Signal name -> its relation to the user, one of
+            :data:`llmrec.types.RELATIONS` (``"co_consumption"``, ``"similar_text"``,
+            ...), which chooses the words the signal is put into. A signal missing here
+            uses :data:`BUILTIN_RELATIONS`; an unknown one is not put into words.
+    """
+
+    user_id: str
+    item: Item
+    evidence_items: tuple[Item, ...] = ()
+    signals: Mapping[str, float] = field(default_factory=dict)
+    matched_tags: tuple[str, ...] = ()
+    query: str | None = None
+    relations: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.item, Item):
+            raise InvalidInputError(f"ReasonRequest.item must be an Item, got {type(self.item).__name__}")
+        evidence = tuple(self.evidence_items)
+        for e in evidence:
+            if not isinstance(e, Item):
+                raise InvalidInputError("ReasonRequest.evidence_items must hold Items")
+        if not isinstance(self.relations, Mapping):
+            raise InvalidInputError(f"ReasonRequest.relations must be a mapping, got "
+                                    f"{type(self.relations).__name__}")
+        for name, relation in self.relations.items():
+            check_choice(relation, f"ReasonRequest.relations[{name!r}]", RELATIONS,
+                         error=InvalidInputError)
+        object.__setattr__(self, "evidence_items", evidence)
+        object.__setattr__(self, "matched_tags", tuple(str(t) for t in self.matched_tags))
+        object.__setattr__(self, "signals", dict(self.signals))
+        object.__setattr__(self, "relations", dict(self.relations))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The sanitized evidence of one request, shared by the prompt and the template.
+
+    ``reasons`` are the names of the signals that fired, strongest first, and
+    ``relations`` their relations (``None``: the signal states none).
+    """
+
+    item: Item
+    title: str
+    genres: tuple[str, ...]
+    year: int | None
+    text: str
+    evidence: tuple[str, ...]
+    evidence_items: tuple[Item, ...]
+    reasons: tuple[str, ...]
+    relations: tuple[str | None, ...]
+    matched: tuple[str, ...]
+    query: str | None
+
+
+def facts(request: ReasonRequest) -> Facts:
+    """The sanitized, capped evidence of ``request``."""
+    item = request.item
+    evidence = tuple(e for e in request.evidence_items if e.item_id != item.item_id)
+    evidence = tuple(dict((e.item_id, e) for e in evidence).values())[:MAX_EVIDENCE_ITEMS]
+    year = item.attributes.get("year")
+    year = year if isinstance(year, int) and not isinstance(year, bool) else None
+    fired = sorted(((float(v), k) for k, v in request.signals.items()
+                    if isinstance(v, (int, float)) and v == v and v > SIGNAL_THRESHOLD),
+                   reverse=True)
+    reasons = tuple(k for _, k in fired)
+    query = sanitize_text(request.query, MAX_QUERY_CHARS) if request.query else None
+    tags = tuple(sanitize_text(t, 40) for t in item.tags)[:MAX_TAGS]
+    matched = tuple(sanitize_text(t, 40) for t in request.matched_tags if t in item.tags)[:2]
+    return Facts(
+        item=item,
+        title=sanitize_text(display_title(item.title), MAX_TITLE_CHARS),
+        genres=tuple(t for t in tags if t),
+        year=year,
+        text=sanitize_text(item.text, MAX_ITEM_TEXT_CHARS),
+        evidence=tuple(sanitize_text(display_title(e.title), MAX_TITLE_CHARS) for e in evidence),
+        evidence_items=evidence,
+        reasons=reasons,
+        relations=tuple(request.relations.get(k, BUILTIN_RELATIONS.get(k)) for k in reasons),
+        matched=tuple(t for t in matched if t),
+        query=query or None,
+    )
+
+
+def signal_phrases(f: Facts) -> list[str]:
+    """The fired signals in words ("fans of X also enjoyed it"), strongest first, at most
+    two, each once; a signal whose relation lacks the evidence to say it is left out."""
+    phrases = []
+    first = f.evidence[0] if f.evidence else None
+    for relation in f.relations:
+        if relation == "co_consumption" and first:
+            phrase = f"fans of {first} also enjoyed it"
+        elif relation == "similar_text" and first:
+            phrase = f"it is similar in theme to {first}"
+        elif relation == "shared_tags" and f.matched:
+            phrase = f"it matches your interest in {join_words(f.matched)}"
+        elif relation == "popular":
+            phrase = "it is popular right now"
+        elif relation == "query" and f.query:
+            phrase = f"it fits your search '{f.query}'"
+        else:
+            continue
+        if phrase not in phrases:
+            phrases.append(phrase)
+    return phrases[:2]

@@ -1,0 +1,434 @@
+"""Checking that a text is a grounded reason: :func:`verify_text`.
+
+:func:`verify_text` runs a fixed list of small checks over one shared
+:class:`_Context` (the text's normalized words, the evidence's words, the catalog's title
+index), each returning its problems; the order of the list is the order of the problems.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmrec.catalog import Catalog
+from llmrec.generation.evidence import MAX_ITEM_TEXT_CHARS
+from llmrec.generation.text import (
+    CHAT_TOKEN,
+    INJECTION,
+    STOPWORDS,
+    contains,
+    display_title,
+    normalize,
+    pieces,
+    sanitize_text,
+    title_forms,
+    title_prefixes,
+    word_count,
+)
+from llmrec.types import Item
+
+__all__ = ["Verification", "capitalized_words", "proper_words", "verify_text"]
+
+logger = logging.getLogger(__name__)
+
+_ECHO = re.compile(r"\[/?[A-Za-z_]{2,12}\]|^\s*(?:system|user|assistant|title|genres|about|"
+                   r"you liked|why)\s*:", re.IGNORECASE | re.MULTILINE)
+_SELF_REFERENCE = re.compile(r"\b(?:enjoyed|liked|watched|loved) (?:it|this)\b[^.]{0,20}\balso "
+                             r"(?:enjoyed|liked|watched|loved)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|s)?(?!\w)")
+_YEAR = re.compile(r"^(1[89]\d\d|20\d\d)s?$")
+# A phrase that presents what follows as the user's own taste or as the thing compared to.
+_EVIDENCE_CUE = re.compile(
+    r"(?:\byou(?: ve| have| already| once)? (?:liked|enjoyed|loved|watched|saw|seen|rated|"
+    r"like|love|enjoy)|\bfans of|\bsimilar(?: in \w+)? to|\bclose to|\breminiscent of|"
+    r"\breminds? you of|\bmuch like|\bjust like|\bas much as|\bthe likes of)(?: the| a| an)?$")
+
+#: Other ways to write a genre; a genre in the evidence allows them.
+_TAG_ALIASES: dict[str, tuple[str, ...]] = {
+    "sci fi": ("science fiction", "scifi", "sf"), "science fiction": ("sci fi", "scifi"),
+    "childrens": ("children", "kids", "family"), "film noir": ("noir",),
+    "animation": ("animated", "cartoon"), "romance": ("romantic",), "musical": ("music",),
+    "horror": ("scary",), "war": ("wartime",), "comedy": ("comic", "comedic"),
+}
+
+#: Kinds of work -> the evidence words that allow them. A text about a film that calls it
+#: a "TV series" or "the sequel" states a fact the catalog does not give.
+_MEDIA_WORDS: dict[str, tuple[str, ...]] = {
+    "tv": ("tv", "television"), "television": ("tv", "television"),
+    "series": ("series", "tv", "television"), "miniseries": ("miniseries",),
+    "sitcom": ("sitcom",), "episode": ("episode",), "episodes": ("episode", "episodes"),
+    "season": ("season",), "seasons": ("season", "seasons"),
+    "documentary": ("documentary",), "documentaries": ("documentary",),
+    "docuseries": ("docuseries",), "biopic": ("biopic", "biography"),
+    "book": ("book", "books"), "books": ("book", "books"), "novel": ("novel",),
+    "novels": ("novel", "novels"), "comic": ("comic", "comics"), "comics": ("comic", "comics"),
+    "manga": ("manga",), "anime": ("anime",), "cartoon": ("cartoon", "animation", "animated"),
+    "franchise": ("franchise",), "sequel": ("sequel", "part", "ii", "2"),
+    "prequel": ("prequel",), "trilogy": ("trilogy",), "remake": ("remake",),
+    "reboot": ("reboot",), "spinoff": ("spinoff",), "podcast": ("podcast",),
+    "album": ("album",), "song": ("song",), "video game": ("video game", "game"),
+    "true story": ("true story", "true", "real"),
+}
+
+#: Capitalized words that are not claims.
+_PROPER_OK = frozenset({"i", "you", "your", "yours", "im", "ive", "id", "youll", "youre", "youve"})
+
+_COMMON_WORDS = frozenset(
+    "this that these those there their they them then than also like just only very much such "
+    "what when where which while with your yours since because about after before"
+    .split())
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of :func:`verify_text`: ``ok`` and the problems found (empty if ok)."""
+
+    ok: bool
+    problems: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------- title index
+
+
+class _TitleIndex:
+    """Normalized titles of a catalog keyed by their first word (one-word titles) or first
+    two words (longer titles), so a scan looks at a handful of candidates per word."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.version = catalog.version
+        by_key: dict[Any, list[tuple[tuple[str, ...], str]]] = {}
+        tags: set[str] = set()
+        for item in catalog:
+            tags.update(_normalize_tag(t) for t in item.tags)
+            for form in title_forms(item.title):
+                words = tuple(form.split())
+                if len(words) >= 2:
+                    by_key.setdefault(words[:2], []).append((words, item.item_id))
+                elif len(form) >= 4:
+                    by_key.setdefault(words[0], []).append((words, item.item_id))
+        self.by_key = by_key
+        self.tag_words = {t for t in tags if t}
+        for tag in self.tag_words:  # a genre word is a genre, not the one-word title
+            by_key.pop(tag, None)
+
+    def candidates(self, words: list[str], i: int) -> list[tuple[tuple[str, ...], str]]:
+        out = list(self.by_key.get(words[i], ()))
+        if i + 1 < len(words):
+            out += self.by_key.get((words[i], words[i + 1]), ())
+        return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize_tag(tag: str) -> str:
+    return normalize(tag)
+
+
+_INDEXES: weakref.WeakKeyDictionary[Catalog, _TitleIndex] = weakref.WeakKeyDictionary()
+_INDEX_LOCK = threading.Lock()
+
+
+def _title_index(catalog: Catalog) -> _TitleIndex:
+    with _INDEX_LOCK:
+        index = _INDEXES.get(catalog)
+        if index is None or index.version != catalog.version:
+            started = time.perf_counter()
+            index = _TitleIndex(catalog)
+            _INDEXES[catalog] = index
+            logger.debug("built the title index of %d items in %.3fs", len(catalog),
+                         time.perf_counter() - started)
+        return index
+
+
+# ----------------------------------------------------------------------------- words
+
+
+def proper_words(text: str) -> list[tuple[str, str]]:
+    """``(raw, normalized)`` for each word of ``text`` that starts upper-case and does
+    not start a sentence."""
+    return [(p.raw, word) for p in pieces(text)
+            if p.first.isupper() and not p.sentence_start for word in p.words]
+
+
+def capitalized_words(text: str) -> list[tuple[bool, bool]]:
+    """For each normalized word of ``text``: (starts upper-case or with a digit, follows a
+    sentence stop)."""
+    return [(p.first.isupper() or p.first.isdigit(), p.after_stop)
+            for p in pieces(text) for _ in p.words]
+
+
+def _occurrences(words: list[str], needle: list[str]) -> list[int]:
+    size = len(needle)
+    return [i for i in range(len(words) - size + 1) if size and words[i:i + size] == needle]
+
+
+def _spans(words: list[str], forms: Iterable[str]) -> list[bool]:
+    """Per word, whether it lies in an occurrence of one of ``forms``."""
+    marked = [False] * len(words)
+    for form in forms:
+        needle = form.split()
+        for i in _occurrences(words, needle):
+            for j in range(i, i + len(needle)):
+                marked[j] = True
+    return marked
+
+
+def _item_facts(item: Item, *, with_text: bool) -> str:
+    parts = [item.title, display_title(item.title), " ".join(item.tags)]
+    year = item.attributes.get("year")
+    if year is not None:
+        parts.append(str(year))
+    if with_text:
+        parts.append(sanitize_text(item.text, MAX_ITEM_TEXT_CHARS))
+    return " ".join(parts)
+
+
+# ----------------------------------------------------------------------------- context
+
+
+class _Context:
+    """What the checks share: the text and its normalized words, the evidence and its
+    words, the catalog's title index; each computed once, when a check first needs it."""
+
+    def __init__(self, text: str, target: Item, evidence: Sequence[Item], catalog: Catalog,
+                 max_words: int, query: str | None) -> None:
+        self.text, self.target, self.evidence = text, target, evidence
+        self.catalog, self.max_words, self.query = catalog, max_words, query
+        self.norm = normalize(text)
+        self.words = self.norm.split()
+        self.index = _title_index(catalog)
+        self.target_forms = title_forms(target.title)
+        self.target_mentions = self.target_forms | title_prefixes(target.title)
+
+    @functools.cached_property
+    def allowed_forms(self) -> set[str]:
+        """Normalized titles of the target and the evidence items."""
+        forms = set(self.target_forms)
+        for item in self.evidence:
+            forms |= title_forms(item.title)
+        return forms
+
+    @functools.cached_property
+    def covered(self) -> list[bool]:
+        """Per word, whether an allowed title (or a prefix of one) covers it."""
+        prefixes = title_prefixes(self.target.title)
+        for item in self.evidence:
+            prefixes |= title_prefixes(item.title)
+        return _spans(self.words, self.allowed_forms | prefixes)
+
+    @functools.cached_property
+    def free_words(self) -> list[str]:
+        """The words no allowed title covers."""
+        return [w for w, c in zip(self.words, self.covered) if not c]
+
+    @functools.cached_property
+    def facts(self) -> str:
+        """The evidence as one text: the target's facts and text, the evidence items'
+        facts, the query."""
+        return " ".join([_item_facts(self.target, with_text=True)]
+                        + [_item_facts(e, with_text=False) for e in self.evidence]
+                        + [self.query or ""])
+
+    @functools.cached_property
+    def fact_norm(self) -> str:
+        """The normalized evidence, space-delimited, with the other spellings of its
+        genres."""
+        norm = f" {normalize(self.facts)} "
+        return norm + " ".join(alias for tag, aliases in _TAG_ALIASES.items()
+                               if f" {tag} " in norm for alias in aliases) + " "
+
+    @functools.cached_property
+    def other_titles(self) -> tuple[list[str], set[str]]:
+        """Other catalog items the text names: their display titles and their words."""
+        words, covered, index = self.words, self.covered, self.index
+        allowed_ids = {self.target.item_id, *(e.item_id for e in self.evidence)}
+        capitalized = capitalized_words(self.text)
+        named: list[str] = []
+        named_words: set[str] = set()
+        for i in range(len(words)):
+            for tw, item_id in index.candidates(words, i):
+                if item_id in allowed_ids or " ".join(tw) in self.allowed_forms:
+                    continue
+                if words[i:i + len(tw)] != list(tw) or all(covered[i:i + len(tw)]):
+                    continue
+                if not _looks_like_a_title(words, i, tw, capitalized):
+                    continue
+                named_words.update(tw)
+                try:
+                    named.append(display_title(self.catalog.get(item_id).title))
+                except KeyError:
+                    named.append(" ".join(tw))
+        return named, named_words
+
+
+def _looks_like_a_title(words: list[str], i: int, tw: tuple[str, ...],
+                        capitalized: list[tuple[bool, bool]]) -> bool:
+    """Whether the title words ``tw`` at word ``i`` are written as a title."""
+    lead = next((j for j in range(i, i + len(tw)) if words[j] not in STOPWORDS), i)
+    if lead < len(capitalized) and not capitalized[lead][0]:
+        return False  # lower case: a common phrase ("love story"), not a title
+    # A capital that only starts a sentence proves nothing.
+    return not (len(tw) == 1 and (lead >= len(capitalized) or capitalized[lead][1]
+                                  or (len(tw[0]) < 6 and tw[0] in _COMMON_WORDS)))
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_length(c: _Context) -> list[str]:
+    n_words = word_count(c.text)
+    return [f"{n_words} words (limit {c.max_words})"] if n_words > c.max_words else []
+
+
+def _check_form(c: _Context) -> list[str]:
+    if CHAT_TOKEN.search(c.text) or INJECTION.search(c.text) or _ECHO.search(c.text):
+        return ["chat-template tokens or an instruction echo"]
+    if not re.search(r"[.!?][\"')]*\s*$", c.text):
+        return ["unfinished sentence"]
+    return []
+
+
+def _check_self_reference(c: _Context) -> list[str]:
+    return ["self-referential reason"] if _SELF_REFERENCE.search(c.text) else []
+
+
+def _check_target(c: _Context) -> list[str]:
+    """The target must be named, and not as if it were the user's own evidence."""
+    shown = display_title(c.target.title)
+    if not any(contains(c.norm, f) for f in c.target_mentions):
+        return [f"does not mention {shown!r}"]
+    if _cites_target_as_evidence(c.words, c.target_mentions, c.evidence):
+        return [f"cites {shown!r} as its own evidence"]
+    return []
+
+
+def _cites_target_as_evidence(words: list[str], mentions: set[str] | frozenset[str],
+                              evidence: Sequence[Item]) -> bool:
+    """Whether a mention of the target follows an evidence cue ("because you liked
+    <target>", "fans of <target>"): a circular reason. Words that belong to an evidence
+    title ("Star Wars" of the evidence's "Star Wars: Episode IV") are not the target."""
+    evidence_spans = _spans(words, (form for item in evidence
+                                    for form in title_forms(item.title) | title_prefixes(item.title)))
+    for form in mentions:
+        size = len(form.split())
+        for i in _occurrences(words, form.split()):
+            if all(evidence_spans[i:i + size]):
+                continue
+            if _EVIDENCE_CUE.search(" ".join(words[:i])):
+                return True
+    return False
+
+
+def _check_other_titles(c: _Context) -> list[str]:
+    """No other catalog title; spans covered by an allowed title do not count."""
+    named, _ = c.other_titles
+    return ["names other items: " + ", ".join(sorted(set(named))[:3])] if named else []
+
+
+def _check_repetition(c: _Context) -> list[str]:
+    free = c.free_words
+    grams = [tuple(free[i:i + 4]) for i in range(len(free) - 3)]
+    return ["repetitive text"] if len(set(grams)) < len(grams) else []
+
+
+def _check_numbers(c: _Context) -> list[str]:
+    """Numbers and years must come from the evidence."""
+    fact_numbers = {m.group(0).replace(",", "") for m in _NUMBER.finditer(c.facts)}
+    fact_numbers |= {n.rstrip("s") for n in fact_numbers}
+    for m in _NUMBER.finditer(c.text):
+        number = m.group(0).replace(",", "")
+        core = re.sub(r"(st|nd|rd|th|s)$", "", number)
+        if number in fact_numbers or core in fact_numbers:
+            continue
+        if _YEAR.match(number):
+            return [f"states a year not in the evidence ({number})"]
+        return [f"states a number not in the evidence ({number})"]
+    return []
+
+
+def _check_genres(c: _Context) -> list[str]:
+    """Genre words must belong to the target or the evidence."""
+    free = " " + " ".join(c.free_words) + " "
+    for tag in c.index.tag_words:
+        if (f" {tag} " in free or f" {tag}s " in free) and (
+                f" {tag} " not in c.fact_norm and f" {tag}s " not in c.fact_norm):
+            return [f"states a genre not in the evidence ({tag})"]
+    return []
+
+
+def _check_media(c: _Context) -> list[str]:
+    """So must words for a kind of work ("TV series", "novel", "sequel")."""
+    free = " " + " ".join(c.free_words) + " "
+    for word, licences in _MEDIA_WORDS.items():
+        if f" {word} " in free and not any(f" {w} " in c.fact_norm for w in licences):
+            return [f"calls it something the evidence does not ({word})"]
+    return []
+
+
+def _check_names(c: _Context) -> list[str]:
+    """Capitalized words past a sentence start name people, studios, places, awards:
+    facts that must come from the evidence (or be another item's title, reported
+    already)."""
+    fact_words = set(c.fact_norm.split()) | {w for tag in c.index.tag_words for w in tag.split()}
+    fact_words |= c.other_titles[1]
+    unknown = [raw for raw, w in proper_words(c.text)
+               if w not in fact_words and w not in _PROPER_OK]
+    if unknown:
+        return ["names something not in the evidence: " + ", ".join(dict.fromkeys(unknown[:3]))]
+    return []
+
+
+#: The checks, in the order their problems are listed.
+_CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
+    _check_length, _check_form, _check_self_reference, _check_target, _check_other_titles,
+    _check_repetition, _check_numbers, _check_genres, _check_media, _check_names,
+)
+
+
+def verify_text(
+    text: str,
+    *,
+    target: Item,
+    evidence: Sequence[Item] = (),
+    catalog: Catalog,
+    max_words: int = 40,
+    query: str | None = None,
+) -> Verification:
+    """Check that ``text`` is a grounded reason to recommend ``target``.
+
+    Problems found (each a short string in ``problems``): the text is empty, longer than
+    ``max_words`` words, does not refer to the target (its title, without year and
+    article, or a distinctive prefix of it), cites the target as the user's own evidence
+    ("because you liked <target>", "fans of <target>"), names another catalog item that is
+    neither the target nor an evidence item, states a year or number the evidence lacks,
+    names a genre (any catalog tag, or a common other spelling of one) that neither the
+    target nor the evidence has, calls the item a kind of work the evidence does not
+    ("TV series", "documentary", "book", "sequel", ...), has a capitalized word past a
+    sentence start that the evidence lacks (a person, studio, place or award), repeats
+    itself, or carries chat-template tokens or an echoed instruction. The evidence is the
+    target's title, year, tags and text, the evidence items' titles, years and tags, and
+    the query.
+
+    Args:
+        text: The text to check (anything but a ``str`` counts as empty).
+        target: The recommended item.
+        evidence: The user's supporting history items.
+        catalog: The catalog whose other titles the text must not name.
+        max_words: Word limit.
+        query: The user's query, if any (its words are evidence).
+
+    Returns:
+        A :class:`Verification`.
+    """
+    text = text if isinstance(text, str) else ""
+    if not text.strip():
+        return Verification(False, ("empty text",))
+    context = _Context(text, target, evidence, catalog, max_words, query)
+    problems = tuple(problem for check in _CHECKS for problem in check(context))
+    return Verification(not problems, problems)
