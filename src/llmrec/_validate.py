@@ -28,18 +28,23 @@ __all__ = [
 ]
 
 
+def _bound(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _range(kind: str, low: float | None, high: float | None, low_open: bool,
            high_open: bool) -> str:
     if low is not None and high is not None:
-        return f"{kind} in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return (f"{kind} in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
+                f"{')' if high_open else ']'}")
     if low is not None:
         if low == (0 if low_open else 1) and kind == "an int":
             return "a positive int"
         if low == 0 and low_open:
             return f"a positive {kind.split()[-1]}"
-        return f"{kind} {'>' if low_open else '>='} {low:g}"
+        return f"{kind} {'>' if low_open else '>='} {_bound(low)}"
     if high is not None:
-        return f"{kind} {'<' if high_open else '<='} {high:g}"
+        return f"{kind} {'<' if high_open else '<='} {_bound(high)}"
     return kind
 
 
