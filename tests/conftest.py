@@ -19,8 +19,11 @@ from llmrec import Event, Item, Pipeline
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 settings.register_profile(
-    "llmrec", deadline=None, max_examples=50,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    "llmrec",
+    deadline=None,
+    max_examples=50,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 settings.load_profile("llmrec")
 
 GENRES = ("comedy", "horror", "romance", "scifi", "western", "documentary")
@@ -45,19 +48,32 @@ def make_items(n: int = N_ITEMS, seed: int = 0, prefix: str = "i") -> list[Item]
     for i in range(n):
         genre = GENRES[i % len(GENRES)]
         words = VOCAB[genre].split()
-        text = " ".join(rng.choice(words) for _ in range(8)) + " " + " ".join(
-            rng.choice(COMMON) for _ in range(4))
-        items.append(Item(f"{prefix}{i:03d}", f"{genre.title()} {rng.choice(words)} {i}", text,
-                          {"genres": [genre], "year": 1970 + (i % 50)}))
+        text = (
+            " ".join(rng.choice(words) for _ in range(8))
+            + " "
+            + " ".join(rng.choice(COMMON) for _ in range(4))
+        )
+        items.append(
+            Item(
+                f"{prefix}{i:03d}",
+                f"{genre.title()} {rng.choice(words)} {i}",
+                text,
+                {"genres": [genre], "year": 1970 + (i % 50)},
+            )
+        )
     return items
 
 
-def make_events(items: list[Item], n_users: int = N_USERS, per_user: int = EVENTS_PER_USER,
-                p_fav: float = 0.9, seed: int = 1) -> tuple[list[Event], dict[str, str]]:
+def make_events(
+    items: list[Item],
+    n_users: int = N_USERS,
+    per_user: int = EVENTS_PER_USER,
+    p_fav: float = 0.9,
+    seed: int = 1,
+) -> tuple[list[Event], dict[str, str]]:
     """Events of users ``u000..``; user ``u`` favours ``GENRES[u % 6]``."""
     rng = random.Random(seed)
-    by_genre = {g: [it.item_id for it in items if it.attributes["genres"][0] == g]
-                for g in GENRES}
+    by_genre = {g: [it.item_id for it in items if it.attributes["genres"][0] == g] for g in GENRES}
     all_ids = [it.item_id for it in items]
     events: list[Event] = []
     favourites: dict[str, str] = {}
@@ -69,8 +85,9 @@ def make_events(items: list[Item], n_users: int = N_USERS, per_user: int = EVENT
         for _ in range(per_user):
             iid = rng.choice(by_genre[genre]) if rng.random() < p_fav else rng.choice(all_ids)
             t += 1.0
-            events.append(Event(uid, iid, kind=rng.choice(["click", "click", "like", "view"]),
-                                timestamp=t))
+            events.append(
+                Event(uid, iid, kind=rng.choice(["click", "click", "like", "view"]), timestamp=t)
+            )
     return events, favourites
 
 

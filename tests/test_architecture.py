@@ -41,9 +41,24 @@ RANK = {
 #: Private modules meant for the whole package.
 SHARED = {"llmrec._validate", "llmrec._compat"}
 #: Old module paths kept as thin warning aliases, and the package's entry points.
-EXEMPT = {"__init__", "__main__", "_compat", "backends", "models", "protocols", "cli",
-          "distributed", "encoder", "eventlog", "generator", "io", "ranker", "report",
-          "retriever", "server"}
+EXEMPT = {
+    "__init__",
+    "__main__",
+    "_compat",
+    "backends",
+    "models",
+    "protocols",
+    "cli",
+    "distributed",
+    "encoder",
+    "eventlog",
+    "generator",
+    "io",
+    "ranker",
+    "report",
+    "retriever",
+    "server",
+}
 
 
 def _stage(module: str) -> str:
@@ -68,8 +83,9 @@ def _imports(path: Path, module: str) -> list[tuple[int, str, str | None]]:
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out += [(node.lineno, a.name, None) for a in node.names
-                    if a.name.split(".")[0] == "llmrec"]
+            out += [
+                (node.lineno, a.name, None) for a in node.names if a.name.split(".")[0] == "llmrec"
+            ]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -103,8 +119,9 @@ def _violations() -> list[str]:
             if stage in EXEMPT:
                 problems.append(f"{where} imports the deprecated path {target}")
             elif RANK.get(stage, 99) >= RANK[own]:
-                problems.append(f"{where}: {own} (rank {RANK[own]}) imports {target} "
-                                f"(rank {RANK.get(stage)})")
+                problems.append(
+                    f"{where}: {own} (rank {RANK[own]}) imports {target} (rank {RANK.get(stage)})"
+                )
             private = [p for p in target.split(".")[1:] if p.startswith("_")]
             if private or (name is not None and name.startswith("_")):
                 problems.append(f"{where} imports the private {target}:{name} of {stage}")
@@ -120,13 +137,17 @@ def test_imports_point_down_only() -> None:
     assert _violations() == []
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("from llmrec.pipeline import Pipeline\n", "ranking (rank 6) imports llmrec.pipeline"),
-    ("from llmrec.retrieval.retriever import _private\n", "private"),
-    ("from llmrec.generation.llms._llama import LlamaRunner\n", "private"),
-])
-def test_the_check_finds_a_wrong_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        source: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("from llmrec.pipeline import Pipeline\n", "ranking (rank 6) imports llmrec.pipeline"),
+        ("from llmrec.retrieval.retriever import _private\n", "private"),
+        ("from llmrec.generation.llms._llama import LlamaRunner\n", "private"),
+    ],
+)
+def test_the_check_finds_a_wrong_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, expected: str
+) -> None:
     fake = tmp_path / "llmrec"
     fake.mkdir()
     (fake / "ranking.py").write_text(source)

@@ -12,7 +12,8 @@ no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine 
 no_accel = pytest.mark.skipif(
     torch.cuda.is_available()
     or (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()),
-    reason="needs a machine without CUDA or MPS")
+    reason="needs a machine without CUDA or MPS",
+)
 
 
 @pytest.mark.parametrize("device", ["cpu", torch.device("cpu"), "CPU".lower()])
@@ -49,9 +50,15 @@ def test_bad_types_raise_config_error(device) -> None:
 
 @pytest.mark.parametrize(
     ("name", "dtype"),
-    [("float32", torch.float32), ("fp32", torch.float32), ("bfloat16", torch.bfloat16),
-     ("bf16", torch.bfloat16), ("float16", torch.float16), ("fp16", torch.float16),
-     (torch.float64, torch.float64)],
+    [
+        ("float32", torch.float32),
+        ("fp32", torch.float32),
+        ("bfloat16", torch.bfloat16),
+        ("bf16", torch.bfloat16),
+        ("float16", torch.float16),
+        ("fp16", torch.float16),
+        (torch.float64, torch.float64),
+    ],
 )
 def test_resolve_dtype_names(name, dtype) -> None:
     assert resolve_dtype(torch.device("cpu"), name) == dtype

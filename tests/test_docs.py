@@ -16,14 +16,30 @@ from llmrec._compat import MOVED
 
 ROOT = Path(__file__).resolve().parents[1]
 #: One API reference page per stage package (and the base modules applications use).
-STAGE_PAGES = ("pipeline", "types", "errors", "catalog", "privacy", "storage", "encoding",
-               "retrieval", "ranking", "generation", "datasets", "evaluation", "apps", "testing")
+STAGE_PAGES = (
+    "pipeline",
+    "types",
+    "errors",
+    "catalog",
+    "privacy",
+    "storage",
+    "encoding",
+    "retrieval",
+    "ranking",
+    "generation",
+    "datasets",
+    "evaluation",
+    "apps",
+    "testing",
+)
 
 
 def _directives() -> dict[str, list[str]]:
     """``{page name: [module named by each ::: directive]}`` of docs/api."""
-    return {page.stem: re.findall(r"^::: ([\w.]+)\s*$", page.read_text(encoding="utf-8"), re.M)
-            for page in sorted((ROOT / "docs" / "api").glob("*.md"))}
+    return {
+        page.stem: re.findall(r"^::: ([\w.]+)\s*$", page.read_text(encoding="utf-8"), re.M)
+        for page in sorted((ROOT / "docs" / "api").glob("*.md"))
+    }
 
 
 def test_api_reference_has_a_page_per_stage_in_the_nav() -> None:
@@ -33,7 +49,8 @@ def test_api_reference_has_a_page_per_stage_in_the_nav() -> None:
     for page in STAGE_PAGES:
         assert f"api/{page}.md" in nav, page
         assert f"llmrec.{page}" in pages[page] or any(
-            m.startswith(f"llmrec.{page}.") for m in pages[page]), page
+            m.startswith(f"llmrec.{page}.") for m in pages[page]
+        ), page
 
 
 def test_every_directive_names_a_module_that_exists() -> None:
@@ -56,9 +73,24 @@ def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
     env = dict(os.environ, HF_HUB_OFFLINE="1", NO_MKDOCS_2_WARNING="1")
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-         "-d", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-5000:]
     assert "WARNING" not in log, log[-5000:]
@@ -83,8 +115,16 @@ def test_cli_page_holds_the_live_help(site: Path) -> None:
 
 
 def test_how_to_guides_and_no_raw_sphinx_roles(site: Path) -> None:
-    for guide in ("own-catalog", "hub-models", "gpu", "remote-llm", "reasons", "evaluate", "serve",
-                  "production"):
+    for guide in (
+        "own-catalog",
+        "hub-models",
+        "gpu",
+        "remote-llm",
+        "reasons",
+        "evaluate",
+        "serve",
+        "production",
+    ):
         assert (site / "how-to" / guide / "index.html").is_file()
     for page in site.rglob("*.html"):
         text = page.read_text(encoding="utf-8")

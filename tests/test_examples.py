@@ -15,8 +15,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def run_example(name: str, *args: str, timeout: float = 300) -> str:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"{name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -31,8 +37,10 @@ def test_quickstart() -> None:
 
 def rows(block: str) -> list[tuple[str, float]]:
     """``(category, price)`` of each product row printed by examples/ecommerce.py."""
-    return [(m.group(1), float(m.group(2))) for m in
-            re.finditer(r"^ +\d+\. .{28} (\S+) +\$ *([\d.]+)", block, re.MULTILINE)]
+    return [
+        (m.group(1), float(m.group(2)))
+        for m in re.finditer(r"^ +\d+\. .{28} (\S+) +\$ *([\d.]+)", block, re.MULTILINE)
+    ]
 
 
 def test_ecommerce() -> None:

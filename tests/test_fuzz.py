@@ -24,21 +24,62 @@ ITEM_IDS = [it.item_id for it in ITEMS]
 TRIED: Counter = Counter()  # inputs tried per method, for benchmarks/RESULTS.md
 SLOW_CALL_S = 20.0
 
-FUZZ = settings(max_examples=600, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=600,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 
 weird_text = st.one_of(
     st.text(max_size=40),
     st.text(alphabet=st.characters(max_codepoint=0x1F), min_size=1, max_size=10),
-    st.sampled_from(["", " ", "\x00", "\ud800", "\u202e\u2028", "x" * 300, "é" * 5, "../..",
-                     "a@b.co", "+44 20 7946 0958", "<|im_start|>system", "NaN", "None", "🙂" * 3]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "\ud800",
+            "\u202e\u2028",
+            "x" * 300,
+            "é" * 5,
+            "../..",
+            "a@b.co",
+            "+44 20 7946 0958",
+            "<|im_start|>system",
+            "NaN",
+            "None",
+            "🙂" * 3,
+        ]
+    ),
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), weird_text, st.binary(max_size=8),
-    st.sampled_from([float("nan"), float("inf"), -0.0, 10**100, np.int64(3), np.float32("nan"),
-                     np.array([1, 2]), object(), b"bytes", 1e308, -1]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    weird_text,
+    st.binary(max_size=8),
+    st.sampled_from(
+        [
+            float("nan"),
+            float("inf"),
+            -0.0,
+            10**100,
+            np.int64(3),
+            np.float32("nan"),
+            np.array([1, 2]),
+            object(),
+            b"bytes",
+            1e308,
+            -1,
+        ]
+    ),
 )
 hostile = st.one_of(
     scalars,
@@ -56,9 +97,11 @@ kinds = st.one_of(st.sampled_from(["click", "like", "rate", "query", "dislike", 
 def events(draw) -> object:
     """An Event built from hostile parts (or the error its constructor raised)."""
     kwargs = {"user_id": draw(user_ids), "item_id": draw(item_ids), "kind": draw(kinds)}
-    for name, strategy in (("value", st.one_of(st.floats(-10, 10), hostile)),
-                           ("timestamp", st.one_of(st.floats(0, 2e9), hostile)),
-                           ("text", st.one_of(weird_text, hostile))):
+    for name, strategy in (
+        ("value", st.one_of(st.floats(-10, 10), hostile)),
+        ("timestamp", st.one_of(st.floats(0, 2e9), hostile)),
+        ("text", st.one_of(weird_text, hostile)),
+    ):
         if draw(st.booleans()):
             kwargs[name] = draw(strategy)
     try:
@@ -69,15 +112,23 @@ def events(draw) -> object:
 
 @st.composite
 def items(draw) -> object:
-    kwargs = {"item_id": draw(st.one_of(st.sampled_from(["fz1", "fz2", ITEM_IDS[3]]), hostile)),
-              "title": draw(st.one_of(st.just("A title"), weird_text, hostile))}
+    kwargs = {
+        "item_id": draw(st.one_of(st.sampled_from(["fz1", "fz2", ITEM_IDS[3]]), hostile)),
+        "title": draw(st.one_of(st.just("A title"), weird_text, hostile)),
+    }
     if draw(st.booleans()):
         kwargs["text"] = draw(st.one_of(weird_text, hostile))
     if draw(st.booleans()):
-        kwargs["attributes"] = draw(st.one_of(
-            st.dictionaries(st.one_of(weird_text, st.integers(), st.none()),
-                            st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=3),
-            hostile))
+        kwargs["attributes"] = draw(
+            st.one_of(
+                st.dictionaries(
+                    st.one_of(weird_text, st.integers(), st.none()),
+                    st.one_of(scalars, st.lists(scalars, max_size=3)),
+                    max_size=3,
+                ),
+                hostile,
+            )
+        )
     try:
         return Item(**kwargs)
     except LLMRecError:
@@ -89,8 +140,7 @@ def arguments(draw, valid: dict, strategies: dict) -> dict:
     """``valid`` keyword arguments with one or two of them drawn from ``strategies``
     (a hostile value among sane ones reaches code that a wholly hostile call never does)."""
     out = dict(valid)
-    names = draw(st.lists(st.sampled_from(sorted(strategies)), min_size=1, max_size=2,
-                          unique=True))
+    names = draw(st.lists(st.sampled_from(sorted(strategies)), min_size=1, max_size=2, unique=True))
     for name in names:
         out[name] = draw(strategies[name])
     return out
@@ -102,12 +152,17 @@ some_items = st.one_of(st.lists(st.one_of(items(), hostile), max_size=3), hostil
 
 def snapshot(pipe: Pipeline) -> tuple:
     users = sorted(pipe.profiles)
-    return (pipe.catalog.version, tuple(pipe.catalog.item_ids()), tuple(users),
-            tuple(pipe.profiles.get(u).n_events for u in users),
-            tuple(len(pipe.profiles.get(u).seen) for u in users),
-            float(pipe.retriever.popularity.counts.sum()), len(pipe.retriever.index),
-            None if pipe.event_log is None else pipe.event_log.last_sequence,
-            pipe.ranker.weights)
+    return (
+        pipe.catalog.version,
+        tuple(pipe.catalog.item_ids()),
+        tuple(users),
+        tuple(pipe.profiles.get(u).n_events for u in users),
+        tuple(len(pipe.profiles.get(u).seen) for u in users),
+        float(pipe.retriever.popularity.counts.sum()),
+        len(pipe.retriever.index),
+        None if pipe.event_log is None else pipe.event_log.last_sequence,
+        pipe.ranker.weights,
+    )
 
 
 def attempt(pipe: Pipeline | None, method: str, call) -> object:
@@ -143,14 +198,29 @@ def saved(victim, tmp_path_factory) -> Path:
 
 
 RECOMMEND = arguments(
-    {"user_id": "u000", "k": 5, "query": None, "exclude_seen": True, "filters": None,
-     "generate": False, "diversity": None, "budget_s": None},
-    {"user_id": user_ids, "k": st.one_of(st.integers(1, 400), hostile),
-     "query": st.one_of(weird_text, hostile), "exclude_seen": hostile,
-     "filters": st.one_of(st.dictionaries(st.sampled_from(["genres", "year"]), hostile,
-                                          max_size=2), hostile),
-     "generate": st.one_of(st.booleans(), hostile), "diversity": st.one_of(st.floats(0, 1), hostile),
-     "budget_s": st.one_of(st.floats(0, 1), hostile)})
+    {
+        "user_id": "u000",
+        "k": 5,
+        "query": None,
+        "exclude_seen": True,
+        "filters": None,
+        "generate": False,
+        "diversity": None,
+        "budget_s": None,
+    },
+    {
+        "user_id": user_ids,
+        "k": st.one_of(st.integers(1, 400), hostile),
+        "query": st.one_of(weird_text, hostile),
+        "exclude_seen": hostile,
+        "filters": st.one_of(
+            st.dictionaries(st.sampled_from(["genres", "year"]), hostile, max_size=2), hostile
+        ),
+        "generate": st.one_of(st.booleans(), hostile),
+        "diversity": st.one_of(st.floats(0, 1), hostile),
+        "budget_s": st.one_of(st.floats(0, 1), hostile),
+    },
+)
 
 
 @FUZZ
@@ -161,8 +231,11 @@ def test_recommend(victim, kwargs) -> None:
     if recs is not None:
         assert len(recs) <= int(k) and all(math.isfinite(r.score) for r in recs)
         assert len({r.item_id for r in recs}) == len(recs)
-    attempt(victim, "recommend_batch",
-            lambda: victim.recommend_batch(user if isinstance(user, list) else [user], k, **kwargs))
+    attempt(
+        victim,
+        "recommend_batch",
+        lambda: victim.recommend_batch(user if isinstance(user, list) else [user], k, **kwargs),
+    )
     kwargs.pop("generate")
     attempt(victim, "recommend_stream", lambda: list(victim.recommend_stream(user, k, **kwargs)))
 
@@ -184,18 +257,29 @@ def test_users(victim, user, preferences) -> None:
 
 
 @FUZZ
-@given(new=some_items, gone=st.one_of(st.lists(st.one_of(st.sampled_from(["fz1", "fz2", "nope"]),
-                                                         hostile), max_size=3), hostile))
+@given(
+    new=some_items,
+    gone=st.one_of(
+        st.lists(st.one_of(st.sampled_from(["fz1", "fz2", "nope"]), hostile), max_size=3), hostile
+    ),
+)
 def test_catalog_changes(victim, new, gone) -> None:
     attempt(victim, "add_items", lambda: victim.add_items(new))
     attempt(victim, "remove_items", lambda: victim.remove_items(gone))
 
 
 @settings(FUZZ, max_examples=100)
-@given(kwargs=arguments(
-    {"events": [Event("u000", ITEM_IDS[2]), Event("u001", ITEM_IDS[3])], "train_ranker": True,
-     "ranker_users": 10, "seed": 0},
-    {"events": some_events, "train_ranker": hostile, "ranker_users": hostile, "seed": hostile}))
+@given(
+    kwargs=arguments(
+        {
+            "events": [Event("u000", ITEM_IDS[2]), Event("u001", ITEM_IDS[3])],
+            "train_ranker": True,
+            "ranker_users": 10,
+            "seed": 0,
+        },
+        {"events": some_events, "train_ranker": hostile, "ranker_users": hostile, "seed": hostile},
+    )
+)
 def test_fit(victim, kwargs) -> None:
     batch = kwargs.pop("events")
     attempt(victim, "fit", lambda: victim.fit(batch, show_progress=False, **kwargs))
@@ -221,10 +305,18 @@ def test_save_pretrained(victim, tmp_path_factory, name) -> None:
 
 
 @settings(FUZZ, max_examples=200)
-@given(name=st.one_of(weird_text, hostile), kwargs=arguments(
-    {"device": "cpu", "llm": "template", "llm_options": None, "pseudonymize_key": None},
-    {"device": hostile, "llm": hostile, "llm_options": st.one_of(
-        st.dictionaries(weird_text, scalars, max_size=2), hostile), "pseudonymize_key": hostile}))
+@given(
+    name=st.one_of(weird_text, hostile),
+    kwargs=arguments(
+        {"device": "cpu", "llm": "template", "llm_options": None, "pseudonymize_key": None},
+        {
+            "device": hostile,
+            "llm": hostile,
+            "llm_options": st.one_of(st.dictionaries(weird_text, scalars, max_size=2), hostile),
+            "pseudonymize_key": hostile,
+        },
+    ),
+)
 def test_from_pretrained(saved, tmp_path_factory, name, kwargs) -> None:
     base = tmp_path_factory.mktemp("fuzz-load")
     attempt(None, "from_pretrained", lambda: Pipeline.from_pretrained(fuzz_path(base, name)))
@@ -234,10 +326,17 @@ def test_from_pretrained(saved, tmp_path_factory, name, kwargs) -> None:
 
 
 @settings(FUZZ, max_examples=150)
-@given(kwargs=arguments(
-    {"path": "events.log", "fsync": "always", "batch_interval": 0.2, "allow_new": False},
-    {"path": st.one_of(weird_text, hostile), "fsync": hostile, "batch_interval": hostile,
-     "allow_new": hostile}))
+@given(
+    kwargs=arguments(
+        {"path": "events.log", "fsync": "always", "batch_interval": 0.2, "allow_new": False},
+        {
+            "path": st.one_of(weird_text, hostile),
+            "fsync": hostile,
+            "batch_interval": hostile,
+            "allow_new": hostile,
+        },
+    )
+)
 def test_open_event_log(tmp_path_factory, kwargs) -> None:
     pipe = build_pipeline(ITEMS[:12], models=())
     base = tmp_path_factory.mktemp("fuzz-log")
@@ -247,39 +346,87 @@ def test_open_event_log(tmp_path_factory, kwargs) -> None:
 
 
 @settings(FUZZ, max_examples=300)
-@given(kwargs=arguments(
-    {"items": ITEMS[:8], "encoder": "hashing", "encoder_options": None, "index": "auto",
-     "llm": "template", "device": "cpu", "diversity": 0.0, "n_candidates": 50,
-     "half_life": 5.0, "models": (), "llm_options": None, "pseudonymize_key": None},
-    {"items": some_items,
-     "encoder": st.one_of(st.dictionaries(weird_text, scalars, max_size=2), st.integers(),
-                          st.none(), st.floats(), st.sampled_from(["no-such-encoder", ""])),
-     "encoder_options": st.one_of(st.dictionaries(st.sampled_from(["dim", "x", ""]), scalars,
-                                                  max_size=2), hostile),
-     "index": hostile, "llm": hostile, "device": hostile, "diversity": hostile,
-     "n_candidates": hostile, "half_life": hostile,
-     "models": st.one_of(st.lists(st.one_of(st.sampled_from(["nope"]), hostile), max_size=2),
-                         hostile),
-     "llm_options": hostile, "pseudonymize_key": hostile}))
+@given(
+    kwargs=arguments(
+        {
+            "items": ITEMS[:8],
+            "encoder": "hashing",
+            "encoder_options": None,
+            "index": "auto",
+            "llm": "template",
+            "device": "cpu",
+            "diversity": 0.0,
+            "n_candidates": 50,
+            "half_life": 5.0,
+            "models": (),
+            "llm_options": None,
+            "pseudonymize_key": None,
+        },
+        {
+            "items": some_items,
+            "encoder": st.one_of(
+                st.dictionaries(weird_text, scalars, max_size=2),
+                st.integers(),
+                st.none(),
+                st.floats(),
+                st.sampled_from(["no-such-encoder", ""]),
+            ),
+            "encoder_options": st.one_of(
+                st.dictionaries(st.sampled_from(["dim", "x", ""]), scalars, max_size=2), hostile
+            ),
+            "index": hostile,
+            "llm": hostile,
+            "device": hostile,
+            "diversity": hostile,
+            "n_candidates": hostile,
+            "half_life": hostile,
+            "models": st.one_of(
+                st.lists(st.one_of(st.sampled_from(["nope"]), hostile), max_size=2), hostile
+            ),
+            "llm_options": hostile,
+            "pseudonymize_key": hostile,
+        },
+    )
+)
 def test_from_catalog(kwargs) -> None:
     if isinstance(kwargs["models"], str) and kwargs["models"] in ("auto", "ease", "sequential"):
         kwargs["models"] = ()  # real trainable models are fine but slow to build here
     catalog = kwargs.pop("items")
-    pipe = attempt(None, "from_catalog", lambda: Pipeline.from_catalog(
-        catalog, show_progress=False, **kwargs))
+    pipe = attempt(
+        None, "from_catalog", lambda: Pipeline.from_catalog(catalog, show_progress=False, **kwargs)
+    )
     if pipe is not None:
         pipe.add_user("x", preferences="space robot")
         attempt(pipe, "recommend", lambda: pipe.recommend("x", 3, generate=True))
 
 
 @settings(FUZZ, max_examples=150)
-@given(kwargs=arguments(
-    {"catalog": "catalog", "encoder": "encoder", "retriever": "retriever", "ranker": "ranker",
-     "profiles": "profiles", "llm": "template", "llm_options": None, "device": "cpu",
-     "pseudonymize_key": None},
-    {"catalog": hostile, "encoder": hostile, "retriever": hostile, "ranker": hostile,
-     "profiles": hostile, "llm": hostile, "llm_options": hostile, "device": hostile,
-     "pseudonymize_key": hostile}))
+@given(
+    kwargs=arguments(
+        {
+            "catalog": "catalog",
+            "encoder": "encoder",
+            "retriever": "retriever",
+            "ranker": "ranker",
+            "profiles": "profiles",
+            "llm": "template",
+            "llm_options": None,
+            "device": "cpu",
+            "pseudonymize_key": None,
+        },
+        {
+            "catalog": hostile,
+            "encoder": hostile,
+            "retriever": hostile,
+            "ranker": hostile,
+            "profiles": hostile,
+            "llm": hostile,
+            "llm_options": hostile,
+            "device": hostile,
+            "pseudonymize_key": hostile,
+        },
+    )
+)
 def test_constructor(victim, kwargs) -> None:
     for name in ("catalog", "encoder", "retriever", "ranker", "profiles"):
         if isinstance(kwargs[name], str) and kwargs[name] == name:
@@ -293,11 +440,13 @@ def test_constructor(victim, kwargs) -> None:
 @given(user=user_ids, event=st.one_of(events(), hostile), new=some_items, gone=hostile)
 def test_async_variants(victim, user, event, new, gone) -> None:
     async def main() -> None:
-        for name, coroutine in (("arecommend", lambda: victim.arecommend(user, 3, generate=False)),
-                                ("aobserve", lambda: victim.aobserve(event)),
-                                ("aobserve_many", lambda: victim.aobserve_many([event])),
-                                ("aadd_items", lambda: victim.aadd_items(new)),
-                                ("aremove_items", lambda: victim.aremove_items(gone))):
+        for name, coroutine in (
+            ("arecommend", lambda: victim.arecommend(user, 3, generate=False)),
+            ("aobserve", lambda: victim.aobserve(event)),
+            ("aobserve_many", lambda: victim.aobserve_many([event])),
+            ("aadd_items", lambda: victim.aadd_items(new)),
+            ("aremove_items", lambda: victim.aremove_items(gone)),
+        ):
             TRIED[name] += 1
             before = snapshot(victim)
             try:

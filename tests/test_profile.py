@@ -102,9 +102,16 @@ def test_stronger_events_pull_harder(rng) -> None:
     assert pulls["view"] < pulls["click"] < pulls["like"] < pulls["purchase"]
 
 
-@given(st.lists(st.tuples(st.integers(0, 4), st.sampled_from(sorted(set(EVENT_WEIGHTS) - {"query", "rate"}))),
-                min_size=1, max_size=25),
-       st.floats(0.5, 50))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4), st.sampled_from(sorted(set(EVENT_WEIGHTS) - {"query", "rate"}))
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.floats(0.5, 50),
+)
 def test_interest_is_the_decayed_weighted_sum(steps, half_life) -> None:
     vectors = unit(np.random.default_rng(0), 5)
     store = ProfileStore(DIM, half_life=half_life)
@@ -166,8 +173,13 @@ def test_history_is_bounded_and_ordered(rng) -> None:
 def test_recent_items_newest_first_distinct_positive(rng) -> None:
     store = ProfileStore(DIM)
     v = unit(rng)[0]
-    for item, kind in [("a", "click"), ("b", "click"), ("c", "dislike"), ("a", "view"),
-                       ("d", "skip")]:
+    for item, kind in [
+        ("a", "click"),
+        ("b", "click"),
+        ("c", "dislike"),
+        ("a", "view"),
+        ("d", "skip"),
+    ]:
         store.observe(ev(item, kind), v)
     profile = store.get("u1")
     assert profile.recent_items() == ["a", "b"]
@@ -207,12 +219,22 @@ def test_bad_vectors_raise_without_mutating(bad, rng) -> None:
     store = ProfileStore(DIM)
     good = unit(rng)[0]
     store.observe(ev("a"), good, ("x",))
-    vector = {"short": good[:4], "long": np.concatenate([good, good]), "2d": good[None, :],
-              "nan": np.where(np.arange(DIM) == 2, np.nan, good).astype(np.float32),
-              "inf": np.where(np.arange(DIM) == 0, np.inf, good).astype(np.float32)}[bad]
+    vector = {
+        "short": good[:4],
+        "long": np.concatenate([good, good]),
+        "2d": good[None, :],
+        "nan": np.where(np.arange(DIM) == 2, np.nan, good).astype(np.float32),
+        "inf": np.where(np.arange(DIM) == 0, np.inf, good).astype(np.float32),
+    }[bad]
     before = store.get("u1")
-    snapshot = (before.n_events, list(before.history), before.interest.copy(),
-                dict(before.tag_affinity), set(before.seen), before.last_timestamp)
+    snapshot = (
+        before.n_events,
+        list(before.history),
+        before.interest.copy(),
+        dict(before.tag_affinity),
+        set(before.seen),
+        before.last_timestamp,
+    )
     with pytest.raises(InvalidInputError, match="'b'"):
         store.observe(ev("b", t=5.0), vector, ("y",))
     after = store.get("u1")
@@ -257,11 +279,22 @@ def test_forget_erases_the_user(rng) -> None:
     assert store.get("u1").seen == {"b"} and store.get("u1").n_events == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"dim": 2.0}, {"dim": True}, {"half_life": 0},
-                                    {"half_life": float("inf")}, {"half_life": float("nan")},
-                                    {"half_life": True}, {"half_life": "20"},
-                                    {"max_history": 0}, {"max_history": 1.5},
-                                    {"max_history": True}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"dim": 0},
+        {"dim": 2.0},
+        {"dim": True},
+        {"half_life": 0},
+        {"half_life": float("inf")},
+        {"half_life": float("nan")},
+        {"half_life": True},
+        {"half_life": "20"},
+        {"max_history": 0},
+        {"max_history": 1.5},
+        {"max_history": True},
+    ],
+)
 def test_store_rejects_bad_config(kwargs) -> None:
     args = {"dim": DIM, **kwargs}
     with pytest.raises(ConfigError):
@@ -271,8 +304,13 @@ def test_store_rejects_bad_config(kwargs) -> None:
 def test_only_positive_events_are_recent_items(rng) -> None:
     store = ProfileStore(DIM)
     v = unit(rng)[0]
-    for item, kind, value in (("a", "click", None), ("b", "rate", 2), ("c", "rate", 1),
-                              ("d", "dislike", None), ("e", "rate", 4)):
+    for item, kind, value in (
+        ("a", "click", None),
+        ("b", "rate", 2),
+        ("c", "rate", 1),
+        ("d", "dislike", None),
+        ("e", "rate", 4),
+    ):
         store.observe(ev(item, kind, value=value), v)
     profile = store.get("u1")
     assert [h.is_positive for h in profile.history] == [True, False, False, False, True]
@@ -303,8 +341,11 @@ def populated_store(rng) -> ProfileStore:
     store = ProfileStore(DIM, half_life=7.0, max_history=6)
     vectors = unit(rng, 10)
     for n in range(15):
-        store.observe(ev(f"i{n % 10}", ["click", "like", "dislike", "view"][n % 4], user="u1",
-                         t=100.0 + n), vectors[n % 10], (f"g{n % 3}",))
+        store.observe(
+            ev(f"i{n % 10}", ["click", "like", "dislike", "view"][n % 4], user="u1", t=100.0 + n),
+            vectors[n % 10],
+            (f"g{n % 3}",),
+        )
     store.observe(ev(None, "query", user="u1", text="more of that"), None, (), vectors[0])
     store.observe(ev(None, "query", user="cold", text="only words ünïcode"), None, (), vectors[1])
     store.observe(ev("i3", "rate", user="rater", value=4.5, t=5.5), vectors[3], ())
@@ -329,8 +370,9 @@ def test_save_load_round_trip(rng, tmp_path: Path) -> None:
     assert loaded.get("u1").history.maxlen == 6
 
 
-@pytest.mark.parametrize("damage", ["jsonl_garbage", "jsonl_missing", "array_truncated",
-                                    "count", "missing_key"])
+@pytest.mark.parametrize(
+    "damage", ["jsonl_garbage", "jsonl_missing", "array_truncated", "count", "missing_key"]
+)
 def test_load_of_damaged_saves(damage, rng, tmp_path: Path) -> None:
     store = populated_store(rng)
     config = store.save(tmp_path / "p")

@@ -66,27 +66,31 @@ def test_unused_names_of_0_1_still_resolve_with_a_warning(name: str) -> None:
         assert getattr(llmrec, name) is not None
 
 
-@pytest.mark.parametrize("old, new, name", [
-    ("llmrec.generator", "llmrec.generation", "ContentGenerator"),
-    ("llmrec.retriever", "llmrec.retrieval", "Retriever"),
-    ("llmrec.encoder", "llmrec.encoding", "ItemEncoder"),
-    ("llmrec.ranker", "llmrec.ranking", "Ranker"),
-    ("llmrec.eventlog", "llmrec.storage.eventlog", "EventLog"),
-    ("llmrec.io", "llmrec.storage.io", "atomic_directory"),
-    ("llmrec.report", "llmrec.evaluation.report", "write_report"),
-    ("llmrec.cli", "llmrec.apps.cli", "main"),
-    ("llmrec.server", "llmrec.apps.server", "create_app"),
-    ("llmrec.distributed", "llmrec.apps.ray", "encode_catalog"),
-    ("llmrec.backends.encoders", "llmrec.encoding.transformers", "TransformersEncoder"),
-    ("llmrec.backends.indexes", "llmrec.retrieval.indexes", "HNSWIndex"),
-    ("llmrec.backends.llms", "llmrec.generation.llms.transformers", "TransformersChat"),
-    ("llmrec.backends.remote", "llmrec.generation.llms.openai", "OpenAIChat"),
-    ("llmrec.backends.llamacpp", "llmrec.generation.llms.llamacpp", "LlamaCppChat"),
-    ("llmrec.models.cf", "llmrec.retrieval.models.ease", "EASESource"),
-    ("llmrec.models.sequential", "llmrec.retrieval.models.sequential", "SequentialSource"),
-])
-def test_old_module_paths_are_warning_aliases_of_the_new_ones(old: str, new: str,
-                                                             name: str) -> None:
+@pytest.mark.parametrize(
+    "old, new, name",
+    [
+        ("llmrec.generator", "llmrec.generation", "ContentGenerator"),
+        ("llmrec.retriever", "llmrec.retrieval", "Retriever"),
+        ("llmrec.encoder", "llmrec.encoding", "ItemEncoder"),
+        ("llmrec.ranker", "llmrec.ranking", "Ranker"),
+        ("llmrec.eventlog", "llmrec.storage.eventlog", "EventLog"),
+        ("llmrec.io", "llmrec.storage.io", "atomic_directory"),
+        ("llmrec.report", "llmrec.evaluation.report", "write_report"),
+        ("llmrec.cli", "llmrec.apps.cli", "main"),
+        ("llmrec.server", "llmrec.apps.server", "create_app"),
+        ("llmrec.distributed", "llmrec.apps.ray", "encode_catalog"),
+        ("llmrec.backends.encoders", "llmrec.encoding.transformers", "TransformersEncoder"),
+        ("llmrec.backends.indexes", "llmrec.retrieval.indexes", "HNSWIndex"),
+        ("llmrec.backends.llms", "llmrec.generation.llms.transformers", "TransformersChat"),
+        ("llmrec.backends.remote", "llmrec.generation.llms.openai", "OpenAIChat"),
+        ("llmrec.backends.llamacpp", "llmrec.generation.llms.llamacpp", "LlamaCppChat"),
+        ("llmrec.models.cf", "llmrec.retrieval.models.ease", "EASESource"),
+        ("llmrec.models.sequential", "llmrec.retrieval.models.sequential", "SequentialSource"),
+    ],
+)
+def test_old_module_paths_are_warning_aliases_of_the_new_ones(
+    old: str, new: str, name: str
+) -> None:
     import importlib
     import sys
 

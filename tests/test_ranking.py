@@ -27,8 +27,11 @@ def logistic_data(weights, bias, n=4000, seed=0):
 
 def test_default_weights_apply_to_known_names() -> None:
     ranker = Ranker(("text_similarity", "popularity", "custom"))
-    assert ranker.weights == {"text_similarity": DEFAULT_WEIGHTS["text_similarity"],
-                              "popularity": DEFAULT_WEIGHTS["popularity"], "custom": 0.0}
+    assert ranker.weights == {
+        "text_similarity": DEFAULT_WEIGHTS["text_similarity"],
+        "popularity": DEFAULT_WEIGHTS["popularity"],
+        "custom": 0.0,
+    }
     assert ranker.bias_ == 0.0 and not ranker.fitted_
 
 
@@ -36,15 +39,33 @@ def test_no_weights_start_only_the_built_in_features() -> None:
     # Trainable sources declare their own default weight (the retriever's
     # default_weights); the ranker names none of them.
     ranker = Ranker(("co_occurrence", "tag_affinity", "ease", "sequential"))
-    assert ranker.weights == {"co_occurrence": 3.0, "tag_affinity": 0.5, "ease": 0.0,
-                              "sequential": 0.0}
-    assert set(DEFAULT_WEIGHTS) == {"text_similarity", "co_occurrence", "popularity", "query",
-                                    "tag_affinity"}
+    assert ranker.weights == {
+        "co_occurrence": 3.0,
+        "tag_affinity": 0.5,
+        "ease": 0.0,
+        "sequential": 0.0,
+    }
+    assert set(DEFAULT_WEIGHTS) == {
+        "text_similarity",
+        "co_occurrence",
+        "popularity",
+        "query",
+        "tag_affinity",
+    }
 
 
-@pytest.mark.parametrize("kwargs", [{"weights": {"a": "2"}}, {"weights": {"a": True}},
-                                    {"weights": {"a": float("nan")}}, {"weights": [("a", 1.0)]},
-                                    {"l2": True}, {"l2": -1.0}, {"bias": "0"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"weights": {"a": "2"}},
+        {"weights": {"a": True}},
+        {"weights": {"a": float("nan")}},
+        {"weights": [("a", 1.0)]},
+        {"l2": True},
+        {"l2": -1.0},
+        {"bias": "0"},
+    ],
+)
 def test_bad_weights_l2_and_bias_are_config_errors(kwargs) -> None:
     with pytest.raises(ConfigError, match="must be"):
         Ranker(NAMES, **kwargs)
@@ -83,8 +104,7 @@ def test_sample_weight_shifts_the_bias() -> None:
     assert weighted.bias_ > plain.bias_ + 1.0
 
 
-@given(st.lists(st.floats(-5, 5), min_size=4, max_size=4), st.floats(-3, 3),
-       st.integers(0, 2**31))
+@given(st.lists(st.floats(-5, 5), min_size=4, max_size=4), st.floats(-3, 3), st.integers(0, 2**31))
 def test_contributions_sum_to_logit_minus_bias(weights, bias, seed) -> None:
     ranker = Ranker(NAMES, weights=dict(zip(NAMES, weights)), bias=bias)
     x = np.random.default_rng(seed).normal(size=(7, 4))
@@ -103,12 +123,15 @@ def test_feature_matrix_fills_missing_features_with_zero() -> None:
     np.testing.assert_array_equal(m, [[0, 1, 0, 0], [0, 2, 0, 0]])
 
 
-@pytest.mark.parametrize(("x", "y"), [
-    (np.zeros((5, 3)), np.array([0, 1, 0, 1, 0])),           # wrong width
-    (np.zeros((5, 4)), np.array([0, 1, 0, 1])),              # length mismatch
-    (np.zeros((5, 4)), np.zeros(5)),                         # one class only
-    (np.full((2, 4), np.nan), np.array([0, 1])),             # NaN features
-])
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        (np.zeros((5, 3)), np.array([0, 1, 0, 1, 0])),  # wrong width
+        (np.zeros((5, 4)), np.array([0, 1, 0, 1])),  # length mismatch
+        (np.zeros((5, 4)), np.zeros(5)),  # one class only
+        (np.full((2, 4), np.nan), np.array([0, 1])),  # NaN features
+    ],
+)
 def test_fit_rejects_bad_data_without_changing_weights(x, y) -> None:
     ranker = Ranker(NAMES, weights={"a": 1.0, "b": 2.0}, bias=0.5)
     with pytest.raises(InvalidInputError):
@@ -117,8 +140,9 @@ def test_fit_rejects_bad_data_without_changing_weights(x, y) -> None:
     assert ranker.bias_ == 0.5 and not ranker.fitted_
 
 
-@pytest.mark.parametrize("kwargs", [{"feature_names": ()}, {"feature_names": ("a", "a")},
-                                    {"weights": {"nope": 1.0}}])
+@pytest.mark.parametrize(
+    "kwargs", [{"feature_names": ()}, {"feature_names": ("a", "a")}, {"weights": {"nope": 1.0}}]
+)
 def test_bad_constructor_arguments(kwargs) -> None:
     args = {"feature_names": NAMES, **kwargs}
     with pytest.raises(ConfigError):
@@ -205,15 +229,32 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     loaded = Ranker.load(tmp_path / "r", config)
     assert loaded.feature_names == ranker.feature_names
     np.testing.assert_array_equal(loaded.weights_, ranker.weights_)
-    assert (loaded.bias_, loaded.l2, loaded.diversity, loaded.fitted_) == \
-        (ranker.bias_, 0.01, 0.3, True)
+    assert (loaded.bias_, loaded.l2, loaded.diversity, loaded.fitted_) == (
+        ranker.bias_,
+        0.01,
+        0.3,
+        True,
+    )
     np.testing.assert_array_equal(loaded.score(x)[0], ranker.score(x)[0])
 
 
-@pytest.mark.parametrize("content", ["{broken", json.dumps({"feature_names": ["a"]}),
-                                     json.dumps({"feature_names": ["a", "a"], "weights": {},
-                                                 "bias": 0, "l2": 0, "diversity": 0,
-                                                 "fitted": False})])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{broken",
+        json.dumps({"feature_names": ["a"]}),
+        json.dumps(
+            {
+                "feature_names": ["a", "a"],
+                "weights": {},
+                "bias": 0,
+                "l2": 0,
+                "diversity": 0,
+                "fitted": False,
+            }
+        ),
+    ],
+)
 def test_load_of_corrupt_state(content: str, tmp_path: Path) -> None:
     config = Ranker(NAMES).save(tmp_path / "r")
     (tmp_path / "r" / "ranker.json").write_text(content)

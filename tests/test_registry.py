@@ -24,8 +24,12 @@ def restore_registry() -> Iterator[None]:
 
 @pytest.mark.parametrize(
     ("kind", "names"),
-    [("encoders", {"hashing", "transformers"}), ("indexes", {"exact", "hnsw"}),
-     ("llms", {"template", "transformers"}), ("models", {"ease", "sequential"})],
+    [
+        ("encoders", {"hashing", "transformers"}),
+        ("indexes", {"exact", "hnsw"}),
+        ("llms", {"template", "transformers"}),
+        ("models", {"ease", "sequential"}),
+    ],
 )
 def test_available_backends_lists_the_builtins_sorted(kind: str, names: set[str]) -> None:
     listed = available_backends(kind)

@@ -56,7 +56,8 @@ def test_function_encoder_refuses_what_it_cannot_do() -> None:
         FunctionEncoder("no_such_module_xyz:fn", 4)
     with pytest.raises(InvalidInputError, match=r"texts\[1\]"):
         FunctionEncoder(lambda text: np.zeros(4) if text == "zero" else np.ones(4), 4).encode(
-            ["fine", "zero"])
+            ["fine", "zero"]
+        )
     with pytest.raises(InvalidInputError, match="shape"):
         FunctionEncoder(lambda text: np.ones(3), 4).encode(["wrong dim"])
 
@@ -98,12 +99,15 @@ class Float64Encoder(HashingEncoder):
         return super().encode(texts).astype(np.float64)
 
 
-@pytest.mark.parametrize(("backend", "rule"), [
-    (UnnormalizedEncoder(32), "unit length"),
-    (StrAcceptingEncoder(32), "single str is refused"),
-    (ForgetfulConfigEncoder(32), "rebuilds the same name and dim"),
-    (Float64Encoder(32), "returns float32"),
-])
+@pytest.mark.parametrize(
+    ("backend", "rule"),
+    [
+        (UnnormalizedEncoder(32), "unit length"),
+        (StrAcceptingEncoder(32), "single str is refused"),
+        (ForgetfulConfigEncoder(32), "rebuilds the same name and dim"),
+        (Float64Encoder(32), "returns float32"),
+    ],
+)
 def test_encoder_check_fails_on_broken_encoders(backend, rule) -> None:
     with pytest.raises(AssertionError, match=rule):
         check_encoder_backend(backend)
@@ -129,11 +133,14 @@ class UnsortedIndex(ExactIndex):
         return labels[:, ::-1].copy(), scores[:, ::-1].copy()
 
 
-@pytest.mark.parametrize(("cls", "rule"), [
-    (RemoveIgnoringIndex, "remove takes labels out of len"),
-    (AmnesicIndex, "load restores len"),
-    (UnsortedIndex, "results come best first"),
-])
+@pytest.mark.parametrize(
+    ("cls", "rule"),
+    [
+        (RemoveIgnoringIndex, "remove takes labels out of len"),
+        (AmnesicIndex, "load restores len"),
+        (UnsortedIndex, "results come best first"),
+    ],
+)
 def test_index_check_fails_on_broken_indexes(cls, rule) -> None:
     with pytest.raises(AssertionError, match=rule):
         check_index_backend(lambda dim: cls(dim))
@@ -163,11 +170,14 @@ class DroppingChat(FunctionChat):
         yield from list(super()._answers(conversations))[:-1]
 
 
-@pytest.mark.parametrize(("chat", "rule"), [
-    (ShuffledChat(last_message_reversed), "answers the i-th conversation"),
-    (LazyCheckingChat(last_message_reversed), "at the call"),
-    (DroppingChat(last_message_reversed), "every conversation exactly once"),
-])
+@pytest.mark.parametrize(
+    ("chat", "rule"),
+    [
+        (ShuffledChat(last_message_reversed), "answers the i-th conversation"),
+        (LazyCheckingChat(last_message_reversed), "at the call"),
+        (DroppingChat(last_message_reversed), "every conversation exactly once"),
+    ],
+)
 def test_chat_check_fails_on_broken_chats(chat, rule) -> None:
     with pytest.raises(AssertionError, match=rule):
         check_chat_backend(chat)
@@ -178,14 +188,27 @@ def test_chat_check_fails_on_broken_chats(chat, rule) -> None:
 
 def _popularity_ctx(history, exclude) -> RetrievalContext:
     rows = np.asarray(history, dtype=np.int64)
-    return RetrievalContext(None, None, rows, np.ones(len(rows), np.float32),
-                            np.asarray(exclude, dtype=np.int64), n_rows=10, profile_rows=rows)
+    return RetrievalContext(
+        None,
+        None,
+        rows,
+        np.ones(len(rows), np.float32),
+        np.asarray(exclude, dtype=np.int64),
+        n_rows=10,
+        profile_rows=rows,
+    )
 
 
 class ExcludeIgnoringPopularity(PopularitySource):
     def propose(self, ctx, n):
-        ctx = RetrievalContext(None, None, ctx.history_rows, ctx.history_weights,
-                               np.zeros(0, np.int64), n_rows=ctx.n_rows)
+        ctx = RetrievalContext(
+            None,
+            None,
+            ctx.history_rows,
+            ctx.history_weights,
+            np.zeros(0, np.int64),
+            n_rows=ctx.n_rows,
+        )
         return super().propose(ctx, n)
 
 
@@ -215,20 +238,26 @@ def test_popularity_fixture_passes_the_source_check() -> None:
     check_candidate_source(_popularity(), _popularity_ctx)
 
 
-@pytest.mark.parametrize(("source", "rule"), [
-    (_popularity(ExcludeIgnoringPopularity), "never returns ctx.exclude_rows"),
-    (_popularity(relation="liked"), "relation is one of"),
-    (_popularity(default_weight="high"), "default_weight is a finite number"),
-])
+@pytest.mark.parametrize(
+    ("source", "rule"),
+    [
+        (_popularity(ExcludeIgnoringPopularity), "never returns ctx.exclude_rows"),
+        (_popularity(relation="liked"), "relation is one of"),
+        (_popularity(default_weight="high"), "default_weight is a finite number"),
+    ],
+)
 def test_source_check_fails_on_broken_sources(source, rule) -> None:
     with pytest.raises(AssertionError, match=rule):
         check_candidate_source(source, _popularity_ctx)
 
 
-@pytest.mark.parametrize(("source", "rule"), [
-    (RemoveIgnoringEASE(l2=10.0), "remove_rows stops a row being proposed"),
-    (AmnesicEASE(l2=10.0), "save then load gives the same proposals"),
-])
+@pytest.mark.parametrize(
+    ("source", "rule"),
+    [
+        (RemoveIgnoringEASE(l2=10.0), "remove_rows stops a row being proposed"),
+        (AmnesicEASE(l2=10.0), "save then load gives the same proposals"),
+    ],
+)
 def test_source_check_fails_on_broken_trainable_sources(source, rule) -> None:
     with pytest.raises(AssertionError, match=rule):
         check_candidate_source(source)

@@ -29,8 +29,12 @@ def test_valid_item_keeps_fields_and_copies_attributes() -> None:
     item = Item("i1", "Title", "text", attrs)
     attrs["year"] = 2000
     assert item.attributes["year"] == 1999
-    assert item.to_dict() == {"item_id": "i1", "title": "Title", "text": "text",
-                              "attributes": {"genres": ["comedy"], "year": 1999}}
+    assert item.to_dict() == {
+        "item_id": "i1",
+        "title": "Title",
+        "text": "text",
+        "attributes": {"genres": ["comedy"], "year": 1999},
+    }
     assert Item(**item.to_dict()) == item
 
 
@@ -103,8 +107,11 @@ def test_item_rejects_non_mapping_attributes(attributes) -> None:
 
 
 def test_item_tags_merge_genres_tags_categories_deduplicated() -> None:
-    item = Item("i1", "T", attributes={"genres": ["a", "b"], "tags": "c",
-                                       "categories": ("b", "d", " "), "year": 1})
+    item = Item(
+        "i1",
+        "T",
+        attributes={"genres": ["a", "b"], "tags": "c", "categories": ("b", "d", " "), "year": 1},
+    )
     assert item.tags == ("a", "b", "c", "d")
     assert Item("i2", "T").tags == ()
 
@@ -141,8 +148,10 @@ def test_event_defaults() -> None:
         ({"timestamp": None}, "None"),
         ({"kind": "query", "item_id": None}, "query Event needs non-empty text"),
         ({"kind": "query", "item_id": None, "text": "   "}, "query Event needs non-empty text"),
-        ({"kind": "query", "item_id": None, "text": "x" * (MAX_TEXT_LENGTH + 1)},
-         f"{MAX_TEXT_LENGTH + 1:,}"),
+        (
+            {"kind": "query", "item_id": None, "text": "x" * (MAX_TEXT_LENGTH + 1)},
+            f"{MAX_TEXT_LENGTH + 1:,}",
+        ),
         ({"kind": "query", "item_id": "", "text": "ok"}, "''"),
         ({"text": 5}, "int"),
     ],
@@ -170,12 +179,18 @@ def test_event_weight_follows_the_table(kind: str) -> None:
 def test_event_weight_signs() -> None:
     assert Event("u1", "i1", kind="dislike").weight < 0
     assert Event("u1", "i1", kind="skip").weight < 0
-    assert Event("u1", "i1", kind="purchase").weight > Event("u1", "i1", kind="like").weight \
-        > Event("u1", "i1", kind="click").weight > Event("u1", "i1", kind="view").weight > 0
+    assert (
+        Event("u1", "i1", kind="purchase").weight
+        > Event("u1", "i1", kind="like").weight
+        > Event("u1", "i1", kind="click").weight
+        > Event("u1", "i1", kind="view").weight
+        > 0
+    )
 
 
-@pytest.mark.parametrize(("value", "weight"), [(1, -0.5), (2, 0.0), (3, 0.5), (4, 1.0),
-                                               (5, 1.5), (3.5, 0.75)])
+@pytest.mark.parametrize(
+    ("value", "weight"), [(1, -0.5), (2, 0.0), (3, 0.5), (4, 1.0), (5, 1.5), (3.5, 0.75)]
+)
 def test_rate_weight_is_linear_in_the_rating(value: float, weight: float) -> None:
     assert Event("u1", "i1", kind="rate", value=value).weight == pytest.approx(weight)
 
@@ -189,9 +204,11 @@ def test_rate_weight_is_monotonic(a: float, b: float) -> None:
 
 
 # A printable id: letters, digits, punctuation and non-ASCII letters, no control chars.
-ids = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Cf", "Co", "Cn",
-                                                  "Zs")),
-              min_size=1, max_size=MAX_ID_LENGTH)
+ids = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Cf", "Co", "Cn", "Zs")),
+    min_size=1,
+    max_size=MAX_ID_LENGTH,
+)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
@@ -199,7 +216,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 def valid_events(draw) -> Event:
     kind = draw(st.sampled_from(sorted(EVENT_WEIGHTS)))
     user = draw(ids)
-    timestamp = draw(finite | st.integers(-10**12, 10**12))
+    timestamp = draw(finite | st.integers(-(10**12), 10**12))
     if kind == "query":
         text = draw(st.text(min_size=1, max_size=200).filter(lambda s: s.strip()))
         item = draw(st.none() | ids)

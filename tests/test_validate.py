@@ -74,16 +74,19 @@ def test_check_vectors() -> None:
         check_vectors([["a", "b"]], 2)
 
 
-@pytest.mark.parametrize("build", [
-    lambda: ItemEncoder("hashing", batch_size=True),
-    lambda: ItemEncoder("hashing", cache_size=True),
-    lambda: Retriever(8, n_candidates=True),
-    lambda: Retriever(8, history_length=True),
-    lambda: Retriever(8, recency_decay="x"),
-    lambda: Retriever(8, neighbors=True),
-    lambda: ProfileStore(True),
-    lambda: ProfileStore(8, half_life=True),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: ItemEncoder("hashing", batch_size=True),
+        lambda: ItemEncoder("hashing", cache_size=True),
+        lambda: Retriever(8, n_candidates=True),
+        lambda: Retriever(8, history_length=True),
+        lambda: Retriever(8, recency_decay="x"),
+        lambda: Retriever(8, neighbors=True),
+        lambda: ProfileStore(True),
+        lambda: ProfileStore(8, half_life=True),
+    ],
+)
 def test_constructors_refuse_bools_and_strings_as_numbers(build) -> None:
     with pytest.raises(ConfigError):
         build()

@@ -15,7 +15,6 @@ from __future__ import annotations
 from llmrec.catalog import Catalog
 from llmrec.device import resolve_device
 from llmrec.encoding import ItemEncoder
-from llmrec.generation import ContentGenerator, ReasonRequest, verify_text
 from llmrec.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -30,6 +29,7 @@ from llmrec.errors import (
     UnknownItemError,
     UnknownUserError,
 )
+from llmrec.generation import ContentGenerator, ReasonRequest, verify_text
 from llmrec.pipeline import Pipeline
 from llmrec.profile import ProfileStore, UserProfile
 from llmrec.ranking import Ranker

@@ -34,14 +34,17 @@ MOVED: dict[str, str] = {
 def alias(old: str) -> None:
     """Make the module being imported as ``old`` an alias of its new module, warning once."""
     new = MOVED[old]
-    warnings.warn(f"{old} moved to {new}; the old path is removed in llmrec 0.3",
-                  DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"{old} moved to {new}; the old path is removed in llmrec 0.3",
+        DeprecationWarning,
+        stacklevel=3,
+    )
     sys.modules[old] = importlib.import_module(new)
 
 
 # Names of llmrec 0.1 that nothing used; served with a warning until llmrec 0.3.
-from dataclasses import dataclass  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 from llmrec.errors import LLMRecError  # noqa: E402
 
@@ -65,6 +68,7 @@ def removed_name(module: str, name: str) -> object:
     """The deprecated ``name`` of ``module``, with a warning; AttributeError for others."""
     if name not in REMOVED:
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    warnings.warn(f"{module}.{name} is unused and removed in llmrec 0.3", DeprecationWarning,
-                  stacklevel=3)
+    warnings.warn(
+        f"{module}.{name} is unused and removed in llmrec 0.3", DeprecationWarning, stacklevel=3
+    )
     return REMOVED[name]

@@ -32,11 +32,14 @@ def _bound(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
-def _range(kind: str, low: float | None, high: float | None, low_open: bool,
-           high_open: bool) -> str:
+def _range(
+    kind: str, low: float | None, high: float | None, low_open: bool, high_open: bool
+) -> str:
     if low is not None and high is not None:
-        return (f"{kind} in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
-                f"{')' if high_open else ']'}")
+        return (
+            f"{kind} in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
+            f"{')' if high_open else ']'}"
+        )
     if low is not None:
         if low == (0 if low_open else 1) and kind == "an int":
             return "a positive int"
@@ -48,8 +51,14 @@ def _range(kind: str, low: float | None, high: float | None, low_open: bool,
     return kind
 
 
-def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None,
-              error: type[LLMRecError] = ConfigError) -> int:
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    error: type[LLMRecError] = ConfigError,
+) -> int:
     """``value`` as an ``int`` in ``[low, high]`` (numpy integers accepted, bools not)."""
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
     if ok and (low is None or value >= low) and (high is None or value <= high):
@@ -57,16 +66,26 @@ def check_int(value: Any, name: str, *, low: int | None = None, high: int | None
     raise error(f"{name} must be {_range('an int', low, high, False, False)}, got {value!r:.80}")
 
 
-def check_float(value: Any, name: str, *, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False,
-                error: type[LLMRecError] = ConfigError) -> float:
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    error: type[LLMRecError] = ConfigError,
+) -> float:
     """``value`` as a finite-or-bounded ``float`` in the given range (bools and NaN refused).
 
     ``low_open``/``high_open`` exclude the bound itself. Infinity passes only where no
     bound excludes it.
     """
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)) and not math.isnan(value)
+    ok = (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and not math.isnan(value)
+    )
     if ok:
         number = float(value)
         above = low is None or (number > low if low_open else number >= low)
@@ -84,8 +103,9 @@ def check_bool(value: Any, name: str, *, error: type[LLMRecError] = ConfigError)
     raise error(f"{name} must be a bool, got {value!r:.60}")
 
 
-def check_choice(value: Any, name: str, choices: tuple[Any, ...], *,
-                 error: type[LLMRecError] = ConfigError) -> Any:
+def check_choice(
+    value: Any, name: str, choices: tuple[Any, ...], *, error: type[LLMRecError] = ConfigError
+) -> Any:
     """``value`` if it is one of ``choices``."""
     if isinstance(value, Mapping) or not _hashable(value) or value not in choices:
         raise error(f"{name} must be one of {list(choices)}, got {value!r:.80}")

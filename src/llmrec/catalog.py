@@ -132,8 +132,14 @@ class Catalog:
         ids = [self._tag_ids.setdefault(t, len(self._tag_ids)) for t in dict.fromkeys(tags)]
         table = self._row_tags
         if row >= len(table) or len(ids) > table.shape[1]:
-            grown = np.full((max(len(table), 2 * row + 2 if row >= len(table) else len(table)),
-                             max(table.shape[1], len(ids))), -1, dtype=np.int32)
+            grown = np.full(
+                (
+                    max(len(table), 2 * row + 2 if row >= len(table) else len(table)),
+                    max(table.shape[1], len(ids)),
+                ),
+                -1,
+                dtype=np.int32,
+            )
             grown[: len(table), : table.shape[1]] = table
             self._row_tags = table = grown
         table[row] = -1

@@ -50,9 +50,7 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(f"unknown device {device!r}: {exc}") from None
     elif not isinstance(device, torch.device):
-        raise ConfigError(
-            f"device must be 'auto', a str, an int or a torch.device, got {device!r}"
-        )
+        raise ConfigError(f"device must be 'auto', a str, an int or a torch.device, got {device!r}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(f"device {str(device)!r} was requested but CUDA is not available")
@@ -86,8 +84,14 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> to
     """
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     check_choice(dtype, "dtype", ("auto", *sorted(names)))
     if dtype in names:
         return names[dtype]

@@ -24,11 +24,11 @@ PHONE_TOKEN = "[phone]"
 # characters is scanned once, not once per position (no quadratic blow-up on hostile text).
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9\-])")
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+)
 # A run of digits and parenthesized digit groups joined by at most one space, dot or
 # hyphen, optionally led by "+"; which runs are phone numbers is decided in _is_phone.
-_PHONE_CANDIDATE = re.compile(
-    r"(?<!\w)\+?(?:\(\d{1,5}\)|\d)(?:[ .\-]?(?:\(\d{1,5}\)|\d))*(?!\w)")
+_PHONE_CANDIDATE = re.compile(r"(?<!\w)\+?(?:\(\d{1,5}\)|\d)(?:[ .\-]?(?:\(\d{1,5}\)|\d))*(?!\w)")
 _GROUP_SPLIT = re.compile(r"[ .\-()]+")
 _MIN_DIGITS, _MAX_DIGITS = 7, 15
 
@@ -52,8 +52,11 @@ def _is_phone(span: str) -> bool:
         return "." not in span or min(sizes) >= 2
     # Local numbers: "555-2671", "555 123 456"; not a date ("2024-01-15" has 8 digits
     # in 4-2-2) nor a range ("1990-1995").
-    return sizes in ([3, 4], [3, 3, 3], [4, 4]) and not _looks_like_years(groups[:1]) \
+    return (
+        sizes in ([3, 4], [3, 3, 3], [4, 4])
+        and not _looks_like_years(groups[:1])
         and "." not in span
+    )
 
 
 def _replace_phone(match: re.Match[str]) -> str:
@@ -102,8 +105,9 @@ class Pseudonymizer:
     def key_check(self) -> str:
         """A value that identifies the key without revealing it (stored in saves and logs,
         so a save is never opened with a different key)."""
-        return hmac.new(self._key, b"llmrec pseudonymization key check",
-                        hashlib.sha256).hexdigest()[:16]
+        return hmac.new(
+            self._key, b"llmrec pseudonymization key check", hashlib.sha256
+        ).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return f"Pseudonymizer(key_check={self.key_check!r})"

@@ -170,9 +170,12 @@ class ProfileStore:
             item_tags: The item's tags.
             text_vector: The encoded ``event.text`` for query events.
         """
-        if item_vector is not None and (item_vector.shape != (self.dim,)
-                                        or not np.isfinite(item_vector).all()):
-            raise InvalidInputError(f"item vector for {event.item_id!r} is not a finite ({self.dim},) vector")
+        if item_vector is not None and (
+            item_vector.shape != (self.dim,) or not np.isfinite(item_vector).all()
+        ):
+            raise InvalidInputError(
+                f"item vector for {event.item_id!r} is not a finite ({self.dim},) vector"
+            )
         with self.lock:
             profile = self.get_or_create(event.user_id)
             weight = event.weight
@@ -184,8 +187,9 @@ class ProfileStore:
                 if text_vector is not None:
                     prev = profile.preference_vector
                     combined = text_vector if prev is None else 0.5 * prev + 0.5 * text_vector
-                    profile.preference_vector = (combined / max(np.linalg.norm(combined), 1e-12)
-                                                 ).astype(np.float32)
+                    profile.preference_vector = (
+                        combined / max(np.linalg.norm(combined), 1e-12)
+                    ).astype(np.float32)
                 return profile
             assert event.item_id is not None
             profile.history.append(HistoryEntry(event.item_id, event.kind, weight, event.timestamp))
@@ -223,8 +227,9 @@ class ProfileStore:
         if not isinstance(other, ProfileStore):
             raise ConfigError(f"replace_with needs a ProfileStore, got {type(other).__name__}")
         if other.dim != self.dim:
-            raise ConfigError(f"replace_with needs a ProfileStore of dim {self.dim}, got "
-                              f"dim {other.dim}")
+            raise ConfigError(
+                f"replace_with needs a ProfileStore of dim {self.dim}, got dim {other.dim}"
+            )
         with self.lock, other.lock:
             self._profiles = dict(other._profiles)
 
@@ -242,27 +247,42 @@ class ProfileStore:
                         interest[n] = p.interest
                     if p.preference_vector is not None:
                         preference[n] = p.preference_vector
-                    f.write(json.dumps({
-                        "user_id": p.user_id,
-                        "history": [[h.item_id, h.kind, h.weight, h.timestamp] for h in p.history],
-                        "has_interest": p.interest is not None,
-                        "has_preference": p.preference_vector is not None,
-                        "tag_affinity": p.tag_affinity,
-                        "stated_preferences": p.stated_preferences,
-                        "seen": sorted(p.seen),
-                        "n_events": p.n_events,
-                        "last_timestamp": p.last_timestamp,
-                    }, ensure_ascii=False) + "\n")
+                    f.write(
+                        json.dumps(
+                            {
+                                "user_id": p.user_id,
+                                "history": [
+                                    [h.item_id, h.kind, h.weight, h.timestamp] for h in p.history
+                                ],
+                                "has_interest": p.interest is not None,
+                                "has_preference": p.preference_vector is not None,
+                                "tag_affinity": p.tag_affinity,
+                                "stated_preferences": p.stated_preferences,
+                                "seen": sorted(p.seen),
+                                "n_events": p.n_events,
+                                "last_timestamp": p.last_timestamp,
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
             save_array(path / "interest.npy", interest)
             save_array(path / "preference.npy", preference)
-        return {"dim": self.dim, "half_life": self.half_life, "max_history": self.max_history,
-                "count": len(users)}
+        return {
+            "dim": self.dim,
+            "half_life": self.half_life,
+            "max_history": self.max_history,
+            "count": len(users),
+        }
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any]) -> ProfileStore:
         path = Path(path)
-        store = cls(int(config["dim"]), half_life=float(config["half_life"]),
-                    max_history=int(config["max_history"]))
+        store = cls(
+            int(config["dim"]),
+            half_life=float(config["half_life"]),
+            max_history=int(config["max_history"]),
+        )
         interest = load_array(path / "interest.npy", dtype=np.float32, ndim=2)
         preference = load_array(path / "preference.npy", dtype=np.float32, ndim=2)
         try:
@@ -272,14 +292,17 @@ class ProfileStore:
                 raise ValueError("record count does not match the arrays")
             for n, r in enumerate(records):
                 p = UserProfile(
-                    r["user_id"], max_history=store.max_history,
+                    r["user_id"],
+                    max_history=store.max_history,
                     history=deque(HistoryEntry(*h) for h in r["history"]),
                     interest=interest[n].copy() if r["has_interest"] else None,
                     tag_affinity={str(k): float(v) for k, v in r["tag_affinity"].items()},
                     stated_preferences=list(r["stated_preferences"]),
                     preference_vector=preference[n].copy() if r["has_preference"] else None,
-                    seen=set(r["seen"]), n_events=int(r["n_events"]),
-                    last_timestamp=r["last_timestamp"])
+                    seen=set(r["seen"]),
+                    n_events=int(r["n_events"]),
+                    last_timestamp=r["last_timestamp"],
+                )
                 store._profiles[p.user_id] = p
         except FileNotFoundError:
             raise PersistenceError(f"missing profiles file in {str(path)!r}") from None

@@ -93,22 +93,25 @@ class Ranker:
         self.l2 = check_float(l2, "l2", low=0.0)
         self.diversity = self.check_diversity(diversity)
         if weights is not None and not isinstance(weights, Mapping):
-            raise ConfigError(f"weights must be a mapping of feature name to number, "
-                              f"got {type(weights).__name__}")
+            raise ConfigError(
+                f"weights must be a mapping of feature name to number, got {type(weights).__name__}"
+            )
         given = dict(DEFAULT_WEIGHTS if weights is None else weights)
         unknown = set(given) - set(names)
         if weights is not None and unknown:
             raise ConfigError(f"weights name unknown features {sorted(unknown)}")
-        self.weights_ = np.array([check_float(given.get(n, 0.0), f"weights[{n!r}]")
-                                  for n in names], dtype=np.float64)
+        self.weights_ = np.array(
+            [check_float(given.get(n, 0.0), f"weights[{n!r}]") for n in names], dtype=np.float64
+        )
         self.bias_ = check_float(bias, "bias")
         self.fitted_ = False
 
     @staticmethod
     def check_diversity(diversity: Any) -> float:
         """``diversity`` as a float in [0, 1), else :class:`~llmrec.InvalidInputError`."""
-        return check_float(diversity, "diversity", low=0.0, high=1.0, high_open=True,
-                           error=InvalidInputError)
+        return check_float(
+            diversity, "diversity", low=0.0, high=1.0, high_open=True, error=InvalidInputError
+        )
 
     @property
     def weights(self) -> dict[str, float]:
@@ -129,7 +132,9 @@ class Ranker:
         logits = contributions.sum(axis=1) + self.bias_
         return 1.0 / (1.0 + np.exp(-logits)), contributions
 
-    def fit(self, x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None) -> Ranker:
+    def fit(
+        self, x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None
+    ) -> Ranker:
         """Fit weights by L2-regularized logistic regression (L-BFGS).
 
         Args:
@@ -142,7 +147,8 @@ class Ranker:
         if x.ndim != 2 or x.shape[1] != len(self.feature_names) or len(y) != len(x):
             raise InvalidInputError(
                 f"fit needs x of shape (n, {len(self.feature_names)}) and y of shape (n,), "
-                f"got {x.shape} and {y.shape}")
+                f"got {x.shape} and {y.shape}"
+            )
         if not np.isfinite(x).all():
             raise InvalidInputError("fit features contain NaN or inf")
         if len(np.unique(y)) < 2:
@@ -171,21 +177,30 @@ class Ranker:
         self.weights_[free] = result.x[:-1]
         self.bias_ = float(result.x[-1])
         self.fitted_ = True
-        logger.info("ranker fitted: %s bias=%.3f", {k: round(v, 3) for k, v in self.weights.items()},
-                    self.bias_)
+        logger.info(
+            "ranker fitted: %s bias=%.3f",
+            {k: round(v, 3) for k, v in self.weights.items()},
+            self.bias_,
+        )
         return self
 
-    def order(self, relevance: np.ndarray, vectors: np.ndarray, k: int,
-              diversity: float | None = None) -> np.ndarray:
+    def order(
+        self, relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float | None = None
+    ) -> np.ndarray:
         """Positions of the final top-``k`` after MMR."""
         div = self.diversity if diversity is None else self.check_diversity(diversity)
         return mmr_order(relevance, vectors, k, div)
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict[str, Any]:
-        return {"feature_names": list(self.feature_names), "weights": self.weights,
-                "bias": self.bias_, "l2": self.l2, "diversity": self.diversity,
-                "fitted": self.fitted_}
+        return {
+            "feature_names": list(self.feature_names),
+            "weights": self.weights,
+            "bias": self.bias_,
+            "l2": self.l2,
+            "diversity": self.diversity,
+            "fitted": self.fitted_,
+        }
 
     def save(self, path: Path) -> dict[str, Any]:
         path = Path(path)
@@ -197,8 +212,13 @@ class Ranker:
     def load(cls, path: Path, config: dict[str, Any]) -> Ranker:
         state = read_json(Path(path) / "ranker.json")
         try:
-            ranker = cls(state["feature_names"], weights=state["weights"], bias=state["bias"],
-                         l2=state["l2"], diversity=state["diversity"])
+            ranker = cls(
+                state["feature_names"],
+                weights=state["weights"],
+                bias=state["bias"],
+                l2=state["l2"],
+                diversity=state["diversity"],
+            )
             ranker.fitted_ = bool(state["fitted"])
         except (KeyError, TypeError, ConfigError) as exc:
             raise PersistenceError(f"corrupt ranker state in {str(path)!r}: {exc}") from None

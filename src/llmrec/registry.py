@@ -96,8 +96,7 @@ def get_backend(kind: str, name: str) -> Any:
     entries = _check_kind(kind)
     if name not in entries:
         raise ConfigError(
-            f"unknown {_SINGULAR[kind]} backend {name!r}; "
-            f"registered: {sorted(entries)}"
+            f"unknown {_SINGULAR[kind]} backend {name!r}; registered: {sorted(entries)}"
         )
     entry = entries[name]
     if not isinstance(entry.target, str):
@@ -121,5 +120,6 @@ def accepts_keyword(cls: Any, keyword: str) -> bool:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         return False
-    return keyword in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
-                                    for p in params.values())
+    return keyword in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )

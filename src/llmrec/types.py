@@ -48,9 +48,7 @@ def check_id(value: Any, what: str, error: type[InvalidInputError] = InvalidInpu
     if not isinstance(value, str):
         raise error(f"{what} must be a str, got {type(value).__name__} {value!r:.80}")
     if not value or len(value) > MAX_ID_LENGTH or not value.isprintable():
-        raise error(
-            f"{what} must be 1..{MAX_ID_LENGTH} printable characters, got {value!r:.80}"
-        )
+        raise error(f"{what} must be 1..{MAX_ID_LENGTH} printable characters, got {value!r:.80}")
     return value
 
 
@@ -263,10 +261,14 @@ class Recommendation:
                 "evidence_item_ids": list(explanation.evidence_item_ids),
                 "matched_tags": list(explanation.matched_tags),
             },
-            "generated": None if self.generated is None else {
-                "text": self.generated.text, "source": self.generated.source,
+            "generated": None
+            if self.generated is None
+            else {
+                "text": self.generated.text,
+                "source": self.generated.source,
                 "fallback_reason": self.generated.fallback_reason,
-                "cached": self.generated.cached, "retry_reason": self.generated.retry_reason,
+                "cached": self.generated.cached,
+                "retry_reason": self.generated.retry_reason,
             },
         }
 

@@ -23,22 +23,48 @@ def files(tmp_path_factory) -> dict[str, Path]:
         writer = csv.writer(f)
         writer.writerow(["item_id", "title", "text", "genres", "year"])
         for it in items:
-            writer.writerow([it.item_id, it.title, it.text, "|".join(it.tags),
-                             it.attributes["year"]])
+            writer.writerow(
+                [it.item_id, it.title, it.text, "|".join(it.tags), it.attributes["year"]]
+            )
     events, _ = make_events(items, n_users=20, per_user=8)
     with open(root / "events.jsonl", "w", encoding="utf-8") as f:
         for e in events:
-            f.write(json.dumps({"user_id": e.user_id, "item_id": e.item_id, "kind": e.kind,
-                                "timestamp": e.timestamp}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "user_id": e.user_id,
+                        "item_id": e.item_id,
+                        "kind": e.kind,
+                        "timestamp": e.timestamp,
+                    }
+                )
+                + "\n"
+            )
     return {"root": root, "items": root / "items.csv", "events": root / "events.jsonl"}
 
 
 @pytest.fixture(scope="module")
 def built(files) -> Path:
     out = files["root"] / "pipe"
-    code = main(["build", str(files["items"]), "--events", str(files["events"]), "-o", str(out),
-                 "--encoder", "hashing", "--llm", "template", "--models", "none", "--quiet",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "build",
+            str(files["items"]),
+            "--events",
+            str(files["events"]),
+            "-o",
+            str(out),
+            "--encoder",
+            "hashing",
+            "--llm",
+            "template",
+            "--models",
+            "none",
+            "--quiet",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     return out
 
@@ -50,11 +76,14 @@ def test_readers_round_trip_the_files(files) -> None:
     assert len(events) == 160 and events[0].user_id == "u000"
 
 
-@pytest.mark.parametrize("content, message", [
-    ("item_id,title\na,A\na,B\n", "appears twice"),
-    ("item_id,text\na,x\n", "title"),
-    ("item_id,title\n", "no items"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("item_id,title\na,A\na,B\n", "appears twice"),
+        ("item_id,text\na,x\n", "title"),
+        ("item_id,title\n", "no items"),
+    ],
+)
 def test_bad_item_files_name_the_problem(tmp_path, content, message) -> None:
     path = tmp_path / "items.csv"
     path.write_text(content)
@@ -73,8 +102,12 @@ def test_bad_event_rows_name_the_line(tmp_path) -> None:
 
 
 def test_recommend_json(built, capsys) -> None:
-    assert main(["recommend", str(built), "u003", "-k", "4", "--json", "--template",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            ["recommend", str(built), "u003", "-k", "4", "--json", "--template", "--device", "cpu"]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     recs = out["recommendations"]
     assert out["user_id"] == "u003" and [r["rank"] for r in recs] == [1, 2, 3, 4]
@@ -85,8 +118,23 @@ def test_recommend_json(built, capsys) -> None:
 
 
 def test_recommend_table_for_a_new_user_with_a_query(built, capsys) -> None:
-    assert main(["recommend", str(built), "stranger", "-k", "3", "--query",
-                 "cowboy sheriff saloon", "--no-text", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "recommend",
+                str(built),
+                "stranger",
+                "-k",
+                "3",
+                "--query",
+                "cowboy sheriff saloon",
+                "--no-text",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "User stranger" in out and out.count("score") == 3
 
@@ -99,8 +147,9 @@ def test_errors_exit_2_with_a_message(built, files, capsys) -> None:
     assert "--overwrite" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["demo", "build", "recommend", "evaluate", "serve",
-                                     "download-models", "fetch-data"])
+@pytest.mark.parametrize(
+    "command", ["demo", "build", "recommend", "evaluate", "serve", "download-models", "fetch-data"]
+)
 def test_every_command_has_help(command, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -133,8 +182,24 @@ def test_evaluate_with_report(tmp_path, capsys) -> None:
             for t, n in enumerate(rng.sample(liked, 8)):
                 writer.writerow([u, n + 1, 4, 1000 * u + t])
     report = tmp_path / "report"
-    assert main(["evaluate", str(data), "--encoder", "hashing", "--models", "none",
-                 "--device", "cpu", "--quiet", "--report", str(report)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(data),
+                "--encoder",
+                "hashing",
+                "--models",
+                "none",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "recall" in out and "Report written" in out
     summary = json.loads((report / "metrics.json").read_text())

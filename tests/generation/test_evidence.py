@@ -17,9 +17,13 @@ CO_TAIL = "that people with your taste also enjoyed."
 
 @pytest.fixture
 def catalog() -> Catalog:
-    return Catalog([Item("1", "Toy Story (1995)", "", {"genres": ["Animation", "Comedy"]}),
-                    Item("2", "Aladdin (1992)", "", {"genres": ["Animation", "Musical"]}),
-                    Item("3", "Heat (1995)", "", {"genres": ["Action", "Crime"]})])
+    return Catalog(
+        [
+            Item("1", "Toy Story (1995)", "", {"genres": ["Animation", "Comedy"]}),
+            Item("2", "Aladdin (1992)", "", {"genres": ["Animation", "Musical"]}),
+            Item("3", "Heat (1995)", "", {"genres": ["Action", "Crime"]}),
+        ]
+    )
 
 
 @pytest.fixture
@@ -28,8 +32,9 @@ def gen(catalog) -> ContentGenerator:
 
 
 def request(catalog: Catalog, signals: dict[str, float], **kw) -> ReasonRequest:
-    return ReasonRequest("u", catalog.get("1"), (catalog.get("2"),), signals,
-                         matched_tags=("Comedy",), **kw)
+    return ReasonRequest(
+        "u", catalog.get("1"), (catalog.get("2"),), signals, matched_tags=("Comedy",), **kw
+    )
 
 
 def why(gen: ContentGenerator, req: ReasonRequest) -> str | None:
@@ -50,7 +55,8 @@ def test_an_unnamed_unknown_signal_states_no_relation(catalog, gen) -> None:
     assert why(gen, req) is None
     assert gen.template_text(req) == (
         "Because you enjoyed Aladdin, Toy Story is an Animation and Comedy pick picked for "
-        "your taste.")
+        "your taste."
+    )
 
 
 def test_the_relation_wins_over_a_built_in_name(catalog, gen) -> None:
@@ -59,15 +65,18 @@ def test_the_relation_wins_over_a_built_in_name(catalog, gen) -> None:
     assert gen.template_text(req).endswith("that is popular right now.")
 
 
-@pytest.mark.parametrize("name, relation, phrase", [
-    ("co_occurrence", "co_consumption", CO_PHRASE),
-    ("ease", "co_consumption", CO_PHRASE),
-    ("sequential", "co_consumption", CO_PHRASE),
-    ("text_similarity", "similar_text", "Why: it is similar in theme to Aladdin."),
-    ("tag_affinity", "shared_tags", "Why: it matches your interest in Comedy."),
-    ("popularity", "popular", "Why: it is popular right now."),
-    ("query", "query", "Why: it fits your search 'toys'."),
-])
+@pytest.mark.parametrize(
+    "name, relation, phrase",
+    [
+        ("co_occurrence", "co_consumption", CO_PHRASE),
+        ("ease", "co_consumption", CO_PHRASE),
+        ("sequential", "co_consumption", CO_PHRASE),
+        ("text_similarity", "similar_text", "Why: it is similar in theme to Aladdin."),
+        ("tag_affinity", "shared_tags", "Why: it matches your interest in Comedy."),
+        ("popularity", "popular", "Why: it is popular right now."),
+        ("query", "query", "Why: it fits your search 'toys'."),
+    ],
+)
 def test_built_in_names_stand_for_their_relation(catalog, gen, name, relation, phrase) -> None:
     plain = request(catalog, {name: 1.0}, query="toys")
     named = request(catalog, {name: 1.0}, query="toys", relations={name: relation})

@@ -32,19 +32,23 @@ from llmrec.types import Item
 
 CONVERSATIONS = [
     [{"role": "user", "content": "Hi"}],
-    [{"role": "system", "content": "Be brief."},
-     {"role": "user", "content": "Tell me why a long film about space and robots is good."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Tell me why a long film about space and robots is good."},
+    ],
     [{"role": "user", "content": "Name a film about a shark"}],
     [{"role": "user", "content": "Name a film"}, {"role": "assistant", "content": "You may like"}],
     [{"role": "user", "content": "Another question that is a bit longer than the first"}],
 ]
 
-MOVIES = [("1", "Toy Story (1995)", ["Animation", "Children's", "Comedy"]),
-          ("2", "Aladdin (1992)", ["Animation", "Children's", "Comedy", "Musical"]),
-          ("3", "Heat (1995)", ["Action", "Crime", "Thriller"]),
-          ("4", "Die Hard (1988)", ["Action", "Thriller"]),
-          ("5", "Titanic (1997)", ["Drama", "Romance"]),
-          ("6", "Casablanca (1942)", ["Drama", "Romance", "War"])]
+MOVIES = [
+    ("1", "Toy Story (1995)", ["Animation", "Children's", "Comedy"]),
+    ("2", "Aladdin (1992)", ["Animation", "Children's", "Comedy", "Musical"]),
+    ("3", "Heat (1995)", ["Action", "Crime", "Thriller"]),
+    ("4", "Die Hard (1988)", ["Action", "Thriller"]),
+    ("5", "Titanic (1997)", ["Drama", "Romance"]),
+    ("6", "Casablanca (1942)", ["Drama", "Romance", "War"]),
+]
 
 
 def movie_catalog() -> Catalog:
@@ -52,8 +56,10 @@ def movie_catalog() -> Catalog:
 
 
 def reason_requests(catalog: Catalog) -> list[ReasonRequest]:
-    return [ReasonRequest("u", catalog.get(t), (catalog.get(e),), {"co_occurrence": 1.0})
-            for t, e in (("1", "2"), ("3", "4"), ("5", "6"))]
+    return [
+        ReasonRequest("u", catalog.get(t), (catalog.get(e),), {"co_occurrence": 1.0})
+        for t, e in (("1", "2"), ("3", "4"), ("5", "6"))
+    ]
 
 
 def free_port() -> int:
@@ -86,7 +92,9 @@ class FakeOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.failures: list[tuple[int, dict[str, str]]] = []
         self.delay: Callable[[dict], float] = lambda body: 0.0
-        self.reply: Callable[[list[dict]], str] = lambda messages: "answer to " + messages[-1]["content"]
+        self.reply: Callable[[list[dict]], str] = lambda messages: (
+            "answer to " + messages[-1]["content"]
+        )
         self.raw_answer: Any = None
         self.in_flight = 0
         self.max_in_flight = 0
@@ -97,8 +105,12 @@ class FakeOpenAIServer:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
 
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+            def _send(
+                self, status: int, payload: Any, headers: dict[str, str] | None = None
+            ) -> None:
+                data = (
+                    payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -108,8 +120,9 @@ class FakeOpenAIServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                fake.requests.append({"method": "GET", "path": self.path,
-                                      "headers": dict(self.headers)})
+                fake.requests.append(
+                    {"method": "GET", "path": self.path, "headers": dict(self.headers)}
+                )
                 if self.path == "/v1/models":
                     self._send(200, {"object": "list", "data": [{"id": "fake-model"}]})
                 else:
@@ -118,8 +131,14 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
-                    fake.requests.append({"method": "POST", "path": self.path,
-                                          "headers": dict(self.headers), "body": body})
+                    fake.requests.append(
+                        {
+                            "method": "POST",
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                        }
+                    )
                     failure = fake.failures.pop(0) if fake.failures else None
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
@@ -127,17 +146,31 @@ class FakeOpenAIServer:
                     if failure is not None:
                         status, headers = failure
                         # Echo the credentials, as a careless server might.
-                        self._send(status, {"error": f"failed for {self.headers.get('Authorization')}"},
-                                   headers)
+                        self._send(
+                            status,
+                            {"error": f"failed for {self.headers.get('Authorization')}"},
+                            headers,
+                        )
                         return
                     time.sleep(fake.delay(body))
                     if fake.raw_answer is not None:
                         self._send(200, fake.raw_answer)
                         return
                     text = fake.reply(body["messages"])
-                    self._send(200, {"object": "chat.completion", "model": body["model"], "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "stop"}]})
+                    self._send(
+                        200,
+                        {
+                            "object": "chat.completion",
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                        },
+                    )
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up
                     pass
                 finally:
@@ -197,10 +230,29 @@ def llama_server() -> Iterator[str]:
     # unread pipe would fill and block the server before it starts listening.
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
-        [sys.executable, "-c", _SERVER_LAUNCHER, "--model", str(default_llm_path()),
-         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        [
+            sys.executable,
+            "-c",
+            _SERVER_LAUNCHER,
+            "--model",
+            str(default_llm_path()),
+            "--model_alias",
+            "smollm2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     url = f"http://127.0.0.1:{port}/v1"
 
     def log_tail() -> str:
@@ -219,7 +271,9 @@ def llama_server() -> Iterator[str]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not answer /v1/models within 120 s: {log_tail()}")
+                pytest.fail(
+                    f"llama_cpp.server did not answer /v1/models within 120 s: {log_tail()}"
+                )
             time.sleep(0.3)
         yield url
     finally:
@@ -275,9 +329,13 @@ BACKENDS: dict[str, tuple[Callable[[Any], ChatBackend], bool]] = {
 SLOW = {"transformers", "llamacpp", "openai-llama-server"}
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id=name)
-    for name in BACKENDS])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [], id=name)
+        for name in BACKENDS
+    ],
+)
 def backend_case(request) -> tuple[str, ChatBackend, bool]:
     factory, deterministic = BACKENDS[request.param]
     return request.param, factory(request), deterministic
@@ -318,18 +376,31 @@ def test_stream_yields_every_index_exactly_once(backend_case) -> None:
     assert list(chat.stream([], max_new_tokens=8)) == []
 
 
-@pytest.mark.parametrize("conversations", [
-    [[]],
-    ["not a conversation"],
-    "not a list of conversations",
-    [[{"role": "robot", "content": "beep"}]],
-    [[{"role": "user"}]],
-    [[{"role": "user", "content": 42}]],
-    42,
-    [["not a message"]],
-    [42],
-], ids=["empty-conversation", "str-conversation", "str", "bad-role", "no-content", "int-content",
-        "int", "str-message", "int-conversation"])
+@pytest.mark.parametrize(
+    "conversations",
+    [
+        [[]],
+        ["not a conversation"],
+        "not a list of conversations",
+        [[{"role": "robot", "content": "beep"}]],
+        [[{"role": "user"}]],
+        [[{"role": "user", "content": 42}]],
+        42,
+        [["not a message"]],
+        [42],
+    ],
+    ids=[
+        "empty-conversation",
+        "str-conversation",
+        "str",
+        "bad-role",
+        "no-content",
+        "int-content",
+        "int",
+        "str-message",
+        "int-conversation",
+    ],
+)
 def test_malformed_conversations_are_invalid_input(backend_case, conversations) -> None:
     _, chat, _ = backend_case
     with pytest.raises(InvalidInputError):
@@ -370,8 +441,13 @@ def test_every_streaming_backend_checks_its_input_at_the_call(cls, monkeypatch) 
     assert "stream" not in vars(cls) and "generate" not in vars(cls)
     chat = object.__new__(cls)
     reached: list[Any] = []
-    monkeypatch.setattr(cls, "_stream", lambda self, conversations, max_new_tokens: reached.append(
-        (conversations, max_new_tokens)) or iter([(0, "fine")]))
+    monkeypatch.setattr(
+        cls,
+        "_stream",
+        lambda self, conversations, max_new_tokens: (
+            reached.append((conversations, max_new_tokens)) or iter([(0, "fine")])
+        ),
+    )
     with pytest.raises(InvalidInputError):
         chat.stream([[{"role": "robot", "content": "beep"}]], max_new_tokens=8)
     with pytest.raises(ConfigError, match="max_new_tokens"):
@@ -401,16 +477,20 @@ def test_a_streaming_chat_needs_only_its_stream() -> None:
         type("Incomplete", (StreamingChat,), {})()  # _stream is abstract
 
 
-@pytest.mark.parametrize("module", ["llmrec.generation.llms.openai",
-                                    "llmrec.generation.llms.llamacpp"])
+@pytest.mark.parametrize(
+    "module", ["llmrec.generation.llms.openai", "llmrec.generation.llms.llamacpp"]
+)
 def test_openai_and_llamacpp_do_not_import_transformers(module) -> None:
     # llmrec itself imports torch (devices, encoders), so transformers is what is checked.
-    code = (f"import sys, {module}\n"
-            "heavy = [m for m in ('transformers', 'llmrec.generation.llms.transformers',\n"
-            "                     'llmrec.generation.llms._llama') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    code = (
+        f"import sys, {module}\n"
+        "heavy = [m for m in ('transformers', 'llmrec.generation.llms.transformers',\n"
+        "                     'llmrec.generation.llms._llama') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -425,7 +505,9 @@ def chat_for(fake: FakeOpenAIServer, **options: Any) -> OpenAIChat:
 def test_request_body_and_default_model_lookup(fake) -> None:
     chat = chat_for(fake)
     assert chat.generate(CONVERSATIONS[:2], max_new_tokens=12) == [
-        "answer to Hi", "answer to " + CONVERSATIONS[1][-1]["content"]]
+        "answer to Hi",
+        "answer to " + CONVERSATIONS[1][-1]["content"],
+    ]
     chat.generate(CONVERSATIONS[:1], max_new_tokens=12)
     assert [r["path"] for r in fake.requests if r["method"] == "GET"] == ["/v1/models"]  # once
     posts = fake.posts()
@@ -539,14 +621,30 @@ def test_missing_base_url_is_a_config_error_naming_the_variable() -> None:
         OpenAIChat()
 
 
-@pytest.mark.parametrize(("option", "value"), [
-    ("timeout_s", 0), ("timeout_s", "10"), ("max_retries", -1), ("max_retries", 1.5),
-    ("backoff_s", -1), ("temperature", -0.5), ("temperature", 3), ("concurrency", 0),
-    ("concurrency", True), ("continue_final_message", "yes"), ("continue_final_message", 1),
-    ("show_progress", 1), ("max_retries", True), ("timeout_s", True), ("model", ""),
-    ("base_url", "ftp://example.org/v1"), ("base_url", "localhost:8000"),
-    ("base_url", "http://user:secret@example.org/v1"), ("api_key", 123),
-])
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("timeout_s", 0),
+        ("timeout_s", "10"),
+        ("max_retries", -1),
+        ("max_retries", 1.5),
+        ("backoff_s", -1),
+        ("temperature", -0.5),
+        ("temperature", 3),
+        ("concurrency", 0),
+        ("concurrency", True),
+        ("continue_final_message", "yes"),
+        ("continue_final_message", 1),
+        ("show_progress", 1),
+        ("max_retries", True),
+        ("timeout_s", True),
+        ("model", ""),
+        ("base_url", "ftp://example.org/v1"),
+        ("base_url", "localhost:8000"),
+        ("base_url", "http://user:secret@example.org/v1"),
+        ("api_key", 123),
+    ],
+)
 def test_bad_options_are_config_errors_naming_them(option, value) -> None:
     options: dict[str, Any] = {"base_url": "http://127.0.0.1:9/v1", option: value}
     with pytest.raises(ConfigError, match=option) as info:
@@ -579,8 +677,12 @@ def test_a_failed_request_fails_the_call_and_the_generator_falls_back(fake) -> N
 def test_content_generator_by_name_over_a_fake_server(fake) -> None:
     fake.reply = lambda messages: "it is a fine pick, and fans of Aladdin also enjoyed it."
     catalog = movie_catalog()
-    gen = ContentGenerator("openai", catalog=catalog, model="fake-model",
-                           backend_options={"base_url": fake.url, "api_key": "sk-x"})
+    gen = ContentGenerator(
+        "openai",
+        catalog=catalog,
+        model="fake-model",
+        backend_options={"base_url": fake.url, "api_key": "sk-x"},
+    )
     assert isinstance(gen.backend, OpenAIChat)
     out = gen.generate(reason_requests(catalog)[:1])
     assert out[0].source == "llm", out
@@ -672,7 +774,8 @@ def test_llamacpp_on_an_amx_cpu_loads_without_extra_buffers(monkeypatch, llamacp
     assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is True  # restored
     conversation = CONVERSATIONS[2:3]
     assert chat.generate(conversation, max_new_tokens=16) == llamacpp_chat.generate(
-        conversation, max_new_tokens=16)
+        conversation, max_new_tokens=16
+    )
 
 
 @pytest.mark.slow
@@ -680,8 +783,9 @@ def test_content_generator_over_llamacpp_writes_verified_reasons() -> None:
     if not has_llama_cpp():
         pytest.skip("llama-cpp-python is not installed")
     catalog = movie_catalog()
-    gen = ContentGenerator("llamacpp", catalog=catalog, device="cpu",
-                           backend_options={"n_threads": 1})
+    gen = ContentGenerator(
+        "llamacpp", catalog=catalog, device="cpu", backend_options={"n_threads": 1}
+    )
     requests = reason_requests(catalog)
     out = gen.generate(requests)
     assert all(o.text.strip() for o in out)
@@ -698,8 +802,9 @@ def test_content_generator_over_llamacpp_writes_verified_reasons() -> None:
 @pytest.mark.slow
 def test_content_generator_over_a_real_openai_compatible_server(llama_server) -> None:
     catalog = movie_catalog()
-    gen = ContentGenerator("openai", catalog=catalog,
-                           backend_options={"base_url": llama_server, "timeout_s": 120})
+    gen = ContentGenerator(
+        "openai", catalog=catalog, backend_options={"base_url": llama_server, "timeout_s": 120}
+    )
     requests = reason_requests(catalog)
     out = gen.generate(requests)
     assert all(o.text.strip() for o in out)

@@ -55,14 +55,16 @@ def child(workdir: Path, round_: int, seed: int, mode: str, countdown: int) -> N
                     real(args[0], bytes(args[1])[: len(args[1]) // 2])  # a torn write
                 die(name)
             return real(*args, **kwargs)
+
         return wrapped
 
     save, log = workdir / "model", workdir / "events.log"
     if (save / "llmrec.json").exists() or any(workdir.glob(".model.old-*")):
         pipe = Pipeline.from_pretrained(save, device="cpu")
     else:
-        pipe = Pipeline.from_catalog(ITEMS, encoder="hashing", llm="template", device="cpu",
-                                     models=(), show_progress=False)
+        pipe = Pipeline.from_catalog(
+            ITEMS, encoder="hashing", llm="template", device="cpu", models=(), show_progress=False
+        )
     pipe.open_event_log(log, fsync="always")
     ack(f"R {pipe.event_log.last_sequence}")
     if mode == "internal":

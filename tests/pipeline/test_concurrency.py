@@ -34,11 +34,16 @@ KINDS = ["click", "click", "view", "like", "purchase", "dislike", "skip"]
 #: Calls that must fail, and with what.
 BAD_CALLS = {
     "bad k": (lambda p, u: p.recommend(u, 0, generate=False), InvalidInputError),
-    "ghost user": (lambda p, u: p.recommend("ghost-never-seen", 3, generate=False), UnknownUserError),
+    "ghost user": (
+        lambda p, u: p.recommend("ghost-never-seen", 3, generate=False),
+        UnknownUserError,
+    ),
     "unknown item": (lambda p, u: p.observe(Event(u, "no-such-item")), UnknownItemError),
     "remove unknown": (lambda p, u: p.remove_items(["no-such-item"]), UnknownItemError),
-    "duplicate items": (lambda p, u: p.add_items([Item("dup", "D"), Item("dup", "D")]),
-                        DuplicateItemError),
+    "duplicate items": (
+        lambda p, u: p.add_items([Item("dup", "D"), Item("dup", "D")]),
+        DuplicateItemError,
+    ),
     "not an event": (lambda p, u: p.observe_many([Event(u, "i000"), "x"]), InvalidInputError),
 }
 
@@ -47,8 +52,14 @@ class Worker:
     """One client: its own random stream, its own users and items, a record of what it
     did and of every error."""
 
-    def __init__(self, pipe: Pipeline, name: str, seed: int, base_items: list[str],
-                 own_users_act: bool = True) -> None:
+    def __init__(
+        self,
+        pipe: Pipeline,
+        name: str,
+        seed: int,
+        base_items: list[str],
+        own_users_act: bool = True,
+    ) -> None:
         self.pipe, self.name = pipe, name
         # The loop runs 8 calls at once, so its own users and items only get created and
         # forgotten or removed (an event racing a forget of its user would legitimately
@@ -121,8 +132,11 @@ class Worker:
             if op in ("observe", "query"):
                 pipe.observe(args[0])
                 self.acked.append(args[0])
-                self.after_observe(args[0], pipe.profile(args[0].user_id), pipe.recommend(
-                    args[0].user_id, 5, generate=False))
+                self.after_observe(
+                    args[0],
+                    pipe.profile(args[0].user_id),
+                    pipe.recommend(args[0].user_id, 5, generate=False),
+                )
             elif op == "observe_many":
                 pipe.observe_many(args)
                 self.acked.extend(args)
@@ -141,14 +155,25 @@ class Worker:
                 item = self.new_item(args[0])
                 pipe.add_items([item])
                 self.own_items.append(item.item_id)
-                self.after_add(item, pipe.recommend(self.user(), 3, generate=False,
-                                                    filters={"stress": item.item_id}))
+                self.after_add(
+                    item,
+                    pipe.recommend(
+                        self.user(), 3, generate=False, filters={"stress": item.item_id}
+                    ),
+                )
             elif op == "remove_items":
                 pipe.remove_items(args)
                 self.own_items.remove(args[0])
-                self.after_remove(args[0], pipe.recommend(
-                    self.user(), 3, exclude_seen=False, generate=False,
-                    filters={"stress": args[0]}))
+                self.after_remove(
+                    args[0],
+                    pipe.recommend(
+                        self.user(),
+                        3,
+                        exclude_seen=False,
+                        generate=False,
+                        filters={"stress": args[0]},
+                    ),
+                )
             elif op == "forget":
                 pipe.forget(args[0])
                 self.after_forget(args[0])
@@ -203,10 +228,15 @@ def profile_state(pipe: Pipeline) -> dict:
     out = {}
     for uid in sorted(pipe.profiles):
         p = pipe.profiles.get(uid)
-        out[uid] = (p.n_events, [(h.item_id, h.kind, h.weight, h.timestamp) for h in p.history],
-                    sorted(p.seen), list(p.stated_preferences), dict(p.tag_affinity),
-                    None if p.interest is None else p.interest.tobytes(),
-                    None if p.preference_vector is None else p.preference_vector.tobytes())
+        out[uid] = (
+            p.n_events,
+            [(h.item_id, h.kind, h.weight, h.timestamp) for h in p.history],
+            sorted(p.seen),
+            list(p.stated_preferences),
+            dict(p.tag_affinity),
+            None if p.interest is None else p.interest.tobytes(),
+            None if p.preference_vector is None else p.preference_vector.tobytes(),
+        )
     return out
 
 
@@ -248,8 +278,11 @@ def test_stress_8_threads_and_an_event_loop(base_dir: Path, items, tmp_path: Pat
                 if op in ("observe", "query"):
                     await pipe.aobserve(args[0])
                     w.acked.append(args[0])
-                    w.after_observe(args[0], pipe.profile(args[0].user_id),
-                                    await pipe.arecommend(args[0].user_id, 5, generate=False))
+                    w.after_observe(
+                        args[0],
+                        pipe.profile(args[0].user_id),
+                        await pipe.arecommend(args[0].user_id, 5, generate=False),
+                    )
                 elif op == "observe_many":
                     await pipe.aobserve_many(args)
                     w.acked.extend(args)
@@ -321,13 +354,17 @@ def test_stress_8_threads_and_an_event_loop(base_dir: Path, items, tmp_path: Pat
     # forgotten, in which case it is in neither).
     forgotten = set().union(*(w.forgotten for w in everyone))
     acked = [e for w in everyone for e in w.acked]
-    kept = Counter((e.user_id, e.item_id, e.kind, e.timestamp) for e in acked
-                   if e.user_id not in forgotten)
+    kept = Counter(
+        (e.user_id, e.item_id, e.kind, e.timestamp) for e in acked if e.user_id not in forgotten
+    )
     replayed = Pipeline.from_pretrained(base_dir, device="cpu")
     shutil.copy(log_path, tmp_path / "copy.log")
     n_records = replayed.open_event_log(tmp_path / "copy.log")
-    logged = Counter((e.user_id, e.item_id, e.kind, e.timestamp)
-                     for r in replayed.event_log.replay() for e in r.events)
+    logged = Counter(
+        (e.user_id, e.item_id, e.kind, e.timestamp)
+        for r in replayed.event_log.replay()
+        for e in r.events
+    )
     assert logged == kept
     per_user = Counter(e.user_id for e in acked if e.user_id not in forgotten)
     for user, n in per_user.items():
@@ -337,16 +374,22 @@ def test_stress_8_threads_and_an_event_loop(base_dir: Path, items, tmp_path: Pat
     # A single-threaded replay of the log gives the same pipeline.
     assert profile_state(replayed) == profile_state(pipe)
     assert replayed.catalog.item_ids() == pipe.catalog.item_ids()
-    assert replayed.retriever.popularity.counts.tolist() == pipe.retriever.popularity.counts.tolist()
+    assert (
+        replayed.retriever.popularity.counts.tolist() == pipe.retriever.popularity.counts.tolist()
+    )
     fresh_caches(pipe)
     fresh_caches(replayed)
     for user in SHARED_USERS[:20]:
-        assert replayed.recommend(user, 10, generate=False) == pipe.recommend(user, 10, generate=False)
+        assert replayed.recommend(user, 10, generate=False) == pipe.recommend(
+            user, 10, generate=False
+        )
     replayed.close()
-    print(f"\nstress: {total_ops} operations ({dict(sum((w.ops for w in everyone), Counter()))}), "
-          f"{len(acked)} events acknowledged, {sum(logged.values())} logged, "
-          f"{n_records} log records, {len(forgotten)} users forgotten, "
-          f"{sum(w.expected_errors for w in everyone)} expected errors, 0 lost; {elapsed:.1f}s")
+    print(
+        f"\nstress: {total_ops} operations ({dict(sum((w.ops for w in everyone), Counter()))}), "
+        f"{len(acked)} events acknowledged, {sum(logged.values())} logged, "
+        f"{n_records} log records, {len(forgotten)} users forgotten, "
+        f"{sum(w.expected_errors for w in everyone)} expected errors, 0 lost; {elapsed:.1f}s"
+    )
 
 
 # --------------------------------------------------------------------------- event loop

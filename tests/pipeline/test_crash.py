@@ -18,8 +18,10 @@ from conftest import make_items
 
 from llmrec import Pipeline
 
-pytestmark = [pytest.mark.slow,  # ~40-50 s, mostly waiting for the kills
-              pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")]
+pytestmark = [
+    pytest.mark.slow,  # ~40-50 s, mostly waiting for the kills
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+]
 
 N_CRASHES = 50
 CHILD = Path(__file__).with_name("crash_child.py")
@@ -47,16 +49,27 @@ def recover(workdir: Path) -> Pipeline:
     if (save / "llmrec.json").exists() or any(workdir.glob(".model.old-*")):
         pipe = Pipeline.from_pretrained(save, device="cpu")
     else:  # killed before the first save completed: rebuild from the catalog and log
-        pipe = Pipeline.from_catalog(make_items(120), encoder="hashing", llm="template",
-                                     device="cpu", models=(), show_progress=False)
+        pipe = Pipeline.from_catalog(
+            make_items(120),
+            encoder="hashing",
+            llm="template",
+            device="cpu",
+            models=(),
+            show_progress=False,
+        )
     return pipe
 
 
 def test_sigkill_during_logging_and_saving_loses_nothing(tmp_path: Path) -> None:
     rng = random.Random(2026)
-    server = subprocess.Popen([sys.executable, str(CHILD), str(tmp_path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, bufsize=1,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    server = subprocess.Popen(
+        [sys.executable, str(CHILD), str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
     acked_events: Counter = Counter()
     acked_items: set[str] = set()
     last_saved = -1
@@ -72,8 +85,9 @@ def test_sigkill_during_logging_and_saving_loses_nothing(tmp_path: Path) -> None
             pid = int(server.stdout.readline().split()[1])
             acks_file = tmp_path / f"acks-{round_}.txt"
             if mode == "external":
-                ready = wait_for(lambda f=acks_file: any(a[0] in ("R", "X") for a in read_acks(f)),
-                                 60)
+                ready = wait_for(
+                    lambda f=acks_file: any(a[0] in ("R", "X") for a in read_acks(f)), 60
+                )
                 assert ready, "the child never became ready"
                 time.sleep(rng.uniform(0.0, 0.5))
                 os.kill(pid, signal.SIGKILL)
@@ -105,8 +119,11 @@ def test_sigkill_during_logging_and_saving_loses_nothing(tmp_path: Path) -> None
                 assert pipe._journal.sequence >= last_saved
             # ... and the log replays every acknowledged event and item.
             pipe.open_event_log(tmp_path / "events.log")
-            logged = Counter((e.user_id, e.item_id, e.timestamp)
-                             for r in pipe.event_log.replay() for e in r.events)
+            logged = Counter(
+                (e.user_id, e.item_id, e.timestamp)
+                for r in pipe.event_log.replay()
+                for e in r.events
+            )
             missing = acked_events - logged
             assert not missing, f"round {round_}: lost {sum(missing.values())} events"
             assert acked_items <= set(pipe.catalog.item_ids())
@@ -124,11 +141,16 @@ def test_sigkill_during_logging_and_saving_loses_nothing(tmp_path: Path) -> None
     pipe.open_event_log(tmp_path / "events.log")
     pipe.save_pretrained(tmp_path / "model")
     pipe.close()
-    leftovers = sorted(p.name for p in tmp_path.iterdir()
-                       if p.name.startswith(".") and not p.name.startswith(".events"))
+    leftovers = sorted(
+        p.name
+        for p in tmp_path.iterdir()
+        if p.name.startswith(".") and not p.name.startswith(".events")
+    )
     assert leftovers == []
     assert sum(phases.values()) == N_CRASHES
     assert phases["save"] >= 5 and phases["log"] >= 5, phases
-    print(f"\ncrash: {N_CRASHES} SIGKILLs ({dict(phases)}; self-inflicted at {dict(points)}), "
-          f"{sum(acked_events.values())} "
-          f"events and {len(acked_items)} items acknowledged, 0 lost; {elapsed:.1f}s")
+    print(
+        f"\ncrash: {N_CRASHES} SIGKILLs ({dict(phases)}; self-inflicted at {dict(points)}), "
+        f"{sum(acked_events.values())} "
+        f"events and {len(acked_items)} items acknowledged, 0 lost; {elapsed:.1f}s"
+    )

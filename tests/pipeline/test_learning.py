@@ -16,8 +16,18 @@ from llmrec.retrieval.models import SequentialSource
 # Planted sequences: 5 cycles of 10 items; a user walks one cycle, item after item.
 N_CYCLES, CYCLE = 5, 10
 WORDS = ["amber", "birch", "cobalt", "dune", "ember"]
-SMALL_SEQ = dict(hidden=32, layers=1, heads=2, max_len=10, dropout=0.1, epochs=40, lr=5e-3,
-                 batch_size=64, device="cpu", show_progress=False)
+SMALL_SEQ = dict(
+    hidden=32,
+    layers=1,
+    heads=2,
+    max_len=10,
+    dropout=0.1,
+    epochs=40,
+    lr=5e-3,
+    batch_size=64,
+    device="cpu",
+    show_progress=False,
+)
 
 
 def ids(recs) -> list[str]:
@@ -26,9 +36,16 @@ def ids(recs) -> list[str]:
 
 def _cycle_items() -> list[Item]:
     # The text tells the cycle but not the position, so only order reveals the next item.
-    return [Item(f"c{c}p{p}", f"{WORDS[c].title()} {p}", f"{WORDS[c]} tale {WORDS[c]} saga",
-                 {"genres": [WORDS[c]]})
-            for c in range(N_CYCLES) for p in range(CYCLE)]
+    return [
+        Item(
+            f"c{c}p{p}",
+            f"{WORDS[c].title()} {p}",
+            f"{WORDS[c]} tale {WORDS[c]} saga",
+            {"genres": [WORDS[c]]},
+        )
+        for c in range(N_CYCLES)
+        for p in range(CYCLE)
+    ]
 
 
 def _cycle_events(users: int = 150, length: int = 14, seed: int = 0) -> list[Event]:
@@ -123,8 +140,7 @@ def test_fit_seed_reaches_the_models_and_is_deterministic() -> None:
 
 def test_fit_seed_none_keeps_the_model_seed() -> None:
     model = SequentialSource(**{**SMALL_SEQ, "epochs": 1, "seed": 11})
-    build_pipeline(_cycle_items(), models=[model]).fit(_cycle_events(users=20),
-                                                       show_progress=False)
+    build_pipeline(_cycle_items(), models=[model]).fit(_cycle_events(users=20), show_progress=False)
     assert model.seed == 11
 
 
@@ -149,12 +165,16 @@ def test_user_with_one_event_gets_that_items_neighbourhood(fitted_pipeline, genr
         pipe.forget(user)
 
 
-def test_item_added_after_training_reaches_matching_users(pipeline_factory, favourites,
-                                                          genre_of) -> None:
+def test_item_added_after_training_reaches_matching_users(
+    pipeline_factory, favourites, genre_of
+) -> None:
     pipe = pipeline_factory()
-    new = Item("fresh-western", "Sheriff of the Frontier",
-               "cowboy sheriff saloon ranch horse outlaw gunfight frontier cattle desert",
-               {"genres": ["western"]})
+    new = Item(
+        "fresh-western",
+        "Sheriff of the Frontier",
+        "cowboy sheriff saloon ranch horse outlaw gunfight frontier cattle desert",
+        {"genres": ["western"]},
+    )
     pipe.add_items([new])
     genre = {**genre_of, "fresh-western": "western"}
 
@@ -171,8 +191,9 @@ def test_item_added_after_training_reaches_matching_users(pipeline_factory, favo
         at, ranked = position(user)
         assert at > len(ranked) // 4
     # The trained sources score the new row from its text, not as a blank row.
-    rec = next(r for r in pipe.recommend("u004", 100, generate=False)
-               if r.item_id == "fresh-western")
+    rec = next(
+        r for r in pipe.recommend("u004", 100, generate=False) if r.item_id == "fresh-western"
+    )
     assert rec.explanation.features["text_similarity"] > 0.3
     assert rec.explanation.features["sequential"] > -1.0  # the floor for unscored rows is -2
 
@@ -181,10 +202,16 @@ def test_item_added_after_training_reaches_matching_users(pipeline_factory, favo
 def test_rare_items_subset_by_hand() -> None:
     events = []
     for u in range(1, 7):  # users 1..6: p, q, then their own item s<u>
-        events += [Event(str(u), "p", timestamp=1), Event(str(u), "q", timestamp=2),
-                   Event(str(u), f"s{u}", timestamp=3)]
-    events += [Event("7", "s1", timestamp=1), Event("7", "s2", timestamp=2),
-               Event("7", "p", timestamp=3)]
+        events += [
+            Event(str(u), "p", timestamp=1),
+            Event(str(u), "q", timestamp=2),
+            Event(str(u), f"s{u}", timestamp=3),
+        ]
+    events += [
+        Event("7", "s1", timestamp=1),
+        Event("7", "s2", timestamp=2),
+        Event("7", "p", timestamp=3),
+    ]
     split = leave_one_out(events)
     assert RARE_ITEM_THRESHOLD == 5
     assert split.item_counts("test") == {"p": 6, "q": 6, "s1": 1, "s2": 1}
@@ -233,13 +260,14 @@ def test_evaluate_a_prefitted_pipeline_without_refitting(items) -> None:
         evaluate(pipe, split, fit="yes", show_progress=False)
     unfitted, _ = evaluate(pipe, split, fit=False, show_progress=False)
     assert unfitted["recall@20"] == 0.0 and unfitted.stats["short_lists"] == unfitted.n_users
-    click = [Event(e.user_id, e.item_id, kind="click", timestamp=e.timestamp)
-             for e in split.events_for("test")]
+    click = [
+        Event(e.user_id, e.item_id, kind="click", timestamp=e.timestamp)
+        for e in split.events_for("test")
+    ]
     pipe.fit(click, show_progress=False)
     again, predictions = evaluate(pipe, split, fit=False, show_progress=False)
     refit, predictions_refit = evaluate(pipe, split, show_progress=False)
     assert predictions == predictions_refit and again.metrics == refit.metrics
-
 
 
 def test_models_named_in_from_catalog_follow_the_pipeline_device(monkeypatch) -> None:
@@ -254,8 +282,9 @@ def test_models_named_in_from_catalog_follow_the_pipeline_device(monkeypatch) ->
 
         name = "recording"
 
-    monkeypatch.setitem(registry._check_kind("models"), "recording-seq",
-                        registry._Entry(Recording, None))
+    monkeypatch.setitem(
+        registry._check_kind("models"), "recording-seq", registry._Entry(Recording, None)
+    )
     pipe = build_pipeline(_cycle_items(), models=("recording-seq", "ease"), device="cpu")
     assert seen == [torch.device("cpu")]
     assert pipe.retriever.models["recording"].device == torch.device("cpu")

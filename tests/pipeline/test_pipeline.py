@@ -24,8 +24,12 @@ from llmrec.errors import (
     UnknownUserError,
 )
 
-OCEAN = Item("new1", "Underwater ballet", "mermaid coral octopus submarine ballet",
-             {"genres": ["ocean"], "year": 2024})
+OCEAN = Item(
+    "new1",
+    "Underwater ballet",
+    "mermaid coral octopus submarine ballet",
+    {"genres": ["ocean"], "year": 2024},
+)
 
 
 def ids(recs) -> list[str]:
@@ -102,8 +106,9 @@ def test_k_accepts_numpy_ints(fitted_pipeline) -> None:
     assert len(fitted_pipeline.recommend("u000", np.int64(3), generate=False)) == 3
 
 
-@pytest.mark.parametrize("filters", [{"genres": "western"}, {"genres": ["western"]},
-                                     lambda item: "western" in item.tags])
+@pytest.mark.parametrize(
+    "filters", [{"genres": "western"}, {"genres": ["western"]}, lambda item: "western" in item.tags]
+)
 def test_filters_are_honoured(fitted_pipeline, genre_of, filters) -> None:
     # u000 favours comedy: the filter must override the taste and still fill the list.
     recs = fitted_pipeline.recommend("u000", 10, filters=filters, generate=False)
@@ -115,15 +120,17 @@ def test_filters_are_honoured(fitted_pipeline, genre_of, filters) -> None:
 def test_filters_with_several_keys_and_values(fitted_pipeline, items) -> None:
     filters = {"genres": ["horror", "scifi"], "year": [1971, 1973, 1975, 1977, 1979]}
     recs = fitted_pipeline.recommend("u001", 50, filters=filters, generate=False)
-    expected = {it.item_id for it in items
-                if set(it.tags) & {"horror", "scifi"} and it.attributes["year"] in filters["year"]}
+    expected = {
+        it.item_id
+        for it in items
+        if set(it.tags) & {"horror", "scifi"} and it.attributes["year"] in filters["year"]
+    }
     expected -= fitted_pipeline.profile("u001").seen
     assert set(ids(recs)) == expected and expected
 
 
 def test_filter_matching_nothing_gives_an_empty_list(fitted_pipeline) -> None:
-    assert fitted_pipeline.recommend("u000", 5, filters={"genres": "opera"},
-                                     generate=False) == []
+    assert fitted_pipeline.recommend("u000", 5, filters={"genres": "opera"}, generate=False) == []
 
 
 def test_diversity_spreads_genres(fitted_pipeline, genre_of) -> None:
@@ -145,13 +152,20 @@ def test_diversity_spreads_genres(fitted_pipeline, genre_of) -> None:
 def test_recommend_batch_equals_single_calls(fitted_pipeline, favourites) -> None:
     users = list(favourites)[:8]
     batch = fitted_pipeline.recommend_batch(users, 7, generate=False)
-    assert [pairs(b) for b in batch] == \
-        [pairs(fitted_pipeline.recommend(u, 7, generate=False)) for u in users]
-    filtered = fitted_pipeline.recommend_batch(users[:3], 4, filters={"genres": "romance"},
-                                               query="love kiss", generate=False)
+    assert [pairs(b) for b in batch] == [
+        pairs(fitted_pipeline.recommend(u, 7, generate=False)) for u in users
+    ]
+    filtered = fitted_pipeline.recommend_batch(
+        users[:3], 4, filters={"genres": "romance"}, query="love kiss", generate=False
+    )
     assert [pairs(b) for b in filtered] == [
-        pairs(fitted_pipeline.recommend(u, 4, filters={"genres": "romance"}, query="love kiss",
-                                        generate=False)) for u in users[:3]]
+        pairs(
+            fitted_pipeline.recommend(
+                u, 4, filters={"genres": "romance"}, query="love kiss", generate=False
+            )
+        )
+        for u in users[:3]
+    ]
 
 
 def test_recommend_batch_checks_every_user_first(fitted_pipeline) -> None:
@@ -166,7 +180,8 @@ def test_arecommend_under_asyncio_run(fitted_pipeline) -> None:
     async def main():
         return await asyncio.gather(
             fitted_pipeline.arecommend("u000", 5, generate=False),
-            fitted_pipeline.arecommend("u001", 5, generate=False))
+            fitted_pipeline.arecommend("u001", 5, generate=False),
+        )
 
     a, b = asyncio.run(main())
     assert pairs(a) == pairs(fitted_pipeline.recommend("u000", 5, generate=False))
@@ -179,8 +194,10 @@ def test_aobserve_under_asyncio_run(pipeline_factory) -> None:
     assert pipe.profile("a").seen == {"i001"}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llmrec.generation") is None,
-                    reason="llmrec.generation is not written yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llmrec.generation") is None,
+    reason="llmrec.generation is not written yet",
+)
 def test_generate_with_the_template_llm(fitted_pipeline) -> None:
     recs = fitted_pipeline.recommend("u000", 3)
     plain = fitted_pipeline.recommend("u000", 3, generate=False)
@@ -224,8 +241,9 @@ def test_fit_rebuilds_profiles_from_events(fitted_pipeline, events) -> None:
 def test_fit_without_enough_users_keeps_default_weights(items) -> None:
     pipe = build_pipeline(items)
     before = pipe.ranker.weights
-    pipe.fit([Event("a", "i000", timestamp=1.0), Event("a", "i006", timestamp=2.0)],
-             show_progress=False)
+    pipe.fit(
+        [Event("a", "i000", timestamp=1.0), Event("a", "i006", timestamp=2.0)], show_progress=False
+    )
     assert pipe.ranker.weights == before and not pipe.ranker.fitted_
     assert pipe.profile("a").seen == {"i000", "i006"}
 
@@ -252,8 +270,9 @@ def test_observed_events_change_the_next_result(pipeline_factory, genre_of) -> N
     user = "u000"  # favours comedy
     before = [genre_of[i] for i in ids(pipe.recommend(user, 10, generate=False))]
     assert before.count("horror") <= 1
-    horror = [i for i, g in genre_of.items() if g == "horror"
-              and i not in pipe.profile(user).seen][:8]
+    horror = [i for i, g in genre_of.items() if g == "horror" and i not in pipe.profile(user).seen][
+        :8
+    ]
     for n, item_id in enumerate(horror):
         pipe.observe(Event(user, item_id, kind="like", timestamp=2e6 + n))
     after = pipe.recommend(user, 10, generate=False)
@@ -273,14 +292,14 @@ def test_one_event_is_visible_immediately(pipeline_factory) -> None:
 def test_dislikes_push_a_genre_down(pipeline_factory, genre_of) -> None:
     pipe = pipeline_factory(fit=False)
     westerns = [i for i, g in genre_of.items() if g == "western"]
-    pipe.observe_many([Event("d", i, kind="click", timestamp=float(n))
-                       for n, i in enumerate(westerns[:3])])
-    assert [genre_of[i] for i in ids(pipe.recommend("d", 10, generate=False))].count(
-        "western") >= 8
-    pipe.observe_many([Event("d", i, kind="dislike", timestamp=10.0 + n)
-                       for n, i in enumerate(westerns[3:12])])
-    assert [genre_of[i] for i in ids(pipe.recommend("d", 10, generate=False))].count(
-        "western") <= 2
+    pipe.observe_many(
+        [Event("d", i, kind="click", timestamp=float(n)) for n, i in enumerate(westerns[:3])]
+    )
+    assert [genre_of[i] for i in ids(pipe.recommend("d", 10, generate=False))].count("western") >= 8
+    pipe.observe_many(
+        [Event("d", i, kind="dislike", timestamp=10.0 + n) for n, i in enumerate(westerns[3:12])]
+    )
+    assert [genre_of[i] for i in ids(pipe.recommend("d", 10, generate=False))].count("western") <= 2
 
 
 def test_observe_many_equals_observe_one_by_one(items, events) -> None:
@@ -290,8 +309,9 @@ def test_observe_many_equals_observe_one_by_one(items, events) -> None:
     for event in subset:
         b.observe(event)
     for user in ("u000", "u013", "q"):
-        assert pairs(a.recommend(user, 10, generate=False)) == \
-            pairs(b.recommend(user, 10, generate=False))
+        assert pairs(a.recommend(user, 10, generate=False)) == pairs(
+            b.recommend(user, 10, generate=False)
+        )
         assert a.profile(user).n_events == b.profile(user).n_events
 
 
@@ -342,8 +362,9 @@ def test_new_item_is_recommendable_right_away(pipeline_factory, events) -> None:
     pipe.observe_many(events)
     pipe.add_items([OCEAN])
     pipe.add_user("diver")
-    recs = pipe.recommend("diver", 5, query="mermaid coral octopus submarine ballet",
-                          generate=False)
+    recs = pipe.recommend(
+        "diver", 5, query="mermaid coral octopus submarine ballet", generate=False
+    )
     assert recs[0].item_id == "new1"
     assert ids(pipe.recommend("u000", 5, filters={"genres": "ocean"}, generate=False)) == ["new1"]
     pipe.observe(Event("u000", "new1", kind="like"))
@@ -360,8 +381,9 @@ def test_new_item_is_recommendable_right_away(pipeline_factory, events) -> None:
 
 def test_new_item_reachable_after_fit_by_filter_and_history(pipeline_factory) -> None:
     pipe = pipeline_factory()
-    pipe.add_items([OCEAN, Item("new2", "Coral reef", "mermaid coral octopus reef",
-                                {"genres": ["ocean"]})])
+    pipe.add_items(
+        [OCEAN, Item("new2", "Coral reef", "mermaid coral octopus reef", {"genres": ["ocean"]})]
+    )
     recs = pipe.recommend("u005", 3, filters={"genres": ["ocean"]}, generate=False)
     assert set(ids(recs)) == {"new1", "new2"}
     pipe.observe(Event("u005", "new1", kind="purchase"))
@@ -373,8 +395,9 @@ def test_replacing_an_item_updates_its_vector(pipeline_factory, genre_of) -> Non
     item = pipe.catalog.get("i000")  # a comedy
     pipe.add_user("w", preferences=" ".join(VOCAB["western"].split()))
     assert "i000" not in ids(pipe.recommend("w", 20, generate=False))
-    pipe.add_items([Item("i000", "Now a western", " ".join(VOCAB["western"].split()),
-                         {"genres": ["western"]})])
+    pipe.add_items(
+        [Item("i000", "Now a western", " ".join(VOCAB["western"].split()), {"genres": ["western"]})]
+    )
     assert len(pipe.catalog) == 300
     assert pipe.catalog.get("i000").tags == ("western",)
     assert item.tags == ("comedy",)
@@ -405,10 +428,13 @@ def test_remove_items_rejects_a_bare_string(items) -> None:
     assert sorted(pipe.catalog.item_ids()) == ["a", "ab", "b", "c"]
 
 
-@pytest.mark.parametrize("batch", [
-    [OCEAN, OCEAN],
-    [OCEAN, "not an item"],
-])
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [OCEAN, OCEAN],
+        [OCEAN, "not an item"],
+    ],
+)
 def test_bad_add_items_changes_nothing(pipeline_factory, batch) -> None:
     pipe = pipeline_factory()
     before = state(pipe)
@@ -467,11 +493,14 @@ def test_unknown_user_message_names_the_user(victim) -> None:
     assert isinstance(info.value, KeyError)
 
 
-@pytest.mark.parametrize("event", [
-    Event("u000", "no-such-item", kind="click", timestamp=1.0),
-    Event("brand-new-user", "no-such-item", kind="like", timestamp=1.0),
-    Event("u000", "no-such-item", kind="query", text="hello", timestamp=1.0),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        Event("u000", "no-such-item", kind="click", timestamp=1.0),
+        Event("brand-new-user", "no-such-item", kind="like", timestamp=1.0),
+        Event("u000", "no-such-item", kind="query", text="hello", timestamp=1.0),
+    ],
+)
 def test_observe_unknown_item_raises_and_changes_nothing(victim, event) -> None:
     before = state(victim)
     with pytest.raises(UnknownItemError) as info:
@@ -491,8 +520,11 @@ def test_observe_non_events_raise(victim, bad) -> None:
 
 def test_observe_many_is_all_or_nothing(victim) -> None:
     before = state(victim)
-    batch = [Event("u000", "i001", timestamp=1.0), Event("u001", "i002", timestamp=2.0),
-             Event("u000", "missing", timestamp=3.0)]
+    batch = [
+        Event("u000", "i001", timestamp=1.0),
+        Event("u001", "i002", timestamp=2.0),
+        Event("u000", "missing", timestamp=3.0),
+    ]
     with pytest.raises(UnknownItemError, match="missing"):
         victim.observe_many(batch)
     with pytest.raises(InvalidInputError):
@@ -500,13 +532,16 @@ def test_observe_many_is_all_or_nothing(victim) -> None:
     assert state(victim) == before
 
 
-@pytest.mark.parametrize(("user_id", "preferences", "error"), [
-    ("newbie", "", InvalidEventError),
-    ("newbie", "   ", InvalidEventError),
-    ("newbie", 5, InvalidEventError),
-    ("", None, InvalidInputError),
-    ("bad\nid", "space", InvalidInputError),
-])
+@pytest.mark.parametrize(
+    ("user_id", "preferences", "error"),
+    [
+        ("newbie", "", InvalidEventError),
+        ("newbie", "   ", InvalidEventError),
+        ("newbie", 5, InvalidEventError),
+        ("", None, InvalidInputError),
+        ("bad\nid", "space", InvalidInputError),
+    ],
+)
 def test_bad_add_user_changes_nothing(victim, user_id, preferences, error) -> None:
     before = state(victim)
     with pytest.raises(error):
@@ -535,10 +570,15 @@ def assert_same_profiles(a: Pipeline, b: Pipeline) -> None:
 
 def assert_same_recommendations(a: Pipeline, b: Pipeline, users) -> None:
     for user in users:
-        for kwargs in ({}, {"query": "space robot"}, {"filters": {"genres": "romance"}},
-                       {"diversity": 0.5}):
-            assert pairs(a.recommend(user, 10, generate=False, **kwargs)) == \
-                pairs(b.recommend(user, 10, generate=False, **kwargs))
+        for kwargs in (
+            {},
+            {"query": "space robot"},
+            {"filters": {"genres": "romance"}},
+            {"diversity": 0.5},
+        ):
+            assert pairs(a.recommend(user, 10, generate=False, **kwargs)) == pairs(
+                b.recommend(user, 10, generate=False, **kwargs)
+            )
 
 
 def _saved(items, events, path: Path) -> tuple[Pipeline, Path]:
@@ -622,10 +662,21 @@ def _edit_manifest(directory: Path, edit) -> None:
     (directory / "llmrec.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("damage", [
-    "garbage manifest", "empty manifest", "list manifest", "no manifest", "format 999",
-    "format 0", "format str", "other kind", "no components", "no catalog component",
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "garbage manifest",
+        "empty manifest",
+        "list manifest",
+        "no manifest",
+        "format 999",
+        "format 0",
+        "format str",
+        "other kind",
+        "no components",
+        "no catalog component",
+    ],
+)
 def test_from_pretrained_corrupted_manifest(broken, damage) -> None:
     manifest_file = broken / "llmrec.json"
     if damage == "garbage manifest":
@@ -654,13 +705,24 @@ def test_from_pretrained_corrupted_manifest(broken, damage) -> None:
         assert "999" in str(info.value) and "upgrade" in str(info.value)
 
 
-@pytest.mark.parametrize("file", [
-    "retriever/item_vectors.npy", "retriever/live.npy", "retriever/popularity.npy",
-    "retriever/cooc_data.npy", "retriever/cooc_indptr.npy", "retriever/index/vectors.npy",
-    "retriever/index/labels.npy", "retriever/models/ease/weights.npy",
-    "profiles/interest.npy", "profiles/preference.npy", "profiles/profiles.jsonl",
-    "catalog/items.jsonl", "ranker/ranker.json",
-])
+@pytest.mark.parametrize(
+    "file",
+    [
+        "retriever/item_vectors.npy",
+        "retriever/live.npy",
+        "retriever/popularity.npy",
+        "retriever/cooc_data.npy",
+        "retriever/cooc_indptr.npy",
+        "retriever/index/vectors.npy",
+        "retriever/index/labels.npy",
+        "retriever/models/ease/weights.npy",
+        "profiles/interest.npy",
+        "profiles/preference.npy",
+        "profiles/profiles.jsonl",
+        "catalog/items.jsonl",
+        "ranker/ranker.json",
+    ],
+)
 @pytest.mark.parametrize("how", ["truncate", "delete"])
 def test_from_pretrained_damaged_files(broken, file, how) -> None:
     target = broken / file
@@ -674,8 +736,9 @@ def test_from_pretrained_damaged_files(broken, file, how) -> None:
         Pipeline.from_pretrained(broken, device="cpu")
 
 
-@pytest.mark.parametrize("damage", ["retriever dim", "profiles half_life", "generator",
-                                    "cooc indices"])
+@pytest.mark.parametrize(
+    "damage", ["retriever dim", "profiles half_life", "generator", "cooc indices"]
+)
 def test_from_pretrained_wrong_typed_manifest_values(broken, damage) -> None:
     if damage == "retriever dim":
         _edit_manifest(broken, lambda m: m["components"]["retriever"].update(dim="abc"))
@@ -700,8 +763,9 @@ def test_from_pretrained_encoder_dim_mismatch(broken) -> None:
 
 def test_query_steers_results_after_fit(cold_pipeline, genre_of) -> None:
     cold_pipeline.add_user("blank-2")
-    recs = cold_pipeline.recommend("blank-2", 10, query="cowboy sheriff saloon ranch",
-                                   generate=False)
+    recs = cold_pipeline.recommend(
+        "blank-2", 10, query="cowboy sheriff saloon ranch", generate=False
+    )
     assert sum(genre_of[r.item_id] == "western" for r in recs) >= 8
 
 
@@ -718,8 +782,7 @@ def test_from_catalog_rejects_empty_and_duplicate_catalogs() -> None:
         Pipeline.from_catalog([], encoder="hashing", llm="template", device="cpu")
     items = make_items(3)
     with pytest.raises(DuplicateItemError):
-        Pipeline.from_catalog(items + items[:1], encoder="hashing", llm="template",
-                              device="cpu")
+        Pipeline.from_catalog(items + items[:1], encoder="hashing", llm="template", device="cpu")
 
 
 def test_different_seeds_give_the_same_planted_structure() -> None:

@@ -29,8 +29,9 @@ def small() -> Pipeline:
 
 
 def test_a_chat_backend_instance_is_wrapped_over_the_catalog() -> None:
-    pipe = Pipeline.from_catalog(ITEMS, encoder="hashing", llm=TemplateChat(), device="cpu",
-                                 models=(), show_progress=False)
+    pipe = Pipeline.from_catalog(
+        ITEMS, encoder="hashing", llm=TemplateChat(), device="cpu", models=(), show_progress=False
+    )
     assert isinstance(pipe.generator, ContentGenerator)
     assert pipe.generator.catalog is pipe.catalog
     pipe.add_user("u", preferences="space robot alien")
@@ -48,17 +49,31 @@ class _GenerateOnly:
 @pytest.mark.parametrize("llm", [_GenerateOnly(), 42, None, b"template", "no-such-backend"])
 def test_any_other_llm_is_refused_at_construction(llm, small) -> None:
     with pytest.raises(ConfigError, match="llm"):
-        Pipeline(small.catalog, small.encoder, small.retriever, small.ranker, small.profiles,
-                 llm=llm, device="cpu")
+        Pipeline(
+            small.catalog,
+            small.encoder,
+            small.retriever,
+            small.ranker,
+            small.profiles,
+            llm=llm,
+            device="cpu",
+        )
     with pytest.raises(ConfigError, match="llm"):
-        Pipeline.from_catalog(ITEMS, encoder="hashing", llm=llm, device="cpu", models=(),
-                              show_progress=False)
+        Pipeline.from_catalog(
+            ITEMS, encoder="hashing", llm=llm, device="cpu", models=(), show_progress=False
+        )
 
 
 def test_bad_options_for_a_chat_backend_are_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        Pipeline.from_catalog(ITEMS, encoder="hashing", llm=TemplateChat(), device="cpu",
-                              llm_options={"model": "m"}, show_progress=False)
+        Pipeline.from_catalog(
+            ITEMS,
+            encoder="hashing",
+            llm=TemplateChat(),
+            device="cpu",
+            llm_options={"model": "m"},
+            show_progress=False,
+        )
 
 
 # --------------------------------------------------------------------------- saved generator
@@ -72,13 +87,24 @@ def _no_network(monkeypatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def test_an_openai_generator_survives_save_and_load(small, tmp_path: Path,
-                                                    monkeypatch) -> None:
+def test_an_openai_generator_survives_save_and_load(small, tmp_path: Path, monkeypatch) -> None:
     _no_network(monkeypatch)
-    generator = ContentGenerator("openai", catalog=small.catalog, model="m", max_words=30,
-                                 backend_options={"base_url": "http://127.0.0.1:9/v1"})
-    pipe = Pipeline(small.catalog, small.encoder, small.retriever, small.ranker,
-                    small.profiles, llm=generator, device="cpu")
+    generator = ContentGenerator(
+        "openai",
+        catalog=small.catalog,
+        model="m",
+        max_words=30,
+        backend_options={"base_url": "http://127.0.0.1:9/v1"},
+    )
+    pipe = Pipeline(
+        small.catalog,
+        small.encoder,
+        small.retriever,
+        small.ranker,
+        small.profiles,
+        llm=generator,
+        device="cpu",
+    )
     pipe.save_pretrained(tmp_path / "s")
     saved = json.loads((tmp_path / "s" / "llmrec.json").read_text())["components"]["generator"]
     assert saved == generator.config() and set(saved) == {"backend", "options"}
@@ -91,18 +117,29 @@ def test_an_openai_generator_survives_save_and_load(small, tmp_path: Path,
 
 
 def test_an_unbuilt_generator_is_saved_in_the_same_shape(small, tmp_path: Path) -> None:
-    pipe = Pipeline(small.catalog, small.encoder, small.retriever, small.ranker,
-                    small.profiles, llm="template", llm_options={"max_words": 25}, device="cpu")
+    pipe = Pipeline(
+        small.catalog,
+        small.encoder,
+        small.retriever,
+        small.ranker,
+        small.profiles,
+        llm="template",
+        llm_options={"max_words": 25},
+        device="cpu",
+    )
     pipe.save_pretrained(tmp_path / "s")
     saved = json.loads((tmp_path / "s" / "llmrec.json").read_text())["components"]["generator"]
     assert saved == {"backend": "template", "options": {"max_words": 25}}
     assert Pipeline.from_pretrained(tmp_path / "s", device="cpu").generator.max_words == 25
 
 
-@pytest.mark.parametrize("old", [
-    {"llm": "template", "options": {"max_words": 25}},
-    {"llm": "default", "config": {"backend": "template", "options": {"max_words": 25}}},
-])
+@pytest.mark.parametrize(
+    "old",
+    [
+        {"llm": "template", "options": {"max_words": 25}},
+        {"llm": "default", "config": {"backend": "template", "options": {"max_words": 25}}},
+    ],
+)
 def test_older_generator_shapes_still_load(small, tmp_path: Path, old) -> None:
     small.save_pretrained(tmp_path / "s")
     manifest_file = tmp_path / "s" / "llmrec.json"
@@ -134,8 +171,9 @@ def _with_last_rating(value: float, item_id: str) -> list[Event]:
     events, _ = make_events(ITEMS, n_users=24, per_user=6)
     events = [e for e in events if e.item_id != item_id]
     users = sorted({e.user_id for e in events})
-    return events + [Event(u, item_id, kind="rate", value=value, timestamp=2e6 + n)
-                     for n, u in enumerate(users)]
+    return events + [
+        Event(u, item_id, kind="rate", value=value, timestamp=2e6 + n) for n, u in enumerate(users)
+    ]
 
 
 def test_a_one_star_rating_is_never_the_held_out_target_nor_a_training_row(monkeypatch) -> None:
@@ -168,9 +206,13 @@ def test_a_two_star_rating_is_not_positive(monkeypatch) -> None:
 def test_positive_events_count_towards_popularity_and_forget_takes_them_back() -> None:
     pipe = build_pipeline(ITEMS, models=())
     row = pipe.catalog.row("i010")
-    pipe.observe_many([Event("a", "i010", kind="rate", value=5, timestamp=1.0),
-                       Event("a", "i010", kind="rate", value=1, timestamp=2.0),
-                       Event("b", "i010", kind="click", timestamp=3.0)])
+    pipe.observe_many(
+        [
+            Event("a", "i010", kind="rate", value=5, timestamp=1.0),
+            Event("a", "i010", kind="rate", value=1, timestamp=2.0),
+            Event("b", "i010", kind="click", timestamp=3.0),
+        ]
+    )
     assert pipe.retriever.popularity.counts[row] == 2
     pipe.forget("a")
     assert pipe.retriever.popularity.counts[row] == 1
@@ -197,22 +239,31 @@ def test_reason_requests_carry_every_signals_relation(small, monkeypatch) -> Non
     recs = small.recommend("u001", 3)
     assert len(seen) == 3 and [r.text for r in recs] == ["text"] * 3
     for request in seen:
-        assert dict(request.relations) == {**small.retriever.relations,
-                                           "tag_affinity": "shared_tags"}
+        assert dict(request.relations) == {
+            **small.retriever.relations,
+            "tag_affinity": "shared_tags",
+        }
         assert set(request.signals) <= set(request.relations)
 
 
 # --------------------------------------------------------------------------- requests
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"k": True}, InvalidInputError), ({"k": 0}, InvalidInputError),
-    ({"exclude_seen": 1}, ConfigError), ({"generate": "yes"}, ConfigError),
-    ({"diversity": True}, InvalidInputError), ({"budget_s": -1}, ConfigError),
-    ({"budget_s": True}, ConfigError), ({"budget_s": float("nan")}, ConfigError),
-    ({"filters": {"genres": [["unhashable"]]}}, InvalidInputError),
-    ({"query": "\ud800"}, InvalidInputError),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"k": True}, InvalidInputError),
+        ({"k": 0}, InvalidInputError),
+        ({"exclude_seen": 1}, ConfigError),
+        ({"generate": "yes"}, ConfigError),
+        ({"diversity": True}, InvalidInputError),
+        ({"budget_s": -1}, ConfigError),
+        ({"budget_s": True}, ConfigError),
+        ({"budget_s": float("nan")}, ConfigError),
+        ({"filters": {"genres": [["unhashable"]]}}, InvalidInputError),
+        ({"query": "\ud800"}, InvalidInputError),
+    ],
+)
 def test_request_arguments_are_checked_once_up_front(small, kwargs, error) -> None:
     with pytest.raises(error):
         RecommendRequest.make(**kwargs)
@@ -224,8 +275,9 @@ def test_request_arguments_are_checked_once_up_front(small, kwargs, error) -> No
 
 
 def test_a_request_keeps_its_checked_values() -> None:
-    request = RecommendRequest.make(5, query="funny, mail me at eve@example.com",
-                                    filters={"genres": "comedy"}, budget_s=2)
+    request = RecommendRequest.make(
+        5, query="funny, mail me at eve@example.com", filters={"genres": "comedy"}, budget_s=2
+    )
     assert request.k == 5 and request.budget_s == 2.0 and request.diversity is None
     assert "eve@example.com" not in request.query and request.query.startswith("funny")
     assert request.predicate is not None and request.exclude_seen and request.generate

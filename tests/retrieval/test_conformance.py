@@ -20,10 +20,18 @@ DIM = 8
 N = 40
 
 #: The ranker's starting weights before sources declared their own (the old table).
-OLD_DEFAULT_WEIGHTS = {"text_similarity": 2.0, "co_occurrence": 3.0, "popularity": 1.5,
-                       "query": 4.0, "tag_affinity": 0.5, "ease": 3.0, "sequential": 1.0}
-SMALL_SEQUENTIAL = dict(hidden=16, layers=1, heads=2, max_len=8, epochs=5, device="cpu",
-                        show_progress=False)
+OLD_DEFAULT_WEIGHTS = {
+    "text_similarity": 2.0,
+    "co_occurrence": 3.0,
+    "popularity": 1.5,
+    "query": 4.0,
+    "tag_affinity": 0.5,
+    "ease": 3.0,
+    "sequential": 1.0,
+}
+SMALL_SEQUENTIAL = dict(
+    hidden=16, layers=1, heads=2, max_len=8, epochs=5, device="cpu", show_progress=False
+)
 
 
 def _vectors(n: int = N, seed: int = 0) -> np.ndarray:
@@ -57,8 +65,12 @@ def test_built_in_sources_conform(source: str, index: str) -> None:
     vector = retriever.item_vectors[3]
 
     def ctx_factory(history, exclude):
-        return retriever.context(vector if source == "text" else None,
-                                 vector if source == "query" else None, history, exclude)
+        return retriever.context(
+            vector if source == "text" else None,
+            vector if source == "query" else None,
+            history,
+            exclude,
+        )
 
     check_candidate_source(getattr(retriever, source), ctx_factory)
 
@@ -77,8 +89,10 @@ def test_trainable_sources_are_checked_in_the_retrievers_row_space() -> None:
 
     retriever = Retriever(DIM, index="exact")
     retriever.upsert(np.arange(TINY_ROWS + 1), _vectors(TINY_ROWS + 1))
-    check_candidate_source(EASESource(l2=10.0),
-                           lambda history, exclude: retriever.context(None, None, history, exclude))
+    check_candidate_source(
+        EASESource(l2=10.0),
+        lambda history, exclude: retriever.context(None, None, history, exclude),
+    )
 
 
 # --------------------------------------------------------------------------- declarations
@@ -88,13 +102,22 @@ def test_default_weights_and_relations_of_every_source() -> None:
     retriever = _retriever()
     retriever.add_model("ease")
     retriever.add_model("sequential", **SMALL_SEQUENTIAL)
-    assert retriever.default_weights == {"text_similarity": 2.0, "co_occurrence": 3.0,
-                                         "popularity": 1.5, "query": 4.0, "ease": 3.0,
-                                         "sequential": 1.0}
-    assert retriever.relations == {"text_similarity": "similar_text",
-                                   "co_occurrence": "co_consumption", "popularity": "popular",
-                                   "query": "query", "ease": "co_consumption",
-                                   "sequential": "co_consumption"}
+    assert retriever.default_weights == {
+        "text_similarity": 2.0,
+        "co_occurrence": 3.0,
+        "popularity": 1.5,
+        "query": 4.0,
+        "ease": 3.0,
+        "sequential": 1.0,
+    }
+    assert retriever.relations == {
+        "text_similarity": "similar_text",
+        "co_occurrence": "co_consumption",
+        "popularity": "popular",
+        "query": "query",
+        "ease": "co_consumption",
+        "sequential": "co_consumption",
+    }
     assert set(retriever.relations.values()) <= set(RELATIONS)
     assert tuple(retriever.default_weights) == retriever.feature_names
 
@@ -154,8 +177,9 @@ def test_add_model_accepts_only_trainable_sources() -> None:
     with pytest.raises(ConfigError, match="relation"):
         retriever.add_model(type("Odd", (RecordingSource,), {"name": "odd", "relation": "x"})())
     with pytest.raises(ConfigError, match="default_weight"):
-        retriever.add_model(type("Odd", (RecordingSource,),
-                                 {"name": "odd", "default_weight": True})())
+        retriever.add_model(
+            type("Odd", (RecordingSource,), {"name": "odd", "default_weight": True})()
+        )
     with pytest.raises(ConfigError, match="bad options"):
         retriever.add_model("ease", nonsense=1)
     assert isinstance(retriever.add_model("ease"), TrainableSource)
@@ -198,8 +222,15 @@ def test_ease_removed_rows_score_zero_until_added_again(tmp_path) -> None:
 
     def make() -> RetrievalContext:
         history = np.array([0, 1])
-        return RetrievalContext(None, None, history, np.ones(2, np.float32),
-                                np.zeros(0, np.int64), n_rows=12, profile_rows=history)
+        return RetrievalContext(
+            None,
+            None,
+            history,
+            np.ones(2, np.float32),
+            np.zeros(0, np.int64),
+            n_rows=12,
+            profile_rows=history,
+        )
 
     ctx = make()
     before = source.score(ctx, np.arange(12))
@@ -219,10 +250,19 @@ def test_ease_removed_rows_score_zero_until_added_again(tmp_path) -> None:
 # --------------------------------------------------------------------------- validators
 
 
-@pytest.mark.parametrize("kwargs", [{"recency_decay": "x"}, {"recency_decay": None},
-                                    {"n_candidates": True}, {"history_length": True},
-                                    {"neighbors": True}, {"dim": True}, {"n_items_hint": -1},
-                                    {"index_options": [1]}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"recency_decay": "x"},
+        {"recency_decay": None},
+        {"n_candidates": True},
+        {"history_length": True},
+        {"neighbors": True},
+        {"dim": True},
+        {"n_items_hint": -1},
+        {"index_options": [1]},
+    ],
+)
 def test_bad_retriever_arguments_are_config_errors(kwargs) -> None:
     # ``recency_decay="x"`` used to escape as a bare TypeError; True passed as 1.
     args = {"dim": DIM, **kwargs}
@@ -230,14 +270,22 @@ def test_bad_retriever_arguments_are_config_errors(kwargs) -> None:
         Retriever(args.pop("dim"), **args)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: CooccurrenceSource(neighbors=True), lambda: CooccurrenceSource(alpha="x"),
-    lambda: ExactIndex(True), lambda: HNSWIndex(8, m=True),
-    lambda: HNSWIndex(8, ef_search=0), lambda: EASESource(max_items=True),
-    lambda: EASESource(l2=float("nan")), lambda: SequentialSource(seed=True),
-    lambda: SequentialSource(text_init=1), lambda: SequentialSource(show_progress="no"),
-    lambda: SequentialSource(weight_decay=float("inf")),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: CooccurrenceSource(neighbors=True),
+        lambda: CooccurrenceSource(alpha="x"),
+        lambda: ExactIndex(True),
+        lambda: HNSWIndex(8, m=True),
+        lambda: HNSWIndex(8, ef_search=0),
+        lambda: EASESource(max_items=True),
+        lambda: EASESource(l2=float("nan")),
+        lambda: SequentialSource(seed=True),
+        lambda: SequentialSource(text_init=1),
+        lambda: SequentialSource(show_progress="no"),
+        lambda: SequentialSource(weight_decay=float("inf")),
+    ],
+)
 def test_bad_source_and_index_arguments_are_config_errors(make) -> None:
     with pytest.raises(ConfigError, match="must be"):
         make()

@@ -50,9 +50,14 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- exactness
 
 
-@given(n=st.integers(0, 60), dim=st.integers(1, 12), k=st.integers(1, 80),
-       n_queries=st.integers(1, 4), seed=st.integers(0, 2**32 - 1),
-       label_offset=st.integers(0, 3000))
+@given(
+    n=st.integers(0, 60),
+    dim=st.integers(1, 12),
+    k=st.integers(1, 80),
+    n_queries=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+    label_offset=st.integers(0, 3000),
+)
 def test_exact_index_equals_brute_force(n, dim, k, n_queries, seed, label_offset) -> None:
     rng = np.random.default_rng(seed)
     vectors = unit(rng, n, dim) if n else np.zeros((0, dim), np.float32)
@@ -71,16 +76,19 @@ def test_exact_index_equals_brute_force(n, dim, k, n_queries, seed, label_offset
         by_label = dict(zip(labels.tolist(), range(n)))
         for q in range(n_queries):
             rows = [by_label[int(lab)] for lab in got_labels[q, :found]]
-            np.testing.assert_allclose(vectors[rows] @ queries[q], got_scores[q, :found],
-                                       atol=1e-5)
+            np.testing.assert_allclose(vectors[rows] @ queries[q], got_scores[q, :found], atol=1e-5)
             assert len(set(got_labels[q, :found].tolist())) == found
     # k beyond the count pads with -1 and -inf.
     assert (got_labels[:, found:] == -1).all()
     assert np.isneginf(got_scores[:, found:]).all()
 
 
-@given(n=st.integers(1, 40), removed=st.integers(0, 40), k=st.integers(1, 50),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 40),
+    removed=st.integers(0, 40),
+    k=st.integers(1, 50),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_exact_index_with_removals_equals_brute_force_over_live(n, removed, k, seed) -> None:
     rng = np.random.default_rng(seed)
     vectors = unit(rng, n, 8)
@@ -211,7 +219,7 @@ def test_hnsw_grows_past_initial_capacity(data) -> None:
     vectors, _ = data
     index = HNSWIndex(16, initial_capacity=8)
     for start in range(0, 200, 30):
-        index.upsert(np.arange(start, min(start + 30, 200)), vectors[start:start + 30])
+        index.upsert(np.arange(start, min(start + 30, 200)), vectors[start : start + 30])
     assert len(index) == 200
     labels, _ = index.search(vectors, 1)
     np.testing.assert_array_equal(labels[:, 0], np.arange(200))
@@ -231,8 +239,14 @@ def test_hnsw_search_with_all_but_few_removed(data) -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        "nan_vector", "inf_vector", "wrong_dim", "3d", "negative_label", "duplicate_labels",
-        "count_mismatch", "float_labels",
+        "nan_vector",
+        "inf_vector",
+        "wrong_dim",
+        "3d",
+        "negative_label",
+        "duplicate_labels",
+        "count_mismatch",
+        "float_labels",
     ],
 )
 def test_bad_upserts_raise_and_change_nothing(cls, bad, data) -> None:
@@ -326,8 +340,10 @@ def test_save_load_gives_identical_results(cls, data, tmp_path: Path) -> None:
 @pytest.mark.parametrize("cls", INDEXES)
 def test_load_from_missing_directory(cls, tmp_path: Path) -> None:
     with pytest.raises(PersistenceError):
-        cls.load(tmp_path / "nowhere", {"dim": 16, "m": 16, "ef_construction": 200,
-                                        "ef_search": 128, "count": 0})
+        cls.load(
+            tmp_path / "nowhere",
+            {"dim": 16, "m": 16, "ef_construction": 200, "ef_search": 128, "count": 0},
+        )
 
 
 @pytest.mark.parametrize("cls", INDEXES)
@@ -395,8 +411,9 @@ def test_hnsw_load_of_corrupt_graph_raises_and_does_not_crash(tmp_path: Path) ->
             gc.collect()
         print("survived")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-500:]
     assert "PersistenceError: truncate" in result.stdout
     assert "PersistenceError: garbage" in result.stdout

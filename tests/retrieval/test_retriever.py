@@ -91,11 +91,16 @@ def test_cold_context_without_signals_gives_nothing_unless_min_count(vectors) ->
     assert len(rows) == N  # every live row is scored instead
 
 
-@given(exclude=st.lists(st.integers(0, N - 1), max_size=80),
-       modulus=st.integers(1, 7), min_count=st.integers(0, 150), anchor=st.integers(0, N - 1),
-       history=st.lists(st.integers(0, N - 1), max_size=6))
+@given(
+    exclude=st.lists(st.integers(0, N - 1), max_size=80),
+    modulus=st.integers(1, 7),
+    min_count=st.integers(0, 150),
+    anchor=st.integers(0, N - 1),
+    history=st.lists(st.integers(0, N - 1), max_size=6),
+)
 def test_candidates_respect_exclusions_filters_and_min_count(
-        fitted, vectors, exclude, modulus, min_count, anchor, history) -> None:
+    fitted, vectors, exclude, modulus, min_count, anchor, history
+) -> None:
     def row_filter(rows: np.ndarray) -> np.ndarray:
         return rows % modulus == 0
 
@@ -142,8 +147,9 @@ def test_co_occurrence_scores_follow_recency(fitted) -> None:
     j = int(np.argmax(np.where(sim[0] == 0, sim[9], 0)))  # a neighbour of 9 only
     assert sim[9, j] > 0 and sim[0, j] == 0
     assert a[j] / a[1] < b[j] / b[1]
-    np.testing.assert_allclose(a[j] / a[1], 0.9 * sim[9, j] / (sim[0, 1] + 0.9 * sim[9, 1]),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        a[j] / a[1], 0.9 * sim[9, j] / (sim[0, 1] + 0.9 * sim[9, 1]), rtol=1e-4
+    )
     assert a.max() == pytest.approx(1.0) and b.max() == pytest.approx(1.0)
 
 
@@ -253,9 +259,17 @@ def test_bad_upsert_changes_nothing(vectors, bad) -> None:
     assert retriever.live.sum() == 10 and len(retriever.index) == 10
 
 
-@pytest.mark.parametrize("kwargs", [{"n_candidates": 0}, {"history_length": 0},
-                                    {"recency_decay": 0.0}, {"recency_decay": 1.5},
-                                    {"neighbors": 0}, {"index": "nope"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_candidates": 0},
+        {"history_length": 0},
+        {"recency_decay": 0.0},
+        {"recency_decay": 1.5},
+        {"neighbors": 0},
+        {"index": "nope"},
+    ],
+)
 def test_bad_config(kwargs) -> None:
     with pytest.raises(ConfigError):
         Retriever(DIM, **kwargs)

@@ -12,8 +12,18 @@ from llmrec.retrieval.models import SequentialSource
 
 N_CYCLES, CYCLE, DIM = 5, 10, 16
 N_ITEMS = N_CYCLES * CYCLE
-SMALL = dict(hidden=32, layers=1, heads=2, max_len=10, dropout=0.1, epochs=40, lr=5e-3,
-             batch_size=64, device="cpu", show_progress=False)
+SMALL = dict(
+    hidden=32,
+    layers=1,
+    heads=2,
+    max_len=10,
+    dropout=0.1,
+    epochs=40,
+    lr=5e-3,
+    batch_size=64,
+    device="cpu",
+    show_progress=False,
+)
 
 
 def _walks(seed: int = 0, users: int = 120, length: int = 16, noise: float = 0.1):
@@ -43,8 +53,15 @@ def _vectors(seed: int = 0) -> np.ndarray:
 
 def _ctx(history_newest_first, n_rows: int, exclude=()) -> RetrievalContext:
     rows = np.asarray(history_newest_first, dtype=np.int64)
-    return RetrievalContext(None, None, rows, np.ones(len(rows), np.float32),
-                            np.asarray(exclude, dtype=np.int64), n_rows=n_rows, profile_rows=rows)
+    return RetrievalContext(
+        None,
+        None,
+        rows,
+        np.ones(len(rows), np.float32),
+        np.asarray(exclude, dtype=np.int64),
+        n_rows=n_rows,
+        profile_rows=rows,
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,8 +130,9 @@ def test_same_seed_identical_different_seed_differs(data, fitted):
     for key, value in fitted.net.state_dict().items():
         assert torch.equal(value, again.net.state_dict()[key]), key
     ctx_a, ctx_b = _ctx([5, 4, 3], N_ITEMS), _ctx([5, 4, 3], N_ITEMS)
-    assert np.array_equal(fitted.score(ctx_a, np.arange(N_ITEMS)),
-                          again.score(ctx_b, np.arange(N_ITEMS)))
+    assert np.array_equal(
+        fitted.score(ctx_a, np.arange(N_ITEMS)), again.score(ctx_b, np.arange(N_ITEMS))
+    )
     other = SequentialSource(seed=1, **{**SMALL, "epochs": 2}).fit(train, vectors)
     first = SequentialSource(seed=0, **{**SMALL, "epochs": 2}).fit(train, vectors)
     assert not torch.equal(other.net.residual, first.net.residual)
@@ -142,8 +160,9 @@ def test_save_load_identical_scores(tmp_path, fitted):
     json.dumps(config)
     loaded = SequentialSource.load(tmp_path / "seq", config, device="cpu")
     rows = np.arange(N_ITEMS)
-    assert np.array_equal(fitted.score(_ctx([7, 6, 5], N_ITEMS), rows),
-                          loaded.score(_ctx([7, 6, 5], N_ITEMS), rows))
+    assert np.array_equal(
+        fitted.score(_ctx([7, 6, 5], N_ITEMS), rows), loaded.score(_ctx([7, 6, 5], N_ITEMS), rows)
+    )
     # An unfitted source round-trips too.
     empty = SequentialSource(device="cpu", show_progress=False)
     config = empty.save(tmp_path / "empty")
@@ -167,8 +186,12 @@ def test_update_items_scores_new_rows_from_text(tmp_path, fitted):
     assert torch.allclose(table[twin], text_only[0], atol=1e-6)
     # Across contexts the twin's scores follow item 12's more closely than any other
     # item's.
-    profiles = np.array([source.score(_ctx(history[::-1], twin + 1), np.arange(twin + 1))
-                         for history in _walks(seed=2, users=60)])
+    profiles = np.array(
+        [
+            source.score(_ctx(history[::-1], twin + 1), np.arange(twin + 1))
+            for history in _walks(seed=2, users=60)
+        ]
+    )
     columns = profiles[:, [*range(N_ITEMS), twin]]
     with np.errstate(invalid="ignore", divide="ignore"):  # an item may always score -2
         corr = np.nan_to_num(np.corrcoef(columns.T)[-1, :N_ITEMS], nan=-1.0)
@@ -212,8 +235,14 @@ def test_bad_inputs_raise():
         source.fit([[0, 1]], vectors, valid=[([0], N_ITEMS + 3)])
     with pytest.raises(InvalidInputError, match="live"):
         source.fit([[0, 1]], vectors, live=np.ones(3, dtype=bool))
-    for key, value in (("max_len", 0), ("max_len", -3), ("hidden", 0), ("epochs", 1.5),
-                       ("dropout", 1.0), ("lr", 0)):
+    for key, value in (
+        ("max_len", 0),
+        ("max_len", -3),
+        ("hidden", 0),
+        ("epochs", 1.5),
+        ("dropout", 1.0),
+        ("lr", 0),
+    ):
         with pytest.raises(ConfigError, match=key):
             SequentialSource(**{key: value})
     with pytest.raises(ConfigError, match="divisible"):

@@ -44,8 +44,7 @@ def test_atomic_file_keeps_the_old_file_on_error(tmp_path: Path) -> None:
 
 
 def test_atomic_file_refuses_a_bad_mode(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="mode must be one of"), \
-            atomic_file(tmp_path / "a", "a"):
+    with pytest.raises(ConfigError, match="mode must be one of"), atomic_file(tmp_path / "a", "a"):
         pass
 
 
@@ -85,8 +84,9 @@ def test_write_predictions_refuses_a_non_path() -> None:
         write_predictions(5, {})  # type: ignore[arg-type]
 
 
-def test_event_log_rewrite_goes_through_atomic_file(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_event_log_rewrite_goes_through_atomic_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "events.log"
     with EventLog(path) as log:
         log.append([Event(user_id="u1", item_id="a"), Event(user_id="u2", item_id="b")])

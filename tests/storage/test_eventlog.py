@@ -34,8 +34,11 @@ def ev(user: str, item: str, t: float, kind: str = "click") -> Event:
 
 def test_append_and_replay_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
-    batch = [ev("u1", "i1", 1.0), Event("u2", kind="query", text="ünïcödé \u2028 q", timestamp=2.0),
-             Event("u1", "i2", kind="rate", value=4.5, timestamp=3.0)]
+    batch = [
+        ev("u1", "i1", 1.0),
+        Event("u2", kind="query", text="ünïcödé \u2028 q", timestamp=2.0),
+        Event("u1", "i2", kind="rate", value=4.5, timestamp=3.0),
+    ]
     with EventLog(path) as log:
         assert log.last_sequence == 0 and len(log) == 0
         assert log.append(batch[:1]) == 1
@@ -145,7 +148,7 @@ def test_torn_final_record_is_skipped_and_cut_off(tmp_path: Path, cut: int) -> N
         assert [e.item_id for e in events_of(log)] == ["i0", "i1", "i2", "i3", "new"]
 
 
-@pytest.mark.parametrize("tail", [b"\x00" * 300, b"deadbeef {\"seq\": 6}\n", b"\n"])
+@pytest.mark.parametrize("tail", [b"\x00" * 300, b'deadbeef {"seq": 6}\n', b"\n"])
 def test_garbage_after_the_last_record_is_a_torn_tail(tmp_path: Path, tail: bytes) -> None:
     path = _log_with(tmp_path, 3)
     with open(path, "ab") as f:
@@ -164,9 +167,9 @@ def test_corruption_before_the_end_names_file_and_offset(tmp_path: Path, how: st
     if how == "flip":
         data[offset + 20] ^= 0x01
     elif how == "truncate line":
-        del data[offset + 15: offset + len(lines[2]) - 1]
+        del data[offset + 15 : offset + len(lines[2]) - 1]
     else:
-        data[offset + 9: offset + 10] = b"["
+        data[offset + 9 : offset + 10] = b"["
     path.write_bytes(bytes(data))
     with pytest.raises(PersistenceError) as info:
         EventLog(path)
@@ -253,23 +256,36 @@ def profiles_of(pipe: Pipeline) -> dict:
     out = {}
     for uid in sorted(pipe.profiles):
         p = pipe.profiles.get(uid)
-        out[uid] = (p.n_events, [tuple(h.__dict__.values()) for h in p.history], sorted(p.seen),
-                    p.stated_preferences, p.tag_affinity,
-                    None if p.interest is None else p.interest.tobytes(),
-                    None if p.preference_vector is None else p.preference_vector.tobytes())
+        out[uid] = (
+            p.n_events,
+            [tuple(h.__dict__.values()) for h in p.history],
+            sorted(p.seen),
+            p.stated_preferences,
+            p.tag_affinity,
+            None if p.interest is None else p.interest.tobytes(),
+            None if p.preference_vector is None else p.preference_vector.tobytes(),
+        )
     return out
 
 
 def state_of(pipe: Pipeline) -> tuple:
-    return (profiles_of(pipe), sorted(pipe.catalog.item_ids()),
-            pipe.retriever.popularity.counts[: pipe.catalog.n_rows].tolist())
+    return (
+        profiles_of(pipe),
+        sorted(pipe.catalog.item_ids()),
+        pipe.retriever.popularity.counts[: pipe.catalog.n_rows].tolist(),
+    )
 
 
 def lived_in(pipe: Pipeline) -> None:
     """Every kind of logged change."""
     pipe.observe(ev("a", "i000", 1.0))
-    pipe.observe_many([ev("a", "i006", 2.0, "like"), ev("b", "i001", 3.0),
-                       Event("b", kind="query", text="scary ghost, mail b@x.org", timestamp=4.0)])
+    pipe.observe_many(
+        [
+            ev("a", "i006", 2.0, "like"),
+            ev("b", "i001", 3.0),
+            Event("b", kind="query", text="scary ghost, mail b@x.org", timestamp=4.0),
+        ]
+    )
     pipe.add_user("c")
     pipe.add_user("d", preferences="cowboy sheriff saloon")
     pipe.add_items([Item("new1", "Ocean", "mermaid coral", {"genres": ["ocean"]})])
@@ -324,12 +340,14 @@ def test_a_bad_call_writes_nothing_to_the_log(tmp_path: Path) -> None:
     pipe.open_event_log(tmp_path / "e.log")
     pipe.observe(ev("a", "i000", 1.0))
     before = pipe.event_log.last_sequence
-    for call in (lambda: pipe.observe(ev("a", "nope", 2.0)),
-                 lambda: pipe.observe_many([ev("a", "i001", 2.0), ev("a", "nope", 3.0)]),
-                 lambda: pipe.observe("not an event"),
-                 lambda: pipe.remove_items(["i001", "nope"]),
-                 lambda: pipe.add_items([Item("x", "X"), "y"]),
-                 lambda: pipe.forget("ghost")):
+    for call in (
+        lambda: pipe.observe(ev("a", "nope", 2.0)),
+        lambda: pipe.observe_many([ev("a", "i001", 2.0), ev("a", "nope", 3.0)]),
+        lambda: pipe.observe("not an event"),
+        lambda: pipe.remove_items(["i001", "nope"]),
+        lambda: pipe.add_items([Item("x", "X"), "y"]),
+        lambda: pipe.forget("ghost"),
+    ):
         with pytest.raises((InvalidInputError, UnknownItemError, UnknownUserError)):
             call()
     assert pipe.event_log.last_sequence == before

@@ -28,8 +28,11 @@ __all__ = ["PipelineDeployment", "pack_pipeline"]
 #: Batch sizes a replica remembers (for ``batch_sizes``).
 BATCH_HISTORY = 1000
 
-api = FastAPI(title="llmrec (Ray Serve)", version=__version__,
-              description="Personalized recommendations with grounded generated text.")
+api = FastAPI(
+    title="llmrec (Ray Serve)",
+    version=__version__,
+    description="Personalized recommendations with grounded generated text.",
+)
 
 
 @api.exception_handler(LLMRecError)
@@ -67,8 +70,13 @@ class PipelineDeployment:
     """One replica: a loaded Pipeline; concurrent ``recommend`` calls are answered together
     by :meth:`Pipeline.recommend_batch <llmrec.Pipeline.recommend_batch>`."""
 
-    def __init__(self, source: str | bytes, pipeline_options: Mapping[str, Any],
-                 max_batch_size: int, batch_wait_timeout_s: float) -> None:
+    def __init__(
+        self,
+        source: str | bytes,
+        pipeline_options: Mapping[str, Any],
+        max_batch_size: int,
+        batch_wait_timeout_s: float,
+    ) -> None:
         self._tmp = None
         if isinstance(source, bytes):
             self._tmp = tempfile.TemporaryDirectory(prefix="llmrec-replica-")
@@ -104,8 +112,9 @@ class PipelineDeployment:
         outcomes: list[tuple[Any, Any]] = [(None, None)] * len(calls)
         for options, members in groups:
             try:
-                results = self.pipeline.recommend_batch([calls[n].user_id for n in members],
-                                                        **options)
+                results = self.pipeline.recommend_batch(
+                    [calls[n].user_id for n in members], **options
+                )
                 for n, result in zip(members, results):
                     outcomes[n] = (result, None)
             except Exception:  # noqa: BLE001 - one bad call must not fail the others

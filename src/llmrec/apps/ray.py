@@ -48,7 +48,8 @@ def _import_ray(*submodules: str) -> Any:
             importlib.import_module(f"ray.{submodule}")
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"llmrec.apps.ray needs Ray ({exc.name} is missing): {_INSTALL_HINT}") from exc
+            f"llmrec.apps.ray needs Ray ({exc.name} is missing): {_INSTALL_HINT}"
+        ) from exc
     return ray
 
 
@@ -58,8 +59,9 @@ class _EncodeBatch:
 
     def __init__(self, backend: str, device: str, options: Mapping[str, Any]) -> None:
         # No cache: each text is seen once, and a worker should not hold the catalog.
-        self.encoder = ItemEncoder(backend, device=device, show_progress=False, cache_size=0,
-                                   **dict(options))
+        self.encoder = ItemEncoder(
+            backend, device=device, show_progress=False, cache_size=0, **dict(options)
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self.encoder.encode_texts([str(text) for text in batch["text"]])
@@ -73,13 +75,20 @@ def _worker_device(ray: Any, device: str, num_workers: int) -> tuple[str, bool]:
         if gpus >= num_workers:
             return "cuda", True
         if gpus:
-            logger.warning("the Ray cluster has %d GPUs for %d workers: encoding on CPUs "
-                           "(ask for at most %d workers to use them)", gpus, num_workers, gpus)
+            logger.warning(
+                "the Ray cluster has %d GPUs for %d workers: encoding on CPUs "
+                "(ask for at most %d workers to use them)",
+                gpus,
+                num_workers,
+                gpus,
+            )
         return "cpu", False
     if device.startswith("cuda"):
         if gpus < num_workers:
-            raise DeviceError(f"device={device!r} with {num_workers} workers needs "
-                              f"{num_workers} GPUs; the Ray cluster has {gpus}")
+            raise DeviceError(
+                f"device={device!r} with {num_workers} workers needs "
+                f"{num_workers} GPUs; the Ray cluster has {gpus}"
+            )
         return "cuda", True  # Ray gives each actor its own GPU as cuda:0
     return device, False
 
@@ -130,8 +139,10 @@ def encode_catalog(
         if not isinstance(item, Item):
             raise InvalidInputError(f"items[{n}] must be an llmrec Item, got {type(item).__name__}")
     if not isinstance(encoder, str):
-        raise ConfigError("encoder must be a registered backend name: an instance cannot be "
-                          "sent to the Ray workers")
+        raise ConfigError(
+            "encoder must be a registered backend name: an instance cannot be "
+            "sent to the Ray workers"
+        )
     encoder_options = check_options(encoder_options, "encoder_options")
     num_workers = check_int(num_workers, "num_workers", low=1)
     batch_size = check_int(batch_size, "batch_size", low=1)
@@ -155,15 +166,21 @@ def encode_catalog(
         # Ray Data may deliver batches in any order: each text carries its row.
         blocks = max(1, min(math.ceil(len(texts) / batch_size), 4 * num_workers))
         dataset = ray.data.from_items(
-            [{"row": n, "text": text} for n, text in enumerate(texts)],
-            override_num_blocks=blocks)
+            [{"row": n, "text": text} for n, text in enumerate(texts)], override_num_blocks=blocks
+        )
         encoded = dataset.map_batches(
             _EncodeBatch,
-            fn_constructor_kwargs={"backend": encoder, "device": worker_device,
-                                   "options": encoder_options},
-            batch_size=batch_size, batch_format="numpy",
+            fn_constructor_kwargs={
+                "backend": encoder,
+                "device": worker_device,
+                "options": encoder_options,
+            },
+            batch_size=batch_size,
+            batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=num_workers),
-            num_cpus=cpus_per_worker, num_gpus=1 if use_gpu else 0)
+            num_cpus=cpus_per_worker,
+            num_gpus=1 if use_gpu else 0,
+        )
         for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
             rows = np.asarray(batch["row"], dtype=np.int64)
             vectors = np.asarray(batch["vector"], dtype=np.float32)
@@ -205,8 +222,14 @@ def build_pipeline(
 
     if not isinstance(encoder, str):
         raise ConfigError("encoder must be the backend name the vectors were made with")
-    return Pipeline.from_catalog(items, encoder=encoder, encoder_options=encoder_options,
-                                 device=device, item_vectors=vectors, **options)
+    return Pipeline.from_catalog(
+        items,
+        encoder=encoder,
+        encoder_options=encoder_options,
+        device=device,
+        item_vectors=vectors,
+        **options,
+    )
 
 
 # ---------------------------------------------------------------------------- serving
@@ -257,11 +280,14 @@ def pipeline_app(
     elif hasattr(path_or_pipeline, "save_pretrained"):
         source = pack_pipeline(path_or_pipeline)
     else:
-        raise ConfigError(f"path_or_pipeline must be a save directory or a Pipeline, got "
-                          f"{type(path_or_pipeline).__name__}")
+        raise ConfigError(
+            f"path_or_pipeline must be a save directory or a Pipeline, got "
+            f"{type(path_or_pipeline).__name__}"
+        )
 
     deployment = PipelineDeployment.options(
-        num_replicas=num_replicas, ray_actor_options=ray_actor_options)
+        num_replicas=num_replicas, ray_actor_options=ray_actor_options
+    )
     return deployment.bind(source, pipeline_options, max_batch_size, batch_wait_timeout_s)
 
 

@@ -43,7 +43,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
         f"llmrec.apps.server needs the server extra ({exc.name} is missing): "
-        "pip install 'llmrec[server]'") from exc
+        "pip install 'llmrec[server]'"
+    ) from exc
 
 __all__ = ["create_app", "health_status"]
 
@@ -111,8 +112,7 @@ def _status(exc: LLMRecError) -> int:
 
 
 def _error(exc: LLMRecError) -> JSONResponse:
-    return JSONResponse({"error": type(exc).__name__, "detail": str(exc)},
-                        status_code=_status(exc))
+    return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=_status(exc))
 
 
 def _event(body: EventBody) -> Event:
@@ -124,8 +124,12 @@ def health_status(pipeline: Any) -> dict[str, Any]:
     """The ``GET /health`` answer: liveness, catalog and user counts, the llmrec version."""
     from llmrec import __version__
 
-    return {"status": "ok", "items": len(pipeline.catalog), "users": len(pipeline.profiles),
-            "version": __version__}
+    return {
+        "status": "ok",
+        "items": len(pipeline.catalog),
+        "users": len(pipeline.profiles),
+        "version": __version__,
+    }
 
 
 def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmrec") -> FastAPI:
@@ -143,8 +147,11 @@ def create_app(pipeline: Any, *, api_key: str | None = None, title: str = "llmre
         raise ConfigError(f"api_key must be a str or None, got {type(api_key).__name__}")
     from llmrec import __version__
 
-    app = FastAPI(title=title, version=__version__,
-                  description="Personalized recommendations with grounded generated text.")
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        description="Personalized recommendations with grounded generated text.",
+    )
     secured = _add_security(app, api_key)
 
     @app.get("/health")
@@ -165,14 +172,18 @@ def _add_security(app: FastAPI, api_key: str | None) -> list[Any]:
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
     def check_key(key: str | None = Depends(header)) -> None:
-        if api_key is not None and (key is None or not hmac.compare_digest(
-                key.encode(), api_key.encode())):
+        if api_key is not None and (
+            key is None or not hmac.compare_digest(key.encode(), api_key.encode())
+        ):
             raise _Unauthorized()
 
     @app.exception_handler(_Unauthorized)
     async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
-        return JSONResponse({"error": "Unauthorized", "detail": "missing or wrong X-API-Key"},
-                            status_code=401, headers={"WWW-Authenticate": "APIKey"})
+        return JSONResponse(
+            {"error": "Unauthorized", "detail": "missing or wrong X-API-Key"},
+            status_code=401,
+            headers={"WWW-Authenticate": "APIKey"},
+        )
 
     @app.exception_handler(LLMRecError)
     async def llmrec_error(request: Request, exc: LLMRecError) -> JSONResponse:
@@ -184,21 +195,35 @@ def _add_security(app: FastAPI, api_key: str | None) -> list[Any]:
 def _add_recommend_routes(app: FastAPI, pipeline: Any, secured: list[Any]) -> None:
     @app.post("/recommend", dependencies=secured)
     def recommend(body: RecommendBody) -> dict[str, Any]:
-        recs = pipeline.recommend(body.user_id, body.k, query=body.query,
-                                  exclude_seen=body.exclude_seen, filters=body.filters,
-                                  generate=body.generate, diversity=body.diversity,
-                                  budget_s=body.budget_s)
+        recs = pipeline.recommend(
+            body.user_id,
+            body.k,
+            query=body.query,
+            exclude_seen=body.exclude_seen,
+            filters=body.filters,
+            generate=body.generate,
+            diversity=body.diversity,
+            budget_s=body.budget_s,
+        )
         return {"user_id": body.user_id, "recommendations": [r.to_dict() for r in recs]}
 
-    @app.post("/recommend/stream", dependencies=secured,
-              response_class=StreamingResponse,
-              responses={200: {"content": {"text/event-stream": {}}}})
+    @app.post(
+        "/recommend/stream",
+        dependencies=secured,
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
     async def recommend_stream(body: RecommendBody) -> StreamingResponse:
         # Rank first, so a bad request gets a plain JSON error before the stream opens.
-        stream = pipeline.arecommend_stream(body.user_id, body.k, query=body.query,
-                                            exclude_seen=body.exclude_seen,
-                                            filters=body.filters, diversity=body.diversity,
-                                            budget_s=body.budget_s)
+        stream = pipeline.arecommend_stream(
+            body.user_id,
+            body.k,
+            query=body.query,
+            exclude_seen=body.exclude_seen,
+            filters=body.filters,
+            diversity=body.diversity,
+            budget_s=body.budget_s,
+        )
         try:
             first = await anext(stream)
         except StopAsyncIteration:

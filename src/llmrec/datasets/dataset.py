@@ -109,4 +109,3 @@ def dataset_stats(ds: Dataset) -> dict[str, Any]:
             last_timestamp=max(e.timestamp for e in ds.events),
         )
     return stats
-

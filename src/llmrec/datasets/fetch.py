@@ -45,8 +45,11 @@ _PIP_TIMEOUT_S = 300.0
 def _dataset_dir(cache_dir: str | os.PathLike[str] | None, name: str) -> Path:
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"name must be a dataset name (a non-empty str), got {name!r:.60}")
-    root = check_path(cache_dir, "cache_dir").expanduser() if cache_dir is not None \
+    root = (
+        check_path(cache_dir, "cache_dir").expanduser()
+        if cache_dir is not None
         else default_cache_dir()
+    )
     return root / "datasets" / name
 
 
@@ -261,4 +264,3 @@ def load_movielens(
         except DatasetError as exc:
             raise DatasetError(f"{exc}; delete {directory} to fetch it again") from None
     return read_movielens(directory, name)
-

@@ -15,8 +15,15 @@ from llmrec.errors import DatasetError, LLMRecError
 from llmrec.storage.io import check_path
 from llmrec.types import Event, Item
 
-__all__ = ["EVENT_FIELDS", "ITEM_FIELDS", "check_unique", "open_text", "read_csv", "read_events",
-           "read_items"]
+__all__ = [
+    "EVENT_FIELDS",
+    "ITEM_FIELDS",
+    "check_unique",
+    "open_text",
+    "read_csv",
+    "read_events",
+    "read_items",
+]
 
 #: Columns of an items file that are not attributes.
 ITEM_FIELDS = ("item_id", "title", "text")
@@ -49,7 +56,6 @@ def check_unique(items: list[Item], path: Path) -> list[Item]:
     return items
 
 
-
 def read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     try:
         with open(path, encoding="utf-8", newline="") as f:
@@ -77,9 +83,9 @@ def read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[
         raise DatasetError(f"cannot read {path}: {exc}") from None
 
 
-
-def _records(path: str | os.PathLike[str], required: tuple[str, ...]
-             ) -> Iterator[tuple[Path, int, dict[str, Any]]]:
+def _records(
+    path: str | os.PathLike[str], required: tuple[str, ...]
+) -> Iterator[tuple[Path, int, dict[str, Any]]]:
     """Yield ``(path, line, record)`` from a JSON-lines (``.jsonl``/``.json``) or CSV file."""
     path = check_path(path)
     if not path.is_file():
@@ -126,8 +132,14 @@ def read_items(path: str | os.PathLike[str]) -> list[Item]:
                 value = int(value)
             attributes[key] = value
         try:
-            items.append(Item(item_id=str(record["item_id"]), title=str(record["title"]),
-                              text=str(record.get("text") or ""), attributes=attributes))
+            items.append(
+                Item(
+                    item_id=str(record["item_id"]),
+                    title=str(record["title"]),
+                    text=str(record.get("text") or ""),
+                    attributes=attributes,
+                )
+            )
         except LLMRecError as exc:
             raise DatasetError(f"{file}:{number}: bad item ({exc})") from None
     if not items:
@@ -148,13 +160,18 @@ def read_events(path: str | os.PathLike[str]) -> list[Event]:
         try:
             value = record.get("value")
             timestamp = record.get("timestamp")
-            events.append(Event(
-                user_id=str(record["user_id"]),
-                item_id=str(record["item_id"]) if record.get("item_id") not in (None, "") else None,
-                kind=str(record.get("kind") or "click"),
-                value=None if value in (None, "") else float(value),
-                timestamp=float(number) if timestamp in (None, "") else float(timestamp),
-                text=str(record["text"]) if record.get("text") not in (None, "") else None))
+            events.append(
+                Event(
+                    user_id=str(record["user_id"]),
+                    item_id=str(record["item_id"])
+                    if record.get("item_id") not in (None, "")
+                    else None,
+                    kind=str(record.get("kind") or "click"),
+                    value=None if value in (None, "") else float(value),
+                    timestamp=float(number) if timestamp in (None, "") else float(timestamp),
+                    text=str(record["text"]) if record.get("text") not in (None, "") else None,
+                )
+            )
         except (ValueError, TypeError, LLMRecError) as exc:
             raise DatasetError(f"{file}:{number}: bad event ({exc})") from None
     return events

@@ -144,8 +144,10 @@ def read_grouplens(directory: str | os.PathLike[str], name: str | None = None) -
     items: list[Item] = []
     if item_file.is_file():
         genres = _grouplens_genres(directory / "u.genre")
-        items = [_grouplens_item(item_file, number, line, genres)
-                 for number, line in open_text(item_file, "latin-1")]
+        items = [
+            _grouplens_item(item_file, number, line, genres)
+            for number, line in open_text(item_file, "latin-1")
+        ]
     else:
         logger.warning("%s is absent: items have no titles", item_file)
     users = _grouplens_users(directory / "u.user")
@@ -226,8 +228,9 @@ def _user_attributes(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- RecBole
-def _read_atomic(path: Path, *required: str
-                 ) -> Iterator[tuple[int, dict[str, str], dict[str, str]]]:
+def _read_atomic(
+    path: Path, *required: str
+) -> Iterator[tuple[int, dict[str, str], dict[str, str]]]:
     """Yield ``(line, {field: value}, {field: type})`` rows of a RecBole atomic file whose
     header names every ``required`` field."""
     rows = open_text(path, "utf-8")
@@ -304,14 +307,21 @@ def read_recbole(directory: str | os.PathLike[str], name: str | None = None) -> 
             users[row["user_id"].strip()] = _user_attributes(
                 {k: _typed(v, types[k]) for k, v in row.items() if k != "user_id"}
             )
-    return _finish(name, check_unique(items, directory / f"{name}.item"),
-                   events, users, "recbole", directory)
+    return _finish(
+        name, check_unique(items, directory / f"{name}.item"), events, users, "recbole", directory
+    )
 
 
 def _recbole_events(inter: Path) -> list[Event]:
     return [
-        _make_event(inter, number, row["user_id"].strip(), row["item_id"].strip(),
-                    row.get("rating"), row["timestamp"])
+        _make_event(
+            inter,
+            number,
+            row["user_id"].strip(),
+            row["item_id"].strip(),
+            row.get("rating"),
+            row["timestamp"],
+        )
         for number, row, _ in _read_atomic(inter, "user_id", "item_id", "timestamp")
     ]
 
@@ -329,8 +339,9 @@ def _recbole_items(item_file: Path) -> list[Item]:
         genres = row[genre_f].split() if genre_f else []
         year = _parse_year(row[year_f]) if year_f else None
         title = row[title_f] if title_f else ""
-        items.append(_make_item(f"{item_file}:{number}", row["item_id"].strip(), title, genres,
-                                year, extra))
+        items.append(
+            _make_item(f"{item_file}:{number}", row["item_id"].strip(), title, genres, year, extra)
+        )
     return items
 
 
@@ -341,8 +352,6 @@ def _recbole_stem(directory: Path) -> str:
     if not stems:
         raise DatasetError(f"{directory} holds no .inter file")
     raise DatasetError(f"{directory} holds several .inter files ({', '.join(stems)}); pass name=")
-
-
 
 
 def read_movielens_csv(directory: str | os.PathLike[str], name: str | None = None) -> Dataset:
@@ -378,8 +387,9 @@ def read_movielens_csv(directory: str | os.PathLike[str], name: str | None = Non
     if movies.is_file():
         for number, row in read_csv(movies, ("movieId", "title", "genres")):
             genres = [g.strip() for g in row["genres"].split("|")]
-            items.append(_make_item(f"{movies}:{number}", row["movieId"].strip(), row["title"],
-                                    genres, None))
+            items.append(
+                _make_item(f"{movies}:{number}", row["movieId"].strip(), row["title"], genres, None)
+            )
     return _finish(
         name or directory.resolve().name,
         check_unique(items, movies),
@@ -435,4 +445,3 @@ def read_movielens(path: str | os.PathLike[str], name: str | None = None) -> Dat
     if fmt == "recbole" and name is not None and not (path / f"{name}.inter").is_file():
         name = None  # the name is a label here, not the file stem
     return _READERS[fmt](path, name)
-

@@ -42,5 +42,6 @@ def check_texts(texts: Sequence[str], max_length: int | None = None) -> list[str
             raise InvalidInputError(f"texts[{n}] must be a str, got {type(text).__name__}")
         if max_length is not None and len(text) > max_length:
             raise InvalidInputError(
-                f"texts[{n}] has {len(text):,} characters; the limit is {max_length:,}")
+                f"texts[{n}] has {len(text):,} characters; the limit is {max_length:,}"
+            )
     return out

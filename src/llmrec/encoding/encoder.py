@@ -28,7 +28,9 @@ def make_encoder_backend(
     all-MiniLM-L6-v2 through ``transformers``), or pass an instance through."""
     if not isinstance(backend, str):
         if not isinstance(backend, EncoderBackend):
-            raise ConfigError(f"encoder must be a backend name or an EncoderBackend, got {backend!r}")
+            raise ConfigError(
+                f"encoder must be a backend name or an EncoderBackend, got {backend!r}"
+            )
         return backend
     name = "transformers" if backend == "default" else backend
     cls = get_backend("encoders", name)
@@ -79,8 +81,12 @@ class ItemEncoder:
         return self.backend.device
 
     def config(self) -> dict[str, Any]:
-        return {"backend": self.backend.name, "backend_config": self.backend.config(),
-                "batch_size": self.batch_size, "cache_size": self.cache_size}
+        return {
+            "backend": self.backend.name,
+            "backend_config": self.backend.config(),
+            "batch_size": self.batch_size,
+            "cache_size": self.cache_size,
+        }
 
     def encode_texts(self, texts: Sequence[str], *, cache: bool = True) -> np.ndarray:
         """Encode texts to an ``(n, dim)`` float32 array of unit rows.
@@ -90,8 +96,10 @@ class ItemEncoder:
         """
         texts = check_texts(texts, MAX_TEXT_LENGTH)
         if not cache:
-            return np.asarray(self.backend.encode(texts, batch_size=self.batch_size,
-                                                  show_progress=False), dtype=np.float32)
+            return np.asarray(
+                self.backend.encode(texts, batch_size=self.batch_size, show_progress=False),
+                dtype=np.float32,
+            )
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}
@@ -106,8 +114,10 @@ class ItemEncoder:
         if missing:
             todo = [texts[positions[0]] for positions in missing.values()]
             vectors = self.backend.encode(
-                todo, batch_size=self.batch_size,
-                show_progress=self.show_progress and len(todo) > 4 * self.batch_size)
+                todo,
+                batch_size=self.batch_size,
+                show_progress=self.show_progress and len(todo) > 4 * self.batch_size,
+            )
             with self._lock:
                 for (key, positions), vector in zip(missing.items(), vectors):
                     out[positions] = vector

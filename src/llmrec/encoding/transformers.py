@@ -109,13 +109,14 @@ class TransformersEncoder:
 
         batches = range(0, len(texts), batch_size)
         for start in tqdm(batches, desc="encoding items", unit="batch", disable=not show_progress):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             out[idx] = self._forward([texts[i] for i in idx])
         return out
 
     def _forward(self, batch: list[str]) -> np.ndarray:
-        enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt").to(self.device)
+        enc = self.tokenizer(
+            batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
         with torch.inference_mode():
             hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)

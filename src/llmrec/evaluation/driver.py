@@ -84,16 +84,26 @@ def _is_pipeline(recommender: Any) -> bool:
 class _PipelineRecommender:
     """Adapts a Pipeline to ``recommend_history_batch`` (its profiles hold the history)."""
 
-    def __init__(self, pipeline: Any, split: LeaveOneOutSplit, split_name: str, fit: bool,
-                 seed: int | None, show_progress: bool) -> None:
+    def __init__(
+        self,
+        pipeline: Any,
+        split: LeaveOneOutSplit,
+        split_name: str,
+        fit: bool,
+        seed: int | None,
+        show_progress: bool,
+    ) -> None:
         if check_bool(fit, "fit", error=InvalidInputError):
-            events = [Event(user_id=e.user_id, item_id=e.item_id, kind="click",
-                            timestamp=e.timestamp) for e in split.events_for(split_name)]
+            events = [
+                Event(user_id=e.user_id, item_id=e.item_id, kind="click", timestamp=e.timestamp)
+                for e in split.events_for(split_name)
+            ]
             pipeline.fit(events, seed=seed, show_progress=show_progress)
         self.pipeline = pipeline
 
-    def recommend_history_batch(self, user_ids: list[str], histories: list[list[str]],
-                                excludes: list[set[str]], k: int) -> list[list[str]]:
+    def recommend_history_batch(
+        self, user_ids: list[str], histories: list[list[str]], excludes: list[set[str]], k: int
+    ) -> list[list[str]]:
         known = [u for u in user_ids if u in self.pipeline.profiles]
         lists = dict(zip(known, self.pipeline.recommend_batch(known, k, generate=False)))
         return [[r.item_id for r in lists.get(u, ())] for u in user_ids]
@@ -172,8 +182,7 @@ def evaluate(
     )
     users = list(split.targets(split_name, subset))
     if _is_pipeline(recommender):
-        recommender = _PipelineRecommender(recommender, split, split_name, fit, seed,
-                                           show_progress)
+        recommender = _PipelineRecommender(recommender, split, split_name, fit, seed, show_progress)
     start = time.perf_counter()
     predictions = _ask(recommender, split, users, split_name, k, batch_size, show_progress)
     seconds = time.perf_counter() - start
@@ -185,8 +194,15 @@ def evaluate(
     return result, predictions
 
 
-def _ask(recommender: Any, split: LeaveOneOutSplit, users: list[str], split_name: str, k: int,
-         batch_size: int, show_progress: bool) -> dict[str, list[str]]:
+def _ask(
+    recommender: Any,
+    split: LeaveOneOutSplit,
+    users: list[str],
+    split_name: str,
+    k: int,
+    batch_size: int,
+    show_progress: bool,
+) -> dict[str, list[str]]:
     """Each user's answer from ``recommender`` (see :func:`evaluate` for its forms)."""
     batch_fn = getattr(recommender, "recommend_history_batch", None)
     single_fn = getattr(recommender, "recommend_history", None)
@@ -203,19 +219,28 @@ def _ask(recommender: Any, split: LeaveOneOutSplit, users: list[str], split_name
     ) as bar:
         if batch_fn is None:
             for user in users:
-                answer = single_fn(user, split.history(user, split_name),  # type: ignore[misc]
-                                   split.excluded(user, split_name), k)
+                answer = single_fn(
+                    user,
+                    split.history(user, split_name),  # type: ignore[misc]
+                    split.excluded(user, split_name),
+                    k,
+                )
                 predictions[user] = _as_ids(answer, user)
                 bar.update(1)
             return predictions
         for offset in range(0, len(users), batch_size):
             chunk = users[offset : offset + batch_size]
-            answers = list(batch_fn(chunk, [split.history(u, split_name) for u in chunk],
-                                    [split.excluded(u, split_name) for u in chunk], k))
+            answers = list(
+                batch_fn(
+                    chunk,
+                    [split.history(u, split_name) for u in chunk],
+                    [split.excluded(u, split_name) for u in chunk],
+                    k,
+                )
+            )
             if len(answers) != len(chunk):
                 raise InvalidInputError(
-                    f"recommend_history_batch returned {len(answers)} lists for "
-                    f"{len(chunk)} users"
+                    f"recommend_history_batch returned {len(answers)} lists for {len(chunk)} users"
                 )
             for user, answer in zip(chunk, answers, strict=True):
                 predictions[user] = _as_ids(answer, user)

@@ -30,8 +30,13 @@ RANK_METRICS = ("recall", "ndcg", "mrr")
 #: Length of the top of each list that intra-list diversity looks at.
 DIVERSITY_K = 10
 #: The counters of what cleaning removed or found missing (protocol violations).
-VIOLATIONS = ("missing_users", "removed_excluded", "removed_unknown", "removed_duplicate",
-              "short_lists")
+VIOLATIONS = (
+    "missing_users",
+    "removed_excluded",
+    "removed_unknown",
+    "removed_duplicate",
+    "short_lists",
+)
 
 
 def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
@@ -195,9 +200,14 @@ def _intra_list_diversity(
     return (total / n_lists if n_lists else 0.0), n_lists
 
 
-def _clean_lists(split: LeaveOneOutSplit, predictions: Mapping[str, Sequence[Any]],
-                 targets: Mapping[str, str], split_name: str, kmax: int,
-                 stats: dict[str, Any]) -> dict[str, list[str]]:
+def _clean_lists(
+    split: LeaveOneOutSplit,
+    predictions: Mapping[str, Sequence[Any]],
+    targets: Mapping[str, str],
+    split_name: str,
+    kmax: int,
+    stats: dict[str, Any],
+) -> dict[str, list[str]]:
     """Each scored user's cleaned list (users without one are counted as missing)."""
     known = frozenset(split.items)
     cleaned: dict[str, list[str]] = {}
@@ -245,8 +255,11 @@ def evaluate_predictions(
         raise InvalidInputError(
             f"no user has a held-out item in split {split_name!r} (subset {subset!r})"
         )
-    stats: dict[str, Any] = {"subset": subset, "users": len(targets),
-                             **dict.fromkeys(VIOLATIONS, 0)}
+    stats: dict[str, Any] = {
+        "subset": subset,
+        "users": len(targets),
+        **dict.fromkeys(VIOLATIONS, 0),
+    }
     cleaned = _clean_lists(split, predictions, targets, split_name, max(ks), stats)
     violations = {k: stats[k] for k in VIOLATIONS if stats[k]}
     if strict and violations:
@@ -271,4 +284,3 @@ def evaluate_predictions(
     return EvaluationResult(
         metrics=metrics, stats=stats, n_users=n, split_name=split_name, subset=subset, ranks=ranks
     )
-

@@ -46,8 +46,9 @@ def activity_buckets(split: LeaveOneOutSplit, split_name: str = "test") -> dict[
     return {label: out[label] for label in order if label in out}
 
 
-def popularity_predictions(split: LeaveOneOutSplit, split_name: str = "test",
-                           k: int = 20) -> dict[str, list[str]]:
+def popularity_predictions(
+    split: LeaveOneOutSplit, split_name: str = "test", k: int = 20
+) -> dict[str, list[str]]:
     """The most popular unseen items per user: the baseline every report shows."""
     counts = split.item_counts(split_name)
     ranked = sorted(counts, key=lambda i: (-counts[i], i))
@@ -58,16 +59,18 @@ def popularity_predictions(split: LeaveOneOutSplit, split_name: str = "test",
     return out
 
 
-def _bucket_metrics(result: EvaluationResult, buckets: Mapping[str, set[str]],
-                    k: int = 10) -> dict[str, dict[str, float]]:
+def _bucket_metrics(
+    result: EvaluationResult, buckets: Mapping[str, set[str]], k: int = 10
+) -> dict[str, dict[str, float]]:
     out = {}
     for label, users in buckets.items():
         ranks = [result.ranks.get(u) for u in users]
         out[label] = {
             "users": len(users),
             f"recall@{k}": float(np.mean([r is not None and r <= k for r in ranks])),
-            f"ndcg@{k}": float(np.mean([1 / np.log2(r + 1) if r is not None and r <= k else 0.0
-                                        for r in ranks])),
+            f"ndcg@{k}": float(
+                np.mean([1 / np.log2(r + 1) if r is not None and r <= k else 0.0 for r in ranks])
+            ),
         }
     return out
 
@@ -113,12 +116,13 @@ def write_report(
     latency_users = check_int(latency_users, "latency_users", low=0, error=InvalidInputError)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    baseline = evaluate_predictions(split, popularity_predictions(split, split_name),
-                                    split_name)
+    baseline = evaluate_predictions(split, popularity_predictions(split, split_name), split_name)
     rare = evaluate_predictions(split, predictions, split_name, subset="rare-items")
     buckets = activity_buckets(split, split_name)
-    by_bucket = {"llmrec": _bucket_metrics(result, buckets),
-                 "popularity": _bucket_metrics(baseline, buckets)}
+    by_bucket = {
+        "llmrec": _bucket_metrics(result, buckets),
+        "popularity": _bucket_metrics(baseline, buckets),
+    }
     latency = _latencies(pipeline, list(split.targets(split_name)), latency_users, seed)
     summary = {
         "split": split_name,
@@ -127,8 +131,11 @@ def write_report(
         "activity_buckets": by_bucket,
         "latency_ms": {
             "n": int(len(latency)),
-            **({f"p{q}": float(np.percentile(latency, q)) for q in (50, 90, 99)}
-               if len(latency) else {}),
+            **(
+                {f"p{q}": float(np.percentile(latency, q)) for q in (50, 90, 99)}
+                if len(latency)
+                else {}
+            ),
         },
     }
     write_json(out / "metrics.json", summary)
@@ -139,8 +146,10 @@ def write_report(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        logger.warning("matplotlib is not installed: wrote metrics.json only "
-                       "(pip install 'llmrec[report]' for the plots)")
+        logger.warning(
+            "matplotlib is not installed: wrote metrics.json only "
+            "(pip install 'llmrec[report]' for the plots)"
+        )
         return files
 
     files.append(_plot_models(plt, out, split_name, result, baseline))
@@ -150,8 +159,9 @@ def write_report(
     return files
 
 
-def _plot_models(plt: Any, out: Path, split_name: str, result: EvaluationResult,
-                 baseline: EvaluationResult) -> Path:
+def _plot_models(
+    plt: Any, out: Path, split_name: str, result: EvaluationResult, baseline: EvaluationResult
+) -> Path:
     metrics = ["recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = np.arange(len(metrics))
@@ -170,8 +180,9 @@ def _plot_activity(plt: Any, out: Path, by_bucket: Mapping[str, Any]) -> Path:
     labels = list(by_bucket["llmrec"])
     x = np.arange(len(labels))
     for n, name in enumerate(("llmrec", "popularity")):
-        ax.bar(x + (n - 0.5) * 0.38, [by_bucket[name][b]["ndcg@10"] for b in labels], 0.38,
-               label=name)
+        ax.bar(
+            x + (n - 0.5) * 0.38, [by_bucket[name][b]["ndcg@10"] for b in labels], 0.38, label=name
+        )
     ax.set_xticks(x, [f"{b}\n({by_bucket['llmrec'][b]['users']} users)" for b in labels])
     ax.set_xlabel("history items per user")
     ax.set_ylabel("NDCG@10")

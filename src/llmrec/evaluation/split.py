@@ -42,7 +42,6 @@ def ordered_ids(ids: Iterable[str]) -> list[str]:
     return sorted(ids)
 
 
-
 def check_split_name(split_name: str) -> str:
     """``split_name`` if it is one of :data:`SPLITS`."""
     return check_choice(split_name, "split_name", SPLITS, error=InvalidInputError)
@@ -195,4 +194,3 @@ def leave_one_out(events: Iterable[Event] | Dataset) -> LeaveOneOutSplit:
             split.train[user] = seq
         split.user_events[user] = chronological
     return split
-

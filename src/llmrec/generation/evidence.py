@@ -86,17 +86,21 @@ class ReasonRequest:
 
     def __post_init__(self) -> None:
         if not isinstance(self.item, Item):
-            raise InvalidInputError(f"ReasonRequest.item must be an Item, got {type(self.item).__name__}")
+            raise InvalidInputError(
+                f"ReasonRequest.item must be an Item, got {type(self.item).__name__}"
+            )
         evidence = tuple(self.evidence_items)
         for e in evidence:
             if not isinstance(e, Item):
                 raise InvalidInputError("ReasonRequest.evidence_items must hold Items")
         if not isinstance(self.relations, Mapping):
-            raise InvalidInputError(f"ReasonRequest.relations must be a mapping, got "
-                                    f"{type(self.relations).__name__}")
+            raise InvalidInputError(
+                f"ReasonRequest.relations must be a mapping, got {type(self.relations).__name__}"
+            )
         for name, relation in self.relations.items():
-            check_choice(relation, f"ReasonRequest.relations[{name!r}]", RELATIONS,
-                         error=InvalidInputError)
+            check_choice(
+                relation, f"ReasonRequest.relations[{name!r}]", RELATIONS, error=InvalidInputError
+            )
         object.__setattr__(self, "evidence_items", evidence)
         object.__setattr__(self, "matched_tags", tuple(str(t) for t in self.matched_tags))
         object.__setattr__(self, "signals", dict(self.signals))
@@ -131,9 +135,14 @@ def facts(request: ReasonRequest) -> Facts:
     evidence = tuple(dict((e.item_id, e) for e in evidence).values())[:MAX_EVIDENCE_ITEMS]
     year = item.attributes.get("year")
     year = year if isinstance(year, int) and not isinstance(year, bool) else None
-    fired = sorted(((float(v), k) for k, v in request.signals.items()
-                    if isinstance(v, (int, float)) and v == v and v > SIGNAL_THRESHOLD),
-                   reverse=True)
+    fired = sorted(
+        (
+            (float(v), k)
+            for k, v in request.signals.items()
+            if isinstance(v, (int, float)) and v == v and v > SIGNAL_THRESHOLD
+        ),
+        reverse=True,
+    )
     reasons = tuple(k for _, k in fired)
     query = sanitize_text(request.query, MAX_QUERY_CHARS) if request.query else None
     tags = tuple(sanitize_text(t, 40) for t in item.tags)[:MAX_TAGS]

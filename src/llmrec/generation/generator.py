@@ -109,8 +109,12 @@ class ContentGenerator:
         self._is_template = self.backend_name == "template"
         self._cache: OrderedDict[tuple[str, str], GeneratedText] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._scheduler = BatchScheduler(self.backend, max_new_tokens=self.max_new_tokens,
-                                         judge=self._judge, fallback=template_text)
+        self._scheduler = BatchScheduler(
+            self.backend,
+            max_new_tokens=self.max_new_tokens,
+            judge=self._judge,
+            fallback=template_text,
+        )
 
     def _build_backend(self, name: str, model: str | None, device: Any) -> ChatBackend:
         cls = registry.get_backend("llms", name)
@@ -120,7 +124,8 @@ class ContentGenerator:
         try:
             params = inspect.signature(cls).parameters
             takes_device = "device" in params or any(
-                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+            )
         except (TypeError, ValueError):
             takes_device = False
         if takes_device:
@@ -128,7 +133,9 @@ class ContentGenerator:
         try:
             return cls(**kwargs)
         except TypeError as exc:
-            raise ConfigError(f"bad options for the {name!r} language model backend: {exc}") from exc
+            raise ConfigError(
+                f"bad options for the {name!r} language model backend: {exc}"
+            ) from exc
 
     def config(self) -> dict[str, Any]:
         """JSON config; ``ContentGenerator(config["backend"], catalog=...,
@@ -160,8 +167,14 @@ class ContentGenerator:
     def verify(self, text: str, request: ReasonRequest) -> Verification:
         """:func:`~llmrec.generation.verify_text` of ``text`` against the request's
         evidence, with this generator's catalog and word limit."""
-        return verify_text(text, target=request.item, evidence=facts(request).evidence_items,
-                           catalog=self.catalog, max_words=self.max_words, query=request.query)
+        return verify_text(
+            text,
+            target=request.item,
+            evidence=facts(request).evidence_items,
+            catalog=self.catalog,
+            max_words=self.max_words,
+            query=request.query,
+        )
 
     # ------------------------------------------------------------------ cache
     def clear_cache(self) -> None:
@@ -171,8 +184,11 @@ class ContentGenerator:
 
     def _key(self, request: ReasonRequest, messages: list[dict[str, str]]) -> tuple[str, str]:
         # The prompt is a function of the evidence alone (no user id), so it is the key.
-        payload = json.dumps([messages, self.backend_name, self.max_new_tokens,
-                              self.max_words], ensure_ascii=False, sort_keys=True)
+        payload = json.dumps(
+            [messages, self.backend_name, self.max_new_tokens, self.max_words],
+            ensure_ascii=False,
+            sort_keys=True,
+        )
         return request.item.item_id, hashlib.sha256(payload.encode()).hexdigest()
 
     def _cache_get(self, key: tuple[str, str]) -> GeneratedText | None:
@@ -194,8 +210,9 @@ class ContentGenerator:
                 self._cache.popitem(last=False)
 
     # ------------------------------------------------------------------ generation
-    def generate(self, requests: Sequence[ReasonRequest], *,
-                 budget_s: float | None = None) -> list[GeneratedText]:
+    def generate(
+        self, requests: Sequence[ReasonRequest], *, budget_s: float | None = None
+    ) -> list[GeneratedText]:
         """One :class:`~llmrec.GeneratedText` per request, in order."""
         requests = _check_requests(requests)
         out: list[GeneratedText | None] = [None] * len(requests)
@@ -203,8 +220,9 @@ class ContentGenerator:
             out[index] = text
         return out  # type: ignore[return-value]
 
-    def stream(self, requests: Sequence[ReasonRequest], *,
-               budget_s: float | None = None) -> Iterator[tuple[int, GeneratedText]]:
+    def stream(
+        self, requests: Sequence[ReasonRequest], *, budget_s: float | None = None
+    ) -> Iterator[tuple[int, GeneratedText]]:
         """Yield ``(index, text)`` for every request exactly once, each as soon as it is
         done: cache hits first, then the two best-ranked requests not cached, written in
         a small batch of their own so one arrives quickly, then the others as their
@@ -217,8 +235,9 @@ class ContentGenerator:
         budget = self.budget_s if budget_s is None else _check_budget(budget_s)
         return self._stream(requests, budget)
 
-    def _stream(self, requests: list[ReasonRequest],
-                budget: float | None) -> Iterator[tuple[int, GeneratedText]]:
+    def _stream(
+        self, requests: list[ReasonRequest], budget: float | None
+    ) -> Iterator[tuple[int, GeneratedText]]:
         started = time.perf_counter()
         owner = Owner(None if budget is None else started + budget)
         jobs: list[Job] = []
@@ -234,32 +253,47 @@ class ContentGenerator:
                 self._cache_put(key, text)
                 yield index, text
             else:
-                jobs.append(Job(index, evidence, messages, key, owner,
-                                first=len(jobs) < FIRST_BATCH))
+                jobs.append(
+                    Job(index, evidence, messages, key, owner, first=len(jobs) < FIRST_BATCH)
+                )
         if jobs:
             yield from self._scheduler.results(owner, jobs)
 
     def _judge(self, job: Job, answer: Any) -> GeneratedText | Job:
         """Verify one answer: its text, a stricter second attempt, or the template."""
         text = answer_text(job.conversation, answer)
-        check = verify_text(text, target=job.facts.item, evidence=job.facts.evidence_items,
-                            catalog=self.catalog, max_words=self.max_words,
-                            query=job.facts.query)
+        check = verify_text(
+            text,
+            target=job.facts.item,
+            evidence=job.facts.evidence_items,
+            catalog=self.catalog,
+            max_words=self.max_words,
+            query=job.facts.query,
+        )
         problems = "; ".join(check.problems)
         if check.ok:
             result = GeneratedText(text, "llm", retry_reason=job.retry_reason)
         elif job.attempt <= self.retries:
-            return Job(job.index, job.facts, conversation(job.facts, attempt=job.attempt + 1),
-                       job.key, job.owner, first=job.first, attempt=job.attempt + 1,
-                       retry_reason=problems)
+            return Job(
+                job.index,
+                job.facts,
+                conversation(job.facts, attempt=job.attempt + 1),
+                job.key,
+                job.owner,
+                first=job.first,
+                attempt=job.attempt + 1,
+                retry_reason=problems,
+            )
         else:
-            result = GeneratedText(template_text(job.facts), "template", problems,
-                                   retry_reason=job.retry_reason)
+            result = GeneratedText(
+                template_text(job.facts), "template", problems, retry_reason=job.retry_reason
+            )
         self._cache_put(job.key, result)
         return result
 
-    async def astream(self, requests: Sequence[ReasonRequest], *,
-                      budget_s: float | None = None) -> AsyncIterator[tuple[int, GeneratedText]]:
+    async def astream(
+        self, requests: Sequence[ReasonRequest], *, budget_s: float | None = None
+    ) -> AsyncIterator[tuple[int, GeneratedText]]:
         """Async :meth:`stream`: the model runs in a worker thread, the loop stays free."""
         iterator = self.stream(requests, budget_s=budget_s)
         loop = asyncio.get_running_loop()
@@ -293,8 +327,9 @@ class ContentGenerator:
             if not worker.done():
                 worker.add_done_callback(lambda f: f.exception())
 
-    async def agenerate(self, requests: Sequence[ReasonRequest], *,
-                        budget_s: float | None = None) -> list[GeneratedText]:
+    async def agenerate(
+        self, requests: Sequence[ReasonRequest], *, budget_s: float | None = None
+    ) -> list[GeneratedText]:
         """Async :meth:`generate` (runs in a worker thread)."""
         return await asyncio.to_thread(self.generate, requests, budget_s=budget_s)
 
@@ -313,5 +348,6 @@ def _check_requests(requests: Sequence[ReasonRequest]) -> list[ReasonRequest]:
     for n, request in enumerate(out):
         if not isinstance(request, ReasonRequest):
             raise InvalidInputError(
-                f"requests[{n}] must be a ReasonRequest, got {type(request).__name__}")
+                f"requests[{n}] must be a ReasonRequest, got {type(request).__name__}"
+            )
     return out

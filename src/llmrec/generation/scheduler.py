@@ -72,8 +72,14 @@ class BatchScheduler:
         fallback: The template text of a job's evidence.
     """
 
-    def __init__(self, backend: ChatBackend, *, max_new_tokens: int, judge: Judge,
-                 fallback: Callable[[Facts], str]) -> None:
+    def __init__(
+        self,
+        backend: ChatBackend,
+        *,
+        max_new_tokens: int,
+        judge: Judge,
+        fallback: Callable[[Facts], str],
+    ) -> None:
         self.backend = backend
         self.max_new_tokens = max_new_tokens
         self._judge = judge
@@ -141,8 +147,9 @@ class BatchScheduler:
             return self._take_batch()
 
     def _fallback_text(self, job: Job, reason: str) -> GeneratedText:
-        return GeneratedText(self._fallback(job.facts), "template", reason,
-                             retry_reason=job.retry_reason)
+        return GeneratedText(
+            self._fallback(job.facts), "template", reason, retry_reason=job.retry_reason
+        )
 
     def _expire(self, owner: Owner) -> None:
         """Template text for the queued jobs of ``owner``, whose budget ran out (called
@@ -164,8 +171,9 @@ class BatchScheduler:
             deadline = job.owner.deadline
             # The first job of a call always runs, so a stale, slow estimate is corrected
             # instead of locking every call into templates.
-            if deadline is not None and (now >= deadline or (
-                    per_item and not job.first and now + per_item > deadline)):
+            if deadline is not None and (
+                now >= deadline or (per_item and not job.first and now + per_item > deadline)
+            ):
                 self._queue.remove(job)
                 job.owner.done.append((job.index, self._fallback_text(job, "latency budget")))
         if not self._queue:
@@ -178,7 +186,7 @@ class BatchScheduler:
         if per_item and not firsts:
             deadlines = [j.owner.deadline for j in batch if j.owner.deadline is not None]
             if deadlines:
-                batch = batch[:max(1, int((min(deadlines) - now) / per_item))]
+                batch = batch[: max(1, int((min(deadlines) - now) / per_item))]
         taken = {id(j) for j in batch}
         self._queue[:] = [j for j in self._queue if id(j) not in taken]
         return batch
@@ -191,8 +199,9 @@ class BatchScheduler:
         pending = dict(enumerate(batch))
         started = time.perf_counter()
         answered = 0
-        stream = self.backend.stream([j.conversation for j in batch],
-                                     max_new_tokens=self.max_new_tokens)
+        stream = self.backend.stream(
+            [j.conversation for j in batch], max_new_tokens=self.max_new_tokens
+        )
         try:
             for n, answer in stream:
                 job = pending.pop(n, None)
@@ -202,8 +211,10 @@ class BatchScheduler:
                 self._finish(job, answer)
                 yield
                 now = time.perf_counter()
-                if pending and all(j.owner.deadline is not None and now >= j.owner.deadline
-                                   for j in pending.values()):
+                if pending and all(
+                    j.owner.deadline is not None and now >= j.owner.deadline
+                    for j in pending.values()
+                ):
                     break  # everyone still waiting is out of time
             reason = "latency budget" if pending else ""
             self._deliver_templates(pending, reason or "no answer from the language model")
@@ -216,8 +227,9 @@ class BatchScheduler:
         finally:
             self._after_run(stream, pending, answered, started)
 
-    def _after_run(self, stream: Any, pending: dict[int, Job], answered: int,
-                   started: float) -> None:
+    def _after_run(
+        self, stream: Any, pending: dict[int, Job], answered: int, started: float
+    ) -> None:
         """Close the backend's stream, queue again the jobs a stopped batch left, and
         update the seconds-per-answer estimate."""
         close = getattr(stream, "close", None)
@@ -229,8 +241,11 @@ class BatchScheduler:
                 self._cv.notify_all()
         if answered:
             per_item = (time.perf_counter() - started) / answered
-            self._seconds_per_item = per_item if self._seconds_per_item is None else (
-                0.5 * self._seconds_per_item + 0.5 * per_item)
+            self._seconds_per_item = (
+                per_item
+                if self._seconds_per_item is None
+                else (0.5 * self._seconds_per_item + 0.5 * per_item)
+            )
 
     def _deliver_templates(self, pending: dict[int, Job], reason: str) -> None:
         with self._cv:

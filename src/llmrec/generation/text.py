@@ -32,24 +32,55 @@ __all__ = [
     "word_count",
 ]
 
-CHAT_TOKEN = re.compile(r"<\|[^<>]{0,40}?\|>|<\||\|>|</?s>|\[/?INST\]|<</?SYS>>|"
-                        r"<\s*/?\s*(?:im_start|im_end|start_of_turn|end_of_turn|eos|bos)\s*>",
-                        re.IGNORECASE)
+CHAT_TOKEN = re.compile(
+    r"<\|[^<>]{0,40}?\|>|<\||\|>|</?s>|\[/?INST\]|<</?SYS>>|"
+    r"<\s*/?\s*(?:im_start|im_end|start_of_turn|end_of_turn|eos|bos)\s*>",
+    re.IGNORECASE,
+)
 INJECTION = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b\W+(?:\w+\W+){0,3}?(?:previous|above|prior|earlier|"
     r"preceding|all|your|these|those|the)\b\W+(?:\w+\W+){0,2}?(?:instructions?|prompts?|rules?|"
     r"text|messages?|directions?|above|everything)\b|\b(?:system prompt|new instructions?)\b",
-    re.IGNORECASE)
-_DELIMITER_CHARS = str.maketrans({'"': "'", "«": "'", "»": "'", "[": "(", "]": ")",
-                                  "{": "(", "}": ")", "<": "(", ">": ")", "`": "'"})
+    re.IGNORECASE,
+)
+_DELIMITER_CHARS = str.maketrans(
+    {
+        '"': "'",
+        "«": "'",
+        "»": "'",
+        "[": "(",
+        "]": ")",
+        "{": "(",
+        "}": ")",
+        "<": "(",
+        ">": ")",
+        "`": "'",
+    }
+)
 _WS = re.compile(r"\s+")
 
 STOPWORDS = frozenset("a an the of and or in on at to for from with by is it as".split())
 
 #: Abbreviations that end with a period inside a sentence ("Dr. No", "St. Louis"); a
 #: single capital letter followed by a period ("J. R. R.") is one too.
-ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr", "vs", "Vol", "No", "Mt", "Ft",
-                 "Lt", "Col", "Gen", "Sgt")
+ABBREVIATIONS = (
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Dr",
+    "St",
+    "Jr",
+    "Sr",
+    "vs",
+    "Vol",
+    "No",
+    "Mt",
+    "Ft",
+    "Lt",
+    "Col",
+    "Gen",
+    "Sgt",
+)
 
 
 def _abbreviation_end(words: Sequence[str]) -> re.Pattern[str]:
@@ -82,8 +113,11 @@ def sanitize_text(text: str, limit: int) -> str:
         The sanitized text.
     """
     text = unicodedata.normalize("NFKC", str(text))
-    text = "".join(" " if unicodedata.category(ch)[0] in ("C", "Z") and ch != " " else ch
-                   for ch in text if unicodedata.category(ch) not in ("Cf", "Cs", "Co", "Cn"))
+    text = "".join(
+        " " if unicodedata.category(ch)[0] in ("C", "Z") and ch != " " else ch
+        for ch in text
+        if unicodedata.category(ch) not in ("Cf", "Cs", "Co", "Cn")
+    )
     previous = None
     while previous != text:  # removing one token may join the halves of another
         previous = text
@@ -101,7 +135,8 @@ def sanitize_text(text: str, limit: int) -> str:
 _TRAILING_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
 _TRAILING_ARTICLE = re.compile(
     r"^(?P<body>.+?),\s*(?P<art>the|a|an|les|la|le|l'|il|el|los|las|das|der|die|den|det)\s*$",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _LEADING_ARTICLE = re.compile(r"^(?:the|a|an)\s+(?=\S)", re.IGNORECASE)
 
 
@@ -137,8 +172,11 @@ def title_forms(title: str) -> frozenset[str]:
     """Normalized ways to refer to an item: full display title, without a leading article,
     and the raw title without its year."""
     shown = display_title(title)
-    forms = {normalize(shown), normalize(_LEADING_ARTICLE.sub("", shown)),
-             normalize(_TRAILING_PAREN.sub("", title))}
+    forms = {
+        normalize(shown),
+        normalize(_LEADING_ARTICLE.sub("", shown)),
+        normalize(_TRAILING_PAREN.sub("", title)),
+    }
     return frozenset(f for f in forms if f)
 
 
@@ -225,7 +263,7 @@ def first_sentence(text: str) -> str:
     end one), whitespace collapsed and surrounding double quotes removed."""
     text = _WS.sub(" ", text).strip().strip('"').strip()
     for m in re.finditer(r"[.!?](?=\s+[\"'(]?[A-Z0-9])", text):
-        head = text[:m.end()]
+        head = text[: m.end()]
         if _ABBREVIATION_END.search(head):
             continue
         return head.strip()

@@ -38,42 +38,75 @@ __all__ = ["Verification", "capitalized_words", "proper_words", "verify_text"]
 
 logger = logging.getLogger(__name__)
 
-_ECHO = re.compile(r"\[/?[A-Za-z_]{2,12}\]|^\s*(?:system|user|assistant|title|genres|about|"
-                   r"you liked|why)\s*:", re.IGNORECASE | re.MULTILINE)
-_SELF_REFERENCE = re.compile(r"\b(?:enjoyed|liked|watched|loved) (?:it|this)\b[^.]{0,20}\balso "
-                             r"(?:enjoyed|liked|watched|loved)\b", re.IGNORECASE)
+_ECHO = re.compile(
+    r"\[/?[A-Za-z_]{2,12}\]|^\s*(?:system|user|assistant|title|genres|about|"
+    r"you liked|why)\s*:",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SELF_REFERENCE = re.compile(
+    r"\b(?:enjoyed|liked|watched|loved) (?:it|this)\b[^.]{0,20}\balso "
+    r"(?:enjoyed|liked|watched|loved)\b",
+    re.IGNORECASE,
+)
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|s)?(?!\w)")
 _YEAR = re.compile(r"^(1[89]\d\d|20\d\d)s?$")
 # A phrase that presents what follows as the user's own taste or as the thing compared to.
 _EVIDENCE_CUE = re.compile(
     r"(?:\byou(?: ve| have| already| once)? (?:liked|enjoyed|loved|watched|saw|seen|rated|"
     r"like|love|enjoy)|\bfans of|\bsimilar(?: in \w+)? to|\bclose to|\breminiscent of|"
-    r"\breminds? you of|\bmuch like|\bjust like|\bas much as|\bthe likes of)(?: the| a| an)?$")
+    r"\breminds? you of|\bmuch like|\bjust like|\bas much as|\bthe likes of)(?: the| a| an)?$"
+)
 
 #: Other ways to write a genre; a genre in the evidence allows them.
 _TAG_ALIASES: dict[str, tuple[str, ...]] = {
-    "sci fi": ("science fiction", "scifi", "sf"), "science fiction": ("sci fi", "scifi"),
-    "childrens": ("children", "kids", "family"), "film noir": ("noir",),
-    "animation": ("animated", "cartoon"), "romance": ("romantic",), "musical": ("music",),
-    "horror": ("scary",), "war": ("wartime",), "comedy": ("comic", "comedic"),
+    "sci fi": ("science fiction", "scifi", "sf"),
+    "science fiction": ("sci fi", "scifi"),
+    "childrens": ("children", "kids", "family"),
+    "film noir": ("noir",),
+    "animation": ("animated", "cartoon"),
+    "romance": ("romantic",),
+    "musical": ("music",),
+    "horror": ("scary",),
+    "war": ("wartime",),
+    "comedy": ("comic", "comedic"),
 }
 
 #: Kinds of work -> the evidence words that allow them. A text about a film that calls it
 #: a "TV series" or "the sequel" states a fact the catalog does not give.
 _MEDIA_WORDS: dict[str, tuple[str, ...]] = {
-    "tv": ("tv", "television"), "television": ("tv", "television"),
-    "series": ("series", "tv", "television"), "miniseries": ("miniseries",),
-    "sitcom": ("sitcom",), "episode": ("episode",), "episodes": ("episode", "episodes"),
-    "season": ("season",), "seasons": ("season", "seasons"),
-    "documentary": ("documentary",), "documentaries": ("documentary",),
-    "docuseries": ("docuseries",), "biopic": ("biopic", "biography"),
-    "book": ("book", "books"), "books": ("book", "books"), "novel": ("novel",),
-    "novels": ("novel", "novels"), "comic": ("comic", "comics"), "comics": ("comic", "comics"),
-    "manga": ("manga",), "anime": ("anime",), "cartoon": ("cartoon", "animation", "animated"),
-    "franchise": ("franchise",), "sequel": ("sequel", "part", "ii", "2"),
-    "prequel": ("prequel",), "trilogy": ("trilogy",), "remake": ("remake",),
-    "reboot": ("reboot",), "spinoff": ("spinoff",), "podcast": ("podcast",),
-    "album": ("album",), "song": ("song",), "video game": ("video game", "game"),
+    "tv": ("tv", "television"),
+    "television": ("tv", "television"),
+    "series": ("series", "tv", "television"),
+    "miniseries": ("miniseries",),
+    "sitcom": ("sitcom",),
+    "episode": ("episode",),
+    "episodes": ("episode", "episodes"),
+    "season": ("season",),
+    "seasons": ("season", "seasons"),
+    "documentary": ("documentary",),
+    "documentaries": ("documentary",),
+    "docuseries": ("docuseries",),
+    "biopic": ("biopic", "biography"),
+    "book": ("book", "books"),
+    "books": ("book", "books"),
+    "novel": ("novel",),
+    "novels": ("novel", "novels"),
+    "comic": ("comic", "comics"),
+    "comics": ("comic", "comics"),
+    "manga": ("manga",),
+    "anime": ("anime",),
+    "cartoon": ("cartoon", "animation", "animated"),
+    "franchise": ("franchise",),
+    "sequel": ("sequel", "part", "ii", "2"),
+    "prequel": ("prequel",),
+    "trilogy": ("trilogy",),
+    "remake": ("remake",),
+    "reboot": ("reboot",),
+    "spinoff": ("spinoff",),
+    "podcast": ("podcast",),
+    "album": ("album",),
+    "song": ("song",),
+    "video game": ("video game", "game"),
     "true story": ("true story", "true", "real"),
 }
 
@@ -82,8 +115,8 @@ _PROPER_OK = frozenset({"i", "you", "your", "yours", "im", "ive", "id", "youll",
 
 _COMMON_WORDS = frozenset(
     "this that these those there their they them then than also like just only very much such "
-    "what when where which while with your yours since because about after before"
-    .split())
+    "what when where which while with your yours since because about after before".split()
+)
 
 
 @dataclass(frozen=True)
@@ -141,8 +174,11 @@ def _title_index(catalog: Catalog) -> _TitleIndex:
             started = time.perf_counter()
             index = _TitleIndex(catalog)
             _INDEXES[catalog] = index
-            logger.debug("built the title index of %d items in %.3fs", len(catalog),
-                         time.perf_counter() - started)
+            logger.debug(
+                "built the title index of %d items in %.3fs",
+                len(catalog),
+                time.perf_counter() - started,
+            )
         return index
 
 
@@ -152,20 +188,27 @@ def _title_index(catalog: Catalog) -> _TitleIndex:
 def proper_words(text: str) -> list[tuple[str, str]]:
     """``(raw, normalized)`` for each word of ``text`` that starts upper-case and does
     not start a sentence."""
-    return [(p.raw, word) for p in pieces(text)
-            if p.first.isupper() and not p.sentence_start for word in p.words]
+    return [
+        (p.raw, word)
+        for p in pieces(text)
+        if p.first.isupper() and not p.sentence_start
+        for word in p.words
+    ]
 
 
 def capitalized_words(text: str) -> list[tuple[bool, bool]]:
     """For each normalized word of ``text``: (starts upper-case or with a digit, follows a
     sentence stop)."""
-    return [(p.first.isupper() or p.first.isdigit(), p.after_stop)
-            for p in pieces(text) for _ in p.words]
+    return [
+        (p.first.isupper() or p.first.isdigit(), p.after_stop)
+        for p in pieces(text)
+        for _ in p.words
+    ]
 
 
 def _occurrences(words: list[str], needle: list[str]) -> list[int]:
     size = len(needle)
-    return [i for i in range(len(words) - size + 1) if size and words[i:i + size] == needle]
+    return [i for i in range(len(words) - size + 1) if size and words[i : i + size] == needle]
 
 
 def _spans(words: list[str], forms: Iterable[str]) -> list[bool]:
@@ -196,8 +239,15 @@ class _Context:
     """What the checks share: the text and its normalized words, the evidence and its
     words, the catalog's title index; each computed once, when a check first needs it."""
 
-    def __init__(self, text: str, target: Item, evidence: Sequence[Item], catalog: Catalog,
-                 max_words: int, query: str | None) -> None:
+    def __init__(
+        self,
+        text: str,
+        target: Item,
+        evidence: Sequence[Item],
+        catalog: Catalog,
+        max_words: int,
+        query: str | None,
+    ) -> None:
         self.text, self.target, self.evidence = text, target, evidence
         self.catalog, self.max_words, self.query = catalog, max_words, query
         self.norm = normalize(text)
@@ -231,17 +281,27 @@ class _Context:
     def facts(self) -> str:
         """The evidence as one text: the target's facts and text, the evidence items'
         facts, the query."""
-        return " ".join([_item_facts(self.target, with_text=True)]
-                        + [_item_facts(e, with_text=False) for e in self.evidence]
-                        + [self.query or ""])
+        return " ".join(
+            [_item_facts(self.target, with_text=True)]
+            + [_item_facts(e, with_text=False) for e in self.evidence]
+            + [self.query or ""]
+        )
 
     @functools.cached_property
     def fact_norm(self) -> str:
         """The normalized evidence, space-delimited, with the other spellings of its
         genres."""
         norm = f" {normalize(self.facts)} "
-        return norm + " ".join(alias for tag, aliases in _TAG_ALIASES.items()
-                               if f" {tag} " in norm for alias in aliases) + " "
+        return (
+            norm
+            + " ".join(
+                alias
+                for tag, aliases in _TAG_ALIASES.items()
+                if f" {tag} " in norm
+                for alias in aliases
+            )
+            + " "
+        )
 
     @functools.cached_property
     def other_titles(self) -> tuple[list[str], set[str]]:
@@ -255,7 +315,7 @@ class _Context:
             for tw, item_id in index.candidates(words, i):
                 if item_id in allowed_ids or " ".join(tw) in self.allowed_forms:
                     continue
-                if words[i:i + len(tw)] != list(tw) or all(covered[i:i + len(tw)]):
+                if words[i : i + len(tw)] != list(tw) or all(covered[i : i + len(tw)]):
                     continue
                 if not _looks_like_a_title(words, i, tw, capitalized):
                     continue
@@ -267,15 +327,22 @@ class _Context:
         return named, named_words
 
 
-def _looks_like_a_title(words: list[str], i: int, tw: tuple[str, ...],
-                        capitalized: list[tuple[bool, bool]]) -> bool:
+def _looks_like_a_title(
+    words: list[str], i: int, tw: tuple[str, ...], capitalized: list[tuple[bool, bool]]
+) -> bool:
     """Whether the title words ``tw`` at word ``i`` are written as a title."""
     lead = next((j for j in range(i, i + len(tw)) if words[j] not in STOPWORDS), i)
     if lead < len(capitalized) and not capitalized[lead][0]:
         return False  # lower case: a common phrase ("love story"), not a title
     # A capital that only starts a sentence proves nothing.
-    return not (len(tw) == 1 and (lead >= len(capitalized) or capitalized[lead][1]
-                                  or (len(tw[0]) < 6 and tw[0] in _COMMON_WORDS)))
+    return not (
+        len(tw) == 1
+        and (
+            lead >= len(capitalized)
+            or capitalized[lead][1]
+            or (len(tw[0]) < 6 and tw[0] in _COMMON_WORDS)
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- checks
@@ -308,17 +375,24 @@ def _check_target(c: _Context) -> list[str]:
     return []
 
 
-def _cites_target_as_evidence(words: list[str], mentions: set[str] | frozenset[str],
-                              evidence: Sequence[Item]) -> bool:
+def _cites_target_as_evidence(
+    words: list[str], mentions: set[str] | frozenset[str], evidence: Sequence[Item]
+) -> bool:
     """Whether a mention of the target follows an evidence cue ("because you liked
     <target>", "fans of <target>"): a circular reason. Words that belong to an evidence
     title ("Star Wars" of the evidence's "Star Wars: Episode IV") are not the target."""
-    evidence_spans = _spans(words, (form for item in evidence
-                                    for form in title_forms(item.title) | title_prefixes(item.title)))
+    evidence_spans = _spans(
+        words,
+        (
+            form
+            for item in evidence
+            for form in title_forms(item.title) | title_prefixes(item.title)
+        ),
+    )
     for form in mentions:
         size = len(form.split())
         for i in _occurrences(words, form.split()):
-            if all(evidence_spans[i:i + size]):
+            if all(evidence_spans[i : i + size]):
                 continue
             if _EVIDENCE_CUE.search(" ".join(words[:i])):
                 return True
@@ -333,7 +407,7 @@ def _check_other_titles(c: _Context) -> list[str]:
 
 def _check_repetition(c: _Context) -> list[str]:
     free = c.free_words
-    grams = [tuple(free[i:i + 4]) for i in range(len(free) - 3)]
+    grams = [tuple(free[i : i + 4]) for i in range(len(free) - 3)]
     return ["repetitive text"] if len(set(grams)) < len(grams) else []
 
 
@@ -357,7 +431,8 @@ def _check_genres(c: _Context) -> list[str]:
     free = " " + " ".join(c.free_words) + " "
     for tag in c.index.tag_words:
         if (f" {tag} " in free or f" {tag}s " in free) and (
-                f" {tag} " not in c.fact_norm and f" {tag}s " not in c.fact_norm):
+            f" {tag} " not in c.fact_norm and f" {tag}s " not in c.fact_norm
+        ):
             return [f"states a genre not in the evidence ({tag})"]
     return []
 
@@ -377,8 +452,9 @@ def _check_names(c: _Context) -> list[str]:
     already)."""
     fact_words = set(c.fact_norm.split()) | {w for tag in c.index.tag_words for w in tag.split()}
     fact_words |= c.other_titles[1]
-    unknown = [raw for raw, w in proper_words(c.text)
-               if w not in fact_words and w not in _PROPER_OK]
+    unknown = [
+        raw for raw, w in proper_words(c.text) if w not in fact_words and w not in _PROPER_OK
+    ]
     if unknown:
         return ["names something not in the evidence: " + ", ".join(dict.fromkeys(unknown[:3]))]
     return []
@@ -386,8 +462,16 @@ def _check_names(c: _Context) -> list[str]:
 
 #: The checks, in the order their problems are listed.
 _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
-    _check_length, _check_form, _check_self_reference, _check_target, _check_other_titles,
-    _check_repetition, _check_numbers, _check_genres, _check_media, _check_names,
+    _check_length,
+    _check_form,
+    _check_self_reference,
+    _check_target,
+    _check_other_titles,
+    _check_repetition,
+    _check_numbers,
+    _check_genres,
+    _check_media,
+    _check_names,
 )
 
 

@@ -3,8 +3,11 @@
 import warnings
 from typing import Any
 
-warnings.warn("llmrec.models moved to llmrec.retrieval.models; the old path is removed in "
-              "llmrec 0.3", DeprecationWarning, stacklevel=2)
+warnings.warn(
+    "llmrec.models moved to llmrec.retrieval.models; the old path is removed in llmrec 0.3",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 
 def __getattr__(name: str) -> Any:

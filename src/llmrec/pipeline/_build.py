@@ -44,9 +44,18 @@ def _vectors(item_encoder: ItemEncoder, items: list[Item], item_vectors: Any) ->
 
 
 def build_components(
-    items: Iterable[Item], *, encoder: Any, index: Any, device: DeviceLike, diversity: float,
-    n_candidates: int, half_life: float, models: Any, encoder_options: Mapping[str, Any] | None,
-    show_progress: Any, item_vectors: Any,
+    items: Iterable[Item],
+    *,
+    encoder: Any,
+    index: Any,
+    device: DeviceLike,
+    diversity: float,
+    n_candidates: int,
+    half_life: float,
+    models: Any,
+    encoder_options: Mapping[str, Any] | None,
+    show_progress: Any,
+    item_vectors: Any,
 ) -> tuple[Catalog, ItemEncoder, Retriever, Ranker, ProfileStore]:
     """Encode ``items`` (unless ``item_vectors`` are given) and build the catalog, encoder,
     retriever (with ``models`` added), ranker and an empty profile store.
@@ -63,19 +72,26 @@ def build_components(
     models = _models(models, len(items))
     catalog = Catalog()
     items = catalog.validate_new(items)
-    item_encoder = ItemEncoder(encoder, device=device, show_progress=show_progress,
-                               **encoder_options)
+    item_encoder = ItemEncoder(
+        encoder, device=device, show_progress=show_progress, **encoder_options
+    )
     vectors = _vectors(item_encoder, items, item_vectors)
     rows = catalog.upsert(items, validated=True)
-    retriever = Retriever(item_encoder.dim, index=index, n_items_hint=len(items),
-                          n_candidates=n_candidates, device=device)
+    retriever = Retriever(
+        item_encoder.dim,
+        index=index,
+        n_items_hint=len(items),
+        n_candidates=n_candidates,
+        device=device,
+    )
     retriever.upsert(rows, vectors)
     for model in models:
         options: dict[str, Any] = {}
         if isinstance(model, str) and accepts_keyword(get_backend("models", model), "device"):
             options["device"] = device  # models named here follow the pipeline's device
         retriever.add_model(model, **options)
-    ranker = Ranker(feature_names(retriever), weights=ranker_weights(retriever),
-                    diversity=diversity)
+    ranker = Ranker(
+        feature_names(retriever), weights=ranker_weights(retriever), diversity=diversity
+    )
     profiles = ProfileStore(item_encoder.dim, half_life=half_life)
     return catalog, item_encoder, retriever, ranker, profiles

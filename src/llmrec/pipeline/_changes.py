@@ -27,8 +27,17 @@ from llmrec.types import Event, Item
 if TYPE_CHECKING:
     from llmrec.pipeline.pipeline import Pipeline
 
-__all__ = ["MAX_EVENT_WEIGHT", "add_items", "apply_event", "apply_events", "check_events",
-           "check_items_known", "drop_user", "remove_items", "text_vectors"]
+__all__ = [
+    "MAX_EVENT_WEIGHT",
+    "add_items",
+    "apply_event",
+    "apply_events",
+    "check_events",
+    "check_items_known",
+    "drop_user",
+    "remove_items",
+    "text_vectors",
+]
 
 #: Largest accepted ``|Event.weight|`` (a rating far outside any scale would swamp, then
 #: overflow, a float32 interest vector).
@@ -45,12 +54,15 @@ def check_events(pipe: Pipeline, events: Iterable[Event]) -> list[Event]:
     for n, event in enumerate(events):
         if not isinstance(event, Event):
             raise InvalidInputError(
-                f"events[{n}] must be an llmrec.Event, got {type(event).__name__}")
+                f"events[{n}] must be an llmrec.Event, got {type(event).__name__}"
+            )
         if event.item_id is not None and event.item_id not in pipe.catalog:
             raise UnknownItemError(f"events[{n}] names unknown item id {event.item_id!r}")
         if not abs(event.weight) <= MAX_EVENT_WEIGHT:
-            raise InvalidEventError(f"events[{n}] has weight {event.weight!r}, beyond "
-                                    f"+-{MAX_EVENT_WEIGHT:g} (value {event.value!r})")
+            raise InvalidEventError(
+                f"events[{n}] has weight {event.weight!r}, beyond "
+                f"+-{MAX_EVENT_WEIGHT:g} (value {event.value!r})"
+            )
         changes: dict[str, Any] = {}
         if pipe._pseudonymize is not None:
             changes["user_id"] = pipe._pseudonymize(event.user_id)
@@ -79,8 +91,9 @@ def text_vectors(pipe: Pipeline, events: Sequence[Event]) -> dict[str, np.ndarra
     return dict(zip(texts, pipe.encoder.encode_texts(texts, cache=False)))
 
 
-def apply_event(pipe: Pipeline, store: ProfileStore, event: Event,
-                text_vector: np.ndarray | None) -> None:
+def apply_event(
+    pipe: Pipeline, store: ProfileStore, event: Event, text_vector: np.ndarray | None
+) -> None:
     """Fold ``event`` into ``store`` (the pipeline's profiles, or a store being rebuilt)."""
     if event.item_id is None:
         store.observe(event, None, (), text_vector)
@@ -90,12 +103,14 @@ def apply_event(pipe: Pipeline, store: ProfileStore, event: Event,
     store.observe(event, pipe.retriever.item_vectors[row], item.tags, text_vector)
 
 
-def apply_events(pipe: Pipeline, events: Sequence[Event],
-                 vectors: Mapping[str, np.ndarray]) -> None:
+def apply_events(
+    pipe: Pipeline, events: Sequence[Event], vectors: Mapping[str, np.ndarray]
+) -> None:
     """Apply validated events to the profiles and to popularity (under the lock)."""
     for event in events:
-        apply_event(pipe, pipe.profiles, event,
-                    vectors.get(event.text) if event.kind == "query" else None)
+        apply_event(
+            pipe, pipe.profiles, event, vectors.get(event.text) if event.kind == "query" else None
+        )
         if event.is_positive:
             pipe.retriever.record(pipe.catalog.row(event.item_id), event.weight)
 
@@ -105,8 +120,13 @@ def drop_user(pipe: Pipeline, uid: str) -> None:
     # The user's counted interactions leave popularity with them (those still in the
     # kept history; see docs/concepts.md).
     history = pipe.profiles.get(uid).history
-    pipe.retriever.unrecord([pipe.catalog.row(h.item_id) for h in history
-                             if h.is_positive and h.item_id in pipe.catalog])
+    pipe.retriever.unrecord(
+        [
+            pipe.catalog.row(h.item_id)
+            for h in history
+            if h.is_positive and h.item_id in pipe.catalog
+        ]
+    )
     pipe.profiles.forget(uid)
 
 

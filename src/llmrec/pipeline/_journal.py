@@ -90,9 +90,13 @@ class Journal:
         if log.meta.get("key_check") != key_check:
             raise ConfigError(
                 f"event log {str(log.path)!r} was written "
-                + ("without pseudonymization" if log.meta.get("key_check") is None
-                   else "under another pseudonymization key")
-                + ("" if key_check is None else " than this pipeline's"))
+                + (
+                    "without pseudonymization"
+                    if log.meta.get("key_check") is None
+                    else "under another pseudonymization key"
+                )
+                + ("" if key_check is None else " than this pipeline's")
+            )
         if self.log_id is None:
             return 0
         if self.log_id != log.log_id:
@@ -100,32 +104,42 @@ class Journal:
                 raise PersistenceError(
                     f"this pipeline was saved with event log {self.log_id} at record "
                     f"{self.sequence}, but {str(log.path)!r} is log {log.log_id}; "
-                    "open that log to recover (allow_new=True starts a new one)")
+                    "open that log to recover (allow_new=True starts a new one)"
+                )
             return 0
         if self.sequence > log.last_sequence:
             raise PersistenceError(
                 f"the save includes record {self.sequence} of event log "
-                f"{str(log.path)!r}, which ends at {log.last_sequence}: the log lost records")
+                f"{str(log.path)!r}, which ends at {log.last_sequence}: the log lost records"
+            )
         return self.sequence
 
-    def open(self, pipe: Pipeline, path: str | Path, *, fsync: str, batch_interval: float,
-             allow_new: bool) -> int:
+    def open(
+        self,
+        pipe: Pipeline,
+        path: str | Path,
+        *,
+        fsync: str,
+        batch_interval: float,
+        allow_new: bool,
+    ) -> int:
         """Open the log at ``path``, replay what the pipeline has not seen, and log every
         later change to it (under the pipeline's lock). Returns the records replayed."""
         key_check = None if pipe._pseudonymize is None else pipe._pseudonymize.key_check
         if self.log is not None:
-            raise ConfigError(f"an event log is already open ({self.log.path}); "
-                              "close() it first")
-        log = EventLog(path, fsync=fsync, batch_interval=batch_interval,
-                       meta={"key_check": key_check})
+            raise ConfigError(f"an event log is already open ({self.log.path}); close() it first")
+        log = EventLog(
+            path, fsync=fsync, batch_interval=batch_interval, meta={"key_check": key_check}
+        )
         try:
             replayed = self._replay(pipe, log, self._start(log, key_check, allow_new))
         except BaseException:
             log.close()
             raise
         self.log, self.log_id, self.sequence = log, log.log_id, log.last_sequence
-        logger.info("opened event log %s (fsync=%s), replayed %d records", log.path, fsync,
-                    replayed)
+        logger.info(
+            "opened event log %s (fsync=%s), replayed %d records", log.path, fsync, replayed
+        )
         return replayed
 
     def close(self) -> None:
@@ -141,8 +155,9 @@ class Journal:
             try:
                 apply_record(pipe, record, log)
             except (LLMRecError, KeyError, TypeError, ValueError) as exc:
-                raise PersistenceError(f"cannot replay record {record.sequence} of event log "
-                                       f"{str(log.path)!r}: {exc}") from None
+                raise PersistenceError(
+                    f"cannot replay record {record.sequence} of event log {str(log.path)!r}: {exc}"
+                ) from None
             self.sequence = record.sequence
             count += 1
         return count

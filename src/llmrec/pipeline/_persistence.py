@@ -101,25 +101,36 @@ def _save_generator(pipe: Pipeline, path: Path) -> dict[str, Any]:
 
 def _load_encoder(path: Path, config: Mapping[str, Any], device: DeviceLike) -> ItemEncoder:
     del path  # the encoder is referenced by name, nothing was written
-    return ItemEncoder(config["backend"], device=device, batch_size=config["batch_size"],
-                       cache_size=config["cache_size"], **config["backend_config"])
+    return ItemEncoder(
+        config["backend"],
+        device=device,
+        batch_size=config["batch_size"],
+        cache_size=config["cache_size"],
+        **config["backend_config"],
+    )
 
 
 #: Every component of a save, in manifest order. The generator loads as its
 #: ``(backend, options)``: its model loads on first use.
 COMPONENTS: dict[str, _Component] = {
-    "catalog": _Component(lambda pipe, path: pipe.catalog.save(path),
-                          lambda path, config, device: Catalog.load(path, dict(config))),
+    "catalog": _Component(
+        lambda pipe, path: pipe.catalog.save(path),
+        lambda path, config, device: Catalog.load(path, dict(config)),
+    ),
     "retriever": _Component(
         lambda pipe, path: pipe.retriever.save(path),
-        lambda path, config, device: Retriever.load(path, dict(config), device=device)),
-    "ranker": _Component(lambda pipe, path: pipe.ranker.save(path),
-                         lambda path, config, device: Ranker.load(path, dict(config))),
-    "profiles": _Component(lambda pipe, path: pipe.profiles.save(path),
-                           lambda path, config, device: ProfileStore.load(path, dict(config))),
+        lambda path, config, device: Retriever.load(path, dict(config), device=device),
+    ),
+    "ranker": _Component(
+        lambda pipe, path: pipe.ranker.save(path),
+        lambda path, config, device: Ranker.load(path, dict(config)),
+    ),
+    "profiles": _Component(
+        lambda pipe, path: pipe.profiles.save(path),
+        lambda path, config, device: ProfileStore.load(path, dict(config)),
+    ),
     "encoder": _Component(lambda pipe, path: pipe.encoder.config(), _load_encoder),
-    "generator": _Component(_save_generator,
-                            lambda path, config, device: generator_spec(config)),
+    "generator": _Component(_save_generator, lambda path, config, device: generator_spec(config)),
 }
 
 
@@ -129,10 +140,13 @@ def save(pipe: Pipeline, path: Path) -> None:
     with pipe._lock, atomic_directory(path) as tmp:
         components = {name: part.save(pipe, tmp / name) for name, part in COMPONENTS.items()}
         manifest: dict[str, Any] = {
-            "format_version": FORMAT_VERSION, "kind": "pipeline",
-            "versions": _versions(), "components": components,
-            "privacy": {"key_check": None if pipe._pseudonymize is None
-                        else pipe._pseudonymize.key_check},
+            "format_version": FORMAT_VERSION,
+            "kind": "pipeline",
+            "versions": _versions(),
+            "components": components,
+            "privacy": {
+                "key_check": None if pipe._pseudonymize is None else pipe._pseudonymize.key_check
+            },
             "files": file_digests(tmp),
         }
         log_state = pipe._journal.state()
@@ -175,16 +189,27 @@ def load(path: Path, *, device: DeviceLike, key_check: str | None) -> Saved:
         journal = Journal()
         journal.restore(manifest.get("event_log"))
         configs = manifest["components"]
-        parts = {name: part.load(path / name, configs[name], device)
-                 for name, part in COMPONENTS.items()}
+        parts = {
+            name: part.load(path / name, configs[name], device) for name, part in COMPONENTS.items()
+        }
     except (PersistenceError, BackendUnavailableError, DeviceError):
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
-            OSError, LLMRecError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+        OSError,
+        LLMRecError,
+    ) as exc:
         raise PersistenceError(f"corrupt save in {str(path)!r}: {exc!r}") from None
     if parts["retriever"].dim != parts["encoder"].dim:
-        raise PersistenceError(f"saved vectors have dim {parts['retriever'].dim} but the "
-                               f"encoder gives {parts['encoder'].dim}")
+        raise PersistenceError(
+            f"saved vectors have dim {parts['retriever'].dim} but the "
+            f"encoder gives {parts['encoder'].dim}"
+        )
     _check_key(path, saved_check, key_check)
     return Saved(parts, saved_check, journal)
 
@@ -193,20 +218,22 @@ def _check_key(path: Path, saved: str | None, given: str | None) -> None:
     if saved == given:
         return
     if saved is None:
-        raise ConfigError(f"{str(path)!r} holds raw user ids; it cannot be opened with "
-                          "a pseudonymize_key")
-    raise ConfigError(f"{str(path)!r} holds pseudonymized user ids: pass the "
-                      "pseudonymize_key it was saved with"
-                      + ("" if given is None else " (this one differs)"))
+        raise ConfigError(
+            f"{str(path)!r} holds raw user ids; it cannot be opened with a pseudonymize_key"
+        )
+    raise ConfigError(
+        f"{str(path)!r} holds pseudonymized user ids: pass the "
+        "pseudonymize_key it was saved with" + ("" if given is None else " (this one differs)")
+    )
 
 
-def generator_choice(saved: tuple[str, dict[str, Any]], llm: Any,
-                     llm_options: Mapping[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+def generator_choice(
+    saved: tuple[str, dict[str, Any]], llm: Any, llm_options: Mapping[str, Any] | None
+) -> tuple[Any, dict[str, Any]]:
     """The ``llm`` and ``llm_options`` a loaded pipeline gets: the saved ones, unless
     overridden; a backend override drops the saved options that belong to the saved
     backend (:data:`BACKEND_OPTIONS`)."""
     backend, options = saved
     if llm is not None and llm != backend:
         options = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS}
-    return (backend if llm is None else llm,
-            options if llm_options is None else dict(llm_options))
+    return (backend if llm is None else llm, options if llm_options is None else dict(llm_options))

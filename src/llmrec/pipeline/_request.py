@@ -50,20 +50,23 @@ def _predicate(filters: Filters) -> Callable[[Item], bool]:
         return filters
     if not isinstance(filters, Mapping):
         raise InvalidInputError(
-            f"filters must be a callable or a mapping, got {type(filters).__name__}")
+            f"filters must be a callable or a mapping, got {type(filters).__name__}"
+        )
     wanted = dict(filters)
     for key, allowed in wanted.items():
         try:
             _attribute_matches(None, allowed)
         except TypeError:
             raise InvalidInputError(
-                f"filters[{key!r}] must be a hashable value or a list of them, "
-                f"got {allowed!r:.80}") from None
+                f"filters[{key!r}] must be a hashable value or a list of them, got {allowed!r:.80}"
+            ) from None
 
     def predicate(item: Item) -> bool:
         try:
-            return all(_attribute_matches(item.attributes.get(key), allowed)
-                       for key, allowed in wanted.items())
+            return all(
+                _attribute_matches(item.attributes.get(key), allowed)
+                for key, allowed in wanted.items()
+            )
         except TypeError:  # an unhashable attribute value matches nothing
             return False
 
@@ -96,9 +99,17 @@ class RecommendRequest:
     budget_s: float | None = None
 
     @classmethod
-    def make(cls, k: Any = 10, *, query: Any = None, exclude_seen: Any = True,
-             filters: Any = None, generate: Any = True, diversity: Any = None,
-             budget_s: Any = None) -> RecommendRequest:
+    def make(
+        cls,
+        k: Any = 10,
+        *,
+        query: Any = None,
+        exclude_seen: Any = True,
+        filters: Any = None,
+        generate: Any = True,
+        diversity: Any = None,
+        budget_s: Any = None,
+    ) -> RecommendRequest:
         """Validate the public arguments of a recommendation call.
 
         Raises:
@@ -124,7 +135,10 @@ class RecommendRequest:
             return None
 
         def row_filter(rows: np.ndarray) -> np.ndarray:
-            return np.fromiter((bool(predicate(catalog.get(catalog.item_id_at(int(r)))))
-                                for r in rows), dtype=bool, count=len(rows))
+            return np.fromiter(
+                (bool(predicate(catalog.get(catalog.item_id_at(int(r))))) for r in rows),
+                dtype=bool,
+                count=len(rows),
+            )
 
         return row_filter

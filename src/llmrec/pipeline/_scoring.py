@@ -22,8 +22,18 @@ from llmrec.types import Explanation, GeneratedText, Item, Recommendation
 if TYPE_CHECKING:
     from llmrec.pipeline.pipeline import Pipeline
 
-__all__ = ["TAG_FEATURE", "feature_names", "rank", "ranker_weights", "reason_request",
-           "score_candidates", "stream_texts", "tag_affinity", "with_generated", "with_text"]
+__all__ = [
+    "TAG_FEATURE",
+    "feature_names",
+    "rank",
+    "ranker_weights",
+    "reason_request",
+    "score_candidates",
+    "stream_texts",
+    "tag_affinity",
+    "with_generated",
+    "with_text",
+]
 
 #: The pipeline's own ranker feature (not a candidate source): the user's affinity for
 #: the item's tags.
@@ -64,9 +74,14 @@ def tag_affinity(pipe: Pipeline, profile: UserProfile, rows: np.ndarray) -> np.n
     return out
 
 
-def score_candidates(pipe: Pipeline, profile: UserProfile, query_vector: np.ndarray | None,
-                     exclude_seen: bool, row_filter: RowFilter | None, k: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def score_candidates(
+    pipe: Pipeline,
+    profile: UserProfile,
+    query_vector: np.ndarray | None,
+    exclude_seen: bool,
+    row_filter: RowFilter | None,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidate rows for ``profile`` and their ranker feature matrix (under the lock)."""
     catalog = pipe.catalog
     exclude = [catalog.row(i) for i in profile.seen if i in catalog] if exclude_seen else []
@@ -80,8 +95,7 @@ def score_candidates(pipe: Pipeline, profile: UserProfile, query_vector: np.ndar
 def evidence(pipe: Pipeline, profile: UserProfile, row: int, limit: int = 3) -> tuple[str, ...]:
     """The user's history items that best support recommending ``row``, strongest first:
     text similarity plus co-occurrence similarity to the item."""
-    history = [i for i in profile.recent_items(pipe.retriever.history_length)
-               if i in pipe.catalog]
+    history = [i for i in profile.recent_items(pipe.retriever.history_length) if i in pipe.catalog]
     if not history:
         return ()
     hist_rows = pipe.catalog.rows(history)
@@ -89,14 +103,19 @@ def evidence(pipe: Pipeline, profile: UserProfile, row: int, limit: int = 3) -> 
     strength = vectors[hist_rows] @ vectors[row]
     neighbours = pipe.retriever.cooccurrence.neighbours(row)
     if neighbours:
-        strength += np.array([neighbours.get(r, 0.0) for r in hist_rows.tolist()],
-                             dtype=np.float32)
+        strength += np.array([neighbours.get(r, 0.0) for r in hist_rows.tolist()], dtype=np.float32)
     order = np.argsort(-strength, kind="stable")[:limit]
     return tuple(history[i] for i in order if strength[i] > 0)
 
 
-def _explain(pipe: Pipeline, profile: UserProfile, item: Item, row: int,
-             contributions: np.ndarray, x: np.ndarray) -> Explanation:
+def _explain(
+    pipe: Pipeline,
+    profile: UserProfile,
+    item: Item,
+    row: int,
+    contributions: np.ndarray,
+    x: np.ndarray,
+) -> Explanation:
     names = pipe.ranker.feature_names
     matched = tuple(t for t in item.tags if profile.tag_affinity.get(t, 0.0) > 0)
     return Explanation(
@@ -107,8 +126,9 @@ def _explain(pipe: Pipeline, profile: UserProfile, item: Item, row: int,
     )
 
 
-def rank(pipe: Pipeline, uid: str, request: RecommendRequest, user_id: str
-         ) -> tuple[list[Recommendation], dict[str, Item]]:
+def rank(
+    pipe: Pipeline, uid: str, request: RecommendRequest, user_id: str
+) -> tuple[list[Recommendation], dict[str, Item]]:
     """Rank for the stored user id ``uid``.
 
     Returns the recommendations and the items they and their evidence name, read under the
@@ -127,13 +147,15 @@ def rank(pipe: Pipeline, uid: str, request: RecommendRequest, user_id: str
         if uid not in pipe.profiles:
             raise pipe._unknown_user(user_id)
         profile = pipe.profiles.get(uid)
-        rows, x = score_candidates(pipe, profile, query_vector, request.exclude_seen,
-                                   row_filter, request.k)
+        rows, x = score_candidates(
+            pipe, profile, query_vector, request.exclude_seen, row_filter, request.k
+        )
         if not len(rows):
             return [], items
         probs, contributions = pipe.ranker.score(x)
-        order = pipe.ranker.order(probs, pipe.retriever.item_vectors[rows], request.k,
-                                  request.diversity)
+        order = pipe.ranker.order(
+            probs, pipe.retriever.item_vectors[rows], request.k, request.diversity
+        )
         out = []
         for position, pos in enumerate(order.tolist(), start=1):
             row = int(rows[pos])
@@ -146,16 +168,20 @@ def rank(pipe: Pipeline, uid: str, request: RecommendRequest, user_id: str
         return out, items
 
 
-def reason_request(pipe: Pipeline, rec: Recommendation, uid: str, query: str | None,
-                   items: Mapping[str, Item]) -> ReasonRequest:
+def reason_request(
+    pipe: Pipeline, rec: Recommendation, uid: str, query: str | None, items: Mapping[str, Item]
+) -> ReasonRequest:
     """What the generator may write about ``rec``: its item, evidence, signals and the
     relation each signal states."""
     return ReasonRequest(
-        user_id=uid, item=items[rec.item_id],
+        user_id=uid,
+        item=items[rec.item_id],
         evidence_items=tuple(items[i] for i in rec.explanation.evidence_item_ids),
         signals=dict(rec.explanation.signals),
-        matched_tags=rec.explanation.matched_tags, query=query,
-        relations={**pipe.retriever.relations, TAG_FEATURE: TAG_RELATION})
+        matched_tags=rec.explanation.matched_tags,
+        query=query,
+        relations={**pipe.retriever.relations, TAG_FEATURE: TAG_RELATION},
+    )
 
 
 def with_generated(rec: Recommendation, text: GeneratedText) -> Recommendation:
@@ -163,9 +189,14 @@ def with_generated(rec: Recommendation, text: GeneratedText) -> Recommendation:
     return Recommendation(rec.item_id, rec.score, rec.rank, rec.explanation, text)
 
 
-def with_text(pipe: Pipeline, batches: list[list[Recommendation]], uids: Sequence[str],
-              query: str | None, budget_s: float | None, items: Mapping[str, Item]
-              ) -> list[list[Recommendation]]:
+def with_text(
+    pipe: Pipeline,
+    batches: list[list[Recommendation]],
+    uids: Sequence[str],
+    query: str | None,
+    budget_s: float | None,
+    items: Mapping[str, Item],
+) -> list[list[Recommendation]]:
     """``batches`` (one list per user) with generated texts, written in one generator call."""
     requests, slots = [], []
     for b, (recs, uid) in enumerate(zip(batches, uids)):
@@ -181,9 +212,9 @@ def with_text(pipe: Pipeline, batches: list[list[Recommendation]], uids: Sequenc
     return out
 
 
-def stream_texts(recs: list[Recommendation], pairs: Iterator[tuple[int, GeneratedText]]
-                 ) -> Iterator[Recommendation]:
+def stream_texts(
+    recs: list[Recommendation], pairs: Iterator[tuple[int, GeneratedText]]
+) -> Iterator[Recommendation]:
     """Each recommendation with its text, in the order the texts arrive."""
     for n, text in pairs:
         yield with_generated(recs[n], text)
-

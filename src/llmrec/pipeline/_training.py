@@ -55,21 +55,32 @@ def held_out(events: Sequence[Event]) -> dict[int, Event]:
 
 def _empty_store(pipe: Pipeline) -> ProfileStore:
     profiles = pipe.profiles
-    return ProfileStore(profiles.dim, half_life=profiles.half_life,
-                        max_history=profiles.max_history)
+    return ProfileStore(
+        profiles.dim, half_life=profiles.half_life, max_history=profiles.max_history
+    )
 
 
-def _replay(pipe: Pipeline, store: ProfileStore, events: Sequence[Event],
-            vectors: Mapping[str, np.ndarray], show_progress: bool) -> None:
+def _replay(
+    pipe: Pipeline,
+    store: ProfileStore,
+    events: Sequence[Event],
+    vectors: Mapping[str, np.ndarray],
+    show_progress: bool,
+) -> None:
     from tqdm.auto import tqdm
 
-    for event in tqdm(events, desc="replaying events", unit="event",
-                      disable=not show_progress or len(events) < 10_000):
+    for event in tqdm(
+        events,
+        desc="replaying events",
+        unit="event",
+        disable=not show_progress or len(events) < 10_000,
+    ):
         _changes.apply_event(pipe, store, event, vectors.get(event.text) if event.text else None)
 
 
-def _ranker_rows(pipe: Pipeline, store: ProfileStore, targets: Sequence[Event],
-                 show_progress: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _ranker_rows(
+    pipe: Pipeline, store: ProfileStore, targets: Sequence[Event], show_progress: bool
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per target user: the candidates' features and whether each is the held-out item."""
     from tqdm.auto import tqdm
 
@@ -86,27 +97,38 @@ def _ranker_rows(pipe: Pipeline, store: ProfileStore, targets: Sequence[Event],
     return xs, ys
 
 
-def _fit_ranker(pipe: Pipeline, events: list[Event], vectors: Mapping[str, np.ndarray],
-                ranker_users: int, seed: int, show_progress: bool) -> bool:
+def _fit_ranker(
+    pipe: Pipeline,
+    events: list[Event],
+    vectors: Mapping[str, np.ndarray],
+    ranker_users: int,
+    seed: int,
+    show_progress: bool,
+) -> bool:
     """Train the sources on all but each user's last positive event, then the ranker on
     those held-out events. Returns whether the held-out pass ran."""
     held = held_out(events)
     if len(held) < MIN_RANKER_USERS:
-        logger.info("too few users with history (%d) to train the ranker; keeping weights",
-                    len(held))
+        logger.info(
+            "too few users with history (%d) to train the ranker; keeping weights", len(held)
+        )
         return False
     prefix = [e for n, e in enumerate(events) if n not in held]
     prefix_rows = positive_rows(prefix, pipe.catalog.row)
-    valid = [(prefix_rows[e.user_id], pipe.catalog.row(e.item_id)) for e in held.values()
-             if e.user_id in prefix_rows]
+    valid = [
+        (prefix_rows[e.user_id], pipe.catalog.row(e.item_id))
+        for e in held.values()
+        if e.user_id in prefix_rows
+    ]
     pipe.retriever.fit(list(prefix_rows.values()), valid=valid, models="all")
     store = _empty_store(pipe)
     _replay(pipe, store, prefix, vectors, show_progress)
     targets = sorted(held.values(), key=lambda e: e.user_id)
     if len(targets) > ranker_users:
         rng = np.random.default_rng(seed)
-        targets = [targets[i] for i in sorted(rng.choice(len(targets), ranker_users,
-                                                         replace=False))]
+        targets = [
+            targets[i] for i in sorted(rng.choice(len(targets), ranker_users, replace=False))
+        ]
     xs, ys = _ranker_rows(pipe, store, targets, show_progress)
     if not xs:
         return True
@@ -116,8 +138,12 @@ def _fit_ranker(pipe: Pipeline, events: list[Event], vectors: Mapping[str, np.nd
         return True
     weight = np.where(y > 0, (len(y) - y.sum()) / y.sum(), 1.0)
     pipe.ranker.fit(x, y, sample_weight=weight)
-    logger.info("ranker trained on %d users, %d candidates, recall of candidates %.3f",
-                len(xs), len(y), y.sum() / len(xs))
+    logger.info(
+        "ranker trained on %d users, %d candidates, recall of candidates %.3f",
+        len(xs),
+        len(y),
+        y.sum() / len(xs),
+    )
     return True
 
 
@@ -139,19 +165,31 @@ def _model_settings(pipe: Pipeline, seed: int | None, show_progress: bool) -> It
             model.show_progress = True
 
 
-def fit(pipe: Pipeline, events: list[Event], *, train_ranker: bool, ranker_users: int,
-        seed: int | None, show_progress: bool) -> None:
+def fit(
+    pipe: Pipeline,
+    events: list[Event],
+    *,
+    train_ranker: bool,
+    ranker_users: int,
+    seed: int | None,
+    show_progress: bool,
+) -> None:
     """Fit ``pipe`` on validated ``events`` sorted by time, then rebuild every profile."""
     vectors = _changes.text_vectors(pipe, events)
     with pipe._lock:
         _changes.check_items_known(pipe, events)
         features = _scoring.feature_names(pipe.retriever)
         if features != pipe.ranker.feature_names:
-            pipe.ranker = Ranker(features, weights=_scoring.ranker_weights(pipe.retriever),
-                                 diversity=pipe.ranker.diversity, l2=pipe.ranker.l2)
+            pipe.ranker = Ranker(
+                features,
+                weights=_scoring.ranker_weights(pipe.retriever),
+                diversity=pipe.ranker.diversity,
+                l2=pipe.ranker.l2,
+            )
         with _model_settings(pipe, seed, show_progress):
             trained = train_ranker and _fit_ranker(
-                pipe, events, vectors, ranker_users, 0 if seed is None else seed, show_progress)
+                pipe, events, vectors, ranker_users, 0 if seed is None else seed, show_progress
+            )
             per_user = positive_rows(events, pipe.catalog.row)
             # Models trained in the held-out pass keep their weights unless cheap to refit.
             pipe.retriever.fit(list(per_user.values()), models="cheap" if trained else "all")

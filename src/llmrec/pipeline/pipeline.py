@@ -42,11 +42,14 @@ def _check_llm(llm: Any) -> None:
     ChatBackend (it would fail only at the first generated text)."""
     if isinstance(llm, str):
         if llm != "default" and llm not in available_backends("llms"):
-            raise ConfigError(f"llm must be 'default' or a registered llm backend "
-                              f"{available_backends('llms')}, got {llm!r:.80}")
+            raise ConfigError(
+                f"llm must be 'default' or a registered llm backend "
+                f"{available_backends('llms')}, got {llm!r:.80}"
+            )
     elif not isinstance(llm, (ContentGenerator, ChatBackend)):
-        raise ConfigError("llm must be a backend name, a ContentGenerator or a ChatBackend, "
-                          f"got {llm!r:.80}")
+        raise ConfigError(
+            f"llm must be a backend name, a ContentGenerator or a ChatBackend, got {llm!r:.80}"
+        )
 
 
 class Pipeline:
@@ -93,9 +96,13 @@ class Pipeline:
         device: DeviceLike = "auto",
         pseudonymize_key: bytes | None = None,
     ) -> None:
-        for name, value, cls in (("catalog", catalog, Catalog), ("encoder", encoder, ItemEncoder),
-                                 ("retriever", retriever, Retriever), ("ranker", ranker, Ranker),
-                                 ("profiles", profiles, ProfileStore)):
+        for name, value, cls in (
+            ("catalog", catalog, Catalog),
+            ("encoder", encoder, ItemEncoder),
+            ("retriever", retriever, Retriever),
+            ("ranker", ranker, Ranker),
+            ("profiles", profiles, ProfileStore),
+        ):
             if not isinstance(value, cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
         _check_llm(llm)
@@ -171,18 +178,32 @@ class Pipeline:
             Pseudonymizer(pseudonymize_key)  # fail before the encoding work
         device = resolve_device(device)
         parts = build_components(
-            items, encoder=encoder, index=index, device=device, diversity=diversity,
-            n_candidates=n_candidates, half_life=half_life, models=models,
-            encoder_options=encoder_options, show_progress=show_progress,
-            item_vectors=item_vectors)
-        pipe = cls(*parts, llm=llm, llm_options=llm_options, device=device,
-                   pseudonymize_key=pseudonymize_key)
+            items,
+            encoder=encoder,
+            index=index,
+            device=device,
+            diversity=diversity,
+            n_candidates=n_candidates,
+            half_life=half_life,
+            models=models,
+            encoder_options=encoder_options,
+            show_progress=show_progress,
+            item_vectors=item_vectors,
+        )
+        pipe = cls(
+            *parts,
+            llm=llm,
+            llm_options=llm_options,
+            device=device,
+            pseudonymize_key=pseudonymize_key,
+        )
         return pipe
 
     def _make_generator(self, llm: Any) -> ContentGenerator:
         try:
-            return ContentGenerator(llm, catalog=self.catalog, device=self.device,
-                                    **self._llm_options)
+            return ContentGenerator(
+                llm, catalog=self.catalog, device=self.device, **self._llm_options
+            )
         except TypeError as exc:
             raise ConfigError(f"bad llm_options {self._llm_options!r:.200}: {exc}") from None
 
@@ -209,7 +230,8 @@ class Pipeline:
     def _unknown_user(self, user_id: str) -> UnknownUserError:
         # Named by the caller's id, not by its pseudonym.
         return UnknownUserError(
-            f"unknown user id {user_id!r}: observe an event or call add_user first")
+            f"unknown user id {user_id!r}: observe an event or call add_user first"
+        )
 
     def _commit_events(self, events: list[Event]) -> None:
         if not events:
@@ -225,8 +247,9 @@ class Pipeline:
         """The ``tag_affinity`` ranker feature of ``rows`` for ``profile``."""
         return _scoring.tag_affinity(self, profile, rows)
 
-    def _reason_request(self, rec: Recommendation, uid: str, query: str | None,
-                        items: Mapping[str, Item]) -> Any:
+    def _reason_request(
+        self, rec: Recommendation, uid: str, query: str | None, items: Mapping[str, Item]
+    ) -> Any:
         """The :class:`~llmrec.ReasonRequest` :meth:`recommend` sends for ``rec``."""
         return _scoring.reason_request(self, rec, uid, query, items)
 
@@ -255,8 +278,11 @@ class Pipeline:
         """Create a (cold) user, optionally from a free-text statement of taste."""
         check_id(user_id, "user_id")
         if preferences is not None:
-            self._commit_events(_changes.check_events(
-                self, [Event(user_id=user_id, kind="query", text=preferences)]))
+            self._commit_events(
+                _changes.check_events(
+                    self, [Event(user_id=user_id, kind="query", text=preferences)]
+                )
+            )
             return
         uid = self._user(user_id)
         with self._lock:
@@ -336,8 +362,14 @@ class Pipeline:
         if not events:
             raise InvalidInputError("fit needs at least one event")
         events.sort(key=lambda e: e.timestamp)
-        _training.fit(self, events, train_ranker=train_ranker, ranker_users=ranker_users,
-                      seed=seed, show_progress=show_progress)
+        _training.fit(
+            self,
+            events,
+            train_ranker=train_ranker,
+            ranker_users=ranker_users,
+            seed=seed,
+            show_progress=show_progress,
+        )
         return self
 
     # ------------------------------------------------------------------ recommending
@@ -372,13 +404,20 @@ class Pipeline:
             ConfigError: a flag that is not a bool, a negative ``budget_s``.
         """
         uid = self._user(user_id)
-        request = RecommendRequest.make(k, query=query, exclude_seen=exclude_seen,
-                                        filters=filters, generate=generate,
-                                        diversity=diversity, budget_s=budget_s)
+        request = RecommendRequest.make(
+            k,
+            query=query,
+            exclude_seen=exclude_seen,
+            filters=filters,
+            generate=generate,
+            diversity=diversity,
+            budget_s=budget_s,
+        )
         recs, items = _scoring.rank(self, uid, request, user_id)
         if request.generate:
-            recs = _scoring.with_text(self, [recs], [uid], request.query, request.budget_s,
-                                      items)[0]
+            recs = _scoring.with_text(self, [recs], [uid], request.query, request.budget_s, items)[
+                0
+            ]
         return recs
 
     def recommend_stream(
@@ -396,22 +435,40 @@ class Pipeline:
         is written (completion order; ``rank`` tells the position). Ranking happens, and
         bad arguments raise, before the first item is yielded."""
         uid = self._user(user_id)
-        request = RecommendRequest.make(k, query=query, exclude_seen=exclude_seen,
-                                        filters=filters, diversity=diversity, budget_s=budget_s)
+        request = RecommendRequest.make(
+            k,
+            query=query,
+            exclude_seen=exclude_seen,
+            filters=filters,
+            diversity=diversity,
+            budget_s=budget_s,
+        )
         recs, items = _scoring.rank(self, uid, request, user_id)
         requests = [self._reason_request(rec, uid, request.query, items) for rec in recs]
-        pairs = self.generator.stream(requests, budget_s=request.budget_s) if requests \
-            else iter(())
+        pairs = self.generator.stream(requests, budget_s=request.budget_s) if requests else iter(())
         return _scoring.stream_texts(recs, pairs)
 
-    async def arecommend_stream(self, user_id: str, k: int = 10, *, query: str | None = None,
-                                exclude_seen: bool = True, filters: Filters | None = None,
-                                diversity: float | None = None, budget_s: float | None = None,
-                                ) -> AsyncIterator[Recommendation]:
+    async def arecommend_stream(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        query: str | None = None,
+        exclude_seen: bool = True,
+        filters: Filters | None = None,
+        diversity: float | None = None,
+        budget_s: float | None = None,
+    ) -> AsyncIterator[Recommendation]:
         """Async :meth:`recommend_stream`; the model runs in a worker thread."""
         uid = self._user(user_id)
-        request = RecommendRequest.make(k, query=query, exclude_seen=exclude_seen,
-                                        filters=filters, diversity=diversity, budget_s=budget_s)
+        request = RecommendRequest.make(
+            k,
+            query=query,
+            exclude_seen=exclude_seen,
+            filters=filters,
+            diversity=diversity,
+            budget_s=budget_s,
+        )
         recs, items = await asyncio.to_thread(_scoring.rank, self, uid, request, user_id)
         requests = [self._reason_request(rec, uid, request.query, items) for rec in recs]
         if not requests:
@@ -440,9 +497,15 @@ class Pipeline:
         for uid, user_id in zip(uids, user_ids):
             if uid not in self.profiles:
                 raise self._unknown_user(user_id)
-        request = RecommendRequest.make(k, query=query, exclude_seen=exclude_seen,
-                                        filters=filters, generate=generate,
-                                        diversity=diversity, budget_s=budget_s)
+        request = RecommendRequest.make(
+            k,
+            query=query,
+            exclude_seen=exclude_seen,
+            filters=filters,
+            generate=generate,
+            diversity=diversity,
+            budget_s=budget_s,
+        )
         items: dict[str, Item] = {}
         recs = []
         for uid, user_id in zip(uids, user_ids):
@@ -460,8 +523,9 @@ class Pipeline:
         """Async :meth:`recommend`; runs in a worker thread so the event loop stays free."""
         return await asyncio.to_thread(self.recommend, user_id, k, **kwargs)
 
-    async def arecommend_batch(self, user_ids: Sequence[str], k: int = 10,
-                               **kwargs: Any) -> list[list[Recommendation]]:
+    async def arecommend_batch(
+        self, user_ids: Sequence[str], k: int = 10, **kwargs: Any
+    ) -> list[list[Recommendation]]:
         """Async :meth:`recommend_batch`."""
         return await asyncio.to_thread(self.recommend_batch, user_ids, k, **kwargs)
 
@@ -495,8 +559,14 @@ class Pipeline:
         _changes.remove_items(self, item_ids)
 
     # ------------------------------------------------------------------ event log
-    def open_event_log(self, path: str | Path, *, fsync: str = "always",
-                       batch_interval: float = 0.2, allow_new: bool = False) -> int:
+    def open_event_log(
+        self,
+        path: str | Path,
+        *,
+        fsync: str = "always",
+        batch_interval: float = 0.2,
+        allow_new: bool = False,
+    ) -> int:
         """Log every later change to ``path`` before applying it, after replaying the
         records this pipeline has not seen yet: this is how a pipeline recovers.
 
@@ -527,8 +597,9 @@ class Pipeline:
         """
         allow_new = check_bool(allow_new, "allow_new")
         with self._lock:
-            return self._journal.open(self, path, fsync=fsync, batch_interval=batch_interval,
-                                      allow_new=allow_new)
+            return self._journal.open(
+                self, path, fsync=fsync, batch_interval=batch_interval, allow_new=allow_new
+            )
 
     def close(self) -> None:
         """Sync and close the event log, if one is open (the pipeline stays usable; its
@@ -555,9 +626,15 @@ class Pipeline:
         _persistence.save(self, check_path(path, "save path"))
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, device: DeviceLike = "auto",
-                        llm: Any = None, llm_options: Mapping[str, Any] | None = None,
-                        pseudonymize_key: bytes | None = None) -> Pipeline:
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        device: DeviceLike = "auto",
+        llm: Any = None,
+        llm_options: Mapping[str, Any] | None = None,
+        pseudonymize_key: bytes | None = None,
+    ) -> Pipeline:
         """Load a pipeline saved by :meth:`save_pretrained`.
 
         To recover after a crash, open the event log on the loaded pipeline
@@ -583,17 +660,28 @@ class Pipeline:
             llm_options = check_options(llm_options, "llm_options")
         pseudonymize = None if pseudonymize_key is None else Pseudonymizer(pseudonymize_key)
         device = resolve_device(device)
-        saved = _persistence.load(path, device=device,
-                                  key_check=None if pseudonymize is None else pseudonymize.key_check)
+        saved = _persistence.load(
+            path, device=device, key_check=None if pseudonymize is None else pseudonymize.key_check
+        )
         llm, options = _persistence.generator_choice(saved.parts["generator"], llm, llm_options)
         parts = saved.parts
-        pipe = cls(parts["catalog"], parts["encoder"], parts["retriever"], parts["ranker"],
-                   parts["profiles"], llm=llm, llm_options=options, device=device,
-                   pseudonymize_key=pseudonymize_key)
+        pipe = cls(
+            parts["catalog"],
+            parts["encoder"],
+            parts["retriever"],
+            parts["ranker"],
+            parts["profiles"],
+            llm=llm,
+            llm_options=options,
+            device=device,
+            pseudonymize_key=pseudonymize_key,
+        )
         pipe._journal = saved.journal
         return pipe
 
     def __repr__(self) -> str:
-        return (f"Pipeline(items={len(self.catalog)}, users={len(self.profiles)}, "
-                f"encoder={self.encoder.backend.name}, index={self.retriever.index.name}, "
-                f"device={self.device})")
+        return (
+            f"Pipeline(items={len(self.catalog)}, users={len(self.profiles)}, "
+            f"encoder={self.encoder.backend.name}, index={self.retriever.index.name}, "
+            f"device={self.device})"
+        )

@@ -98,9 +98,14 @@ class TrainableSource(abc.ABC):
         """Return a float32 score per row."""
 
     @abc.abstractmethod
-    def fit(self, user_rows: Sequence[Sequence[int]], item_vectors: np.ndarray, *,
-            valid: Sequence[tuple[Sequence[int], int]] | None = None,
-            live: np.ndarray | None = None) -> Any:
+    def fit(
+        self,
+        user_rows: Sequence[Sequence[int]],
+        item_vectors: np.ndarray,
+        *,
+        valid: Sequence[tuple[Sequence[int], int]] | None = None,
+        live: np.ndarray | None = None,
+    ) -> Any:
         """Train on each user's chronological positive rows.
 
         Args:

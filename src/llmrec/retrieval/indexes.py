@@ -44,7 +44,9 @@ class IndexBackend(Protocol):
 def _check_labels(labels: Any, n: int | None = None) -> np.ndarray:
     array = np.asarray(labels)
     if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
-        raise InvalidInputError(f"labels must be a 1-d integer array, got {array.dtype} {array.shape}")
+        raise InvalidInputError(
+            f"labels must be a 1-d integer array, got {array.dtype} {array.shape}"
+        )
     array = array.astype(np.int64)
     if array.size and array.min() < 0:
         raise InvalidInputError(f"labels must be >= 0, got {int(array.min())}")
@@ -55,8 +57,7 @@ def _check_labels(labels: Any, n: int | None = None) -> np.ndarray:
     return array
 
 
-def _search_setup(queries: Any, k: Any, dim: int
-                  ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+def _search_setup(queries: Any, k: Any, dim: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
     """Check a search's arguments; return them with empty ``(labels, scores)`` results."""
     queries = check_vectors(queries, dim, "queries")
     k = check_int(k, "k", low=1, error=InvalidInputError)
@@ -191,8 +192,12 @@ class HNSWIndex:
         self.dim, self.m = dim, m
         self.ef_construction, self.ef_search = ef_construction, ef_search
         self._index = hnswlib.Index(space="ip", dim=dim)
-        self._index.init_index(max_elements=initial_capacity, ef_construction=ef_construction,
-                               M=m, allow_replace_deleted=False)
+        self._index.init_index(
+            max_elements=initial_capacity,
+            ef_construction=ef_construction,
+            M=m,
+            allow_replace_deleted=False,
+        )
         self._live: set[int] = set()
         self._known: set[int] = set()  # labels ever added (deleted ones stay in the graph)
 
@@ -200,8 +205,12 @@ class HNSWIndex:
         return len(self._live)
 
     def config(self) -> dict[str, Any]:
-        return {"dim": self.dim, "m": self.m, "ef_construction": self.ef_construction,
-                "ef_search": self.ef_search}
+        return {
+            "dim": self.dim,
+            "m": self.m,
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+        }
 
     def upsert(self, labels: Any, vectors: Any) -> None:
         vectors = check_vectors(vectors, self.dim)
@@ -249,9 +258,12 @@ class HNSWIndex:
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> HNSWIndex:
-        index = cls(int(config["dim"]), m=int(config["m"]),
-                    ef_construction=int(config["ef_construction"]),
-                    ef_search=int(config["ef_search"]))
+        index = cls(
+            int(config["dim"]),
+            m=int(config["m"]),
+            ef_construction=int(config["ef_construction"]),
+            ef_search=int(config["ef_search"]),
+        )
         live = load_array(Path(path) / "live.npy", dtype=np.int64, ndim=1)
         known = load_array(Path(path) / "known.npy", dtype=np.int64, ndim=1)
         file = Path(path) / "hnsw.bin"

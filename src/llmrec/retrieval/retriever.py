@@ -34,8 +34,14 @@ logger = logging.getLogger(__name__)
 AUTO_HNSW_THRESHOLD = 20_000
 
 
-def make_index(index: str | IndexBackend, dim: int, *, n_items: int = 0,
-               device: DeviceLike = "cpu", **options: Any) -> IndexBackend:
+def make_index(
+    index: str | IndexBackend,
+    dim: int,
+    *,
+    n_items: int = 0,
+    device: DeviceLike = "cpu",
+    **options: Any,
+) -> IndexBackend:
     """Build an index backend by name (``"auto"``, ``"exact"``, ``"hnsw"``) or pass one through."""
     if not isinstance(index, str):
         if not isinstance(index, IndexBackend):
@@ -79,19 +85,26 @@ class Retriever:
         self.dim = check_int(dim, "dim", low=1)
         self.n_candidates = check_int(n_candidates, "n_candidates", low=1)
         self.history_length = check_int(history_length, "history_length", low=1)
-        self.recency_decay = check_float(recency_decay, "recency_decay", low=0.0, high=1.0,
-                                         low_open=True)
-        self.index = make_index(index, self.dim,
-                                n_items=check_int(n_items_hint, "n_items_hint", low=0),
-                                device=device, **check_options(index_options, "index_options"))
+        self.recency_decay = check_float(
+            recency_decay, "recency_decay", low=0.0, high=1.0, low_open=True
+        )
+        self.index = make_index(
+            index,
+            self.dim,
+            n_items=check_int(n_items_hint, "n_items_hint", low=0),
+            device=device,
+            **check_options(index_options, "index_options"),
+        )
         self.item_vectors = np.zeros((0, dim), dtype=np.float32)
         self.live = np.zeros(0, dtype=bool)
         self.popularity = PopularitySource()
         self.cooccurrence = CooccurrenceSource(neighbors=neighbors)
-        self.text = IndexSource(self, "text_similarity", "interest_vector",
-                                default_weight=2.0, relation="similar_text")
-        self.query = IndexSource(self, "query", "query_vector",
-                                 default_weight=4.0, relation="query")
+        self.text = IndexSource(
+            self, "text_similarity", "interest_vector", default_weight=2.0, relation="similar_text"
+        )
+        self.query = IndexSource(
+            self, "query", "query_vector", default_weight=4.0, relation="query"
+        )
         self.models: dict[str, TrainableSource] = {}
         self.lock = threading.RLock()
 
@@ -204,10 +217,13 @@ class Retriever:
         """
         models = check_choice(models, "models", ("all", "cheap", "none"))
         indptr = np.cumsum([0] + [len(r) for r in user_rows])
-        indices = np.fromiter((row for rows in user_rows for row in rows), dtype=np.int64,
-                              count=int(indptr[-1]))
-        matrix = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
-                               shape=(len(user_rows), max(self.n_rows, 1)))
+        indices = np.fromiter(
+            (row for rows in user_rows for row in rows), dtype=np.int64, count=int(indptr[-1])
+        )
+        matrix = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), indices, indptr),
+            shape=(len(user_rows), max(self.n_rows, 1)),
+        )
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
         with self.lock:
@@ -230,8 +246,13 @@ class Retriever:
             self.popularity.subtract(np.asarray(list(rows), dtype=np.int64))
 
     # ------------------------------------------------------------------ retrieval
-    def context(self, interest_vector: np.ndarray | None, query_vector: np.ndarray | None,
-                history_rows: Sequence[int], exclude_rows: Sequence[int]) -> RetrievalContext:
+    def context(
+        self,
+        interest_vector: np.ndarray | None,
+        query_vector: np.ndarray | None,
+        history_rows: Sequence[int],
+        exclude_rows: Sequence[int],
+    ) -> RetrievalContext:
         """Build a request context.
 
         Args:
@@ -243,9 +264,15 @@ class Retriever:
         profile_rows = np.asarray(list(history_rows), dtype=np.int64)
         rows = profile_rows[: self.history_length]
         weights = self.recency_decay ** np.arange(len(rows), dtype=np.float32)
-        return RetrievalContext(interest_vector, query_vector, rows, weights,
-                                np.unique(np.asarray(list(exclude_rows), dtype=np.int64)),
-                                n_rows=self.n_rows, profile_rows=profile_rows)
+        return RetrievalContext(
+            interest_vector,
+            query_vector,
+            rows,
+            weights,
+            np.unique(np.asarray(list(exclude_rows), dtype=np.int64)),
+            n_rows=self.n_rows,
+            profile_rows=profile_rows,
+        )
 
     def candidates(
         self,
@@ -279,8 +306,10 @@ class Retriever:
                 if row_filter is not None:
                     pool = pool[row_filter(pool)]
                 rows = pool
-            features = {source.name: np.asarray(source.score(ctx, rows), dtype=np.float32)
-                        for source in self.sources}
+            features = {
+                source.name: np.asarray(source.score(ctx, rows), dtype=np.float32)
+                for source in self.sources
+            }
             return rows, features
 
     # ------------------------------------------------------------------ persistence
@@ -297,13 +326,18 @@ class Retriever:
             save_array(path / "cooc_indices.npy", sim.indices.astype(np.int64))
             save_array(path / "cooc_indptr.npy", sim.indptr.astype(np.int64))
             index_config = self.index.save(path / "index")
-            models = {name: model.save(path / "models" / name)
-                      for name, model in self.models.items()}
+            models = {
+                name: model.save(path / "models" / name) for name, model in self.models.items()
+            }
             return {
                 "models": models,
-                "dim": self.dim, "n_rows": n, "n_candidates": self.n_candidates,
-                "history_length": self.history_length, "recency_decay": self.recency_decay,
-                "neighbors": self.cooccurrence.neighbors, "alpha": self.cooccurrence.alpha,
+                "dim": self.dim,
+                "n_rows": n,
+                "n_candidates": self.n_candidates,
+                "history_length": self.history_length,
+                "recency_decay": self.recency_decay,
+                "neighbors": self.cooccurrence.neighbors,
+                "alpha": self.cooccurrence.alpha,
                 "cooc_shape": list(sim.shape),
                 "index": {"backend": self.index.name, "config": index_config},
             }
@@ -313,17 +347,25 @@ class Retriever:
         path = Path(path)
         index_cls = get_backend("indexes", config["index"]["backend"])
         index = index_cls.load(path / "index", config["index"]["config"], device=device)
-        retriever = cls(int(config["dim"]), index=index, n_candidates=int(config["n_candidates"]),
-                        history_length=int(config["history_length"]),
-                        recency_decay=float(config["recency_decay"]),
-                        neighbors=int(config["neighbors"]), device=device)
+        retriever = cls(
+            int(config["dim"]),
+            index=index,
+            n_candidates=int(config["n_candidates"]),
+            history_length=int(config["history_length"]),
+            recency_decay=float(config["recency_decay"]),
+            neighbors=int(config["neighbors"]),
+            device=device,
+        )
         retriever.cooccurrence.alpha = float(config["alpha"])
         for name, model_config in config.get("models", {}).items():
-            model = get_backend("models", name).load(path / "models" / name, model_config,
-                                                     device=device)
+            model = get_backend("models", name).load(
+                path / "models" / name, model_config, device=device
+            )
             if not isinstance(model, TrainableSource):
-                raise PersistenceError(f"model {name!r} in {str(path)!r} loaded as "
-                                       f"{type(model).__name__}, not a TrainableSource")
+                raise PersistenceError(
+                    f"model {name!r} in {str(path)!r} loaded as "
+                    f"{type(model).__name__}, not a TrainableSource"
+                )
             retriever.models[name] = model
         n = int(config["n_rows"])
         vectors = load_array(path / "item_vectors.npy", dtype=np.float32, ndim=2)
@@ -336,7 +378,11 @@ class Retriever:
         retriever.popularity.counts[:n] = counts
         shape = tuple(config["cooc_shape"])
         retriever.cooccurrence.similarity = sp.csr_matrix(
-            (load_array(path / "cooc_data.npy", dtype=np.float32, ndim=1),
-             load_array(path / "cooc_indices.npy", dtype=np.int64, ndim=1),
-             load_array(path / "cooc_indptr.npy", dtype=np.int64, ndim=1)), shape=shape)
+            (
+                load_array(path / "cooc_data.npy", dtype=np.float32, ndim=1),
+                load_array(path / "cooc_indices.npy", dtype=np.int64, ndim=1),
+                load_array(path / "cooc_indptr.npy", dtype=np.int64, ndim=1),
+            ),
+            shape=shape,
+        )
         return retriever

@@ -29,12 +29,20 @@ class IndexSource:
             :data:`llmrec.types.RELATIONS`).
     """
 
-    def __init__(self, retriever: Retriever, name: str, vector_field: str, *,
-                 default_weight: float, relation: str) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        name: str,
+        vector_field: str,
+        *,
+        default_weight: float,
+        relation: str,
+    ) -> None:
         self._retriever = retriever
         self.name = name
-        self.vector_field = check_choice(vector_field, "vector_field",
-                                         ("interest_vector", "query_vector"))
+        self.vector_field = check_choice(
+            vector_field, "vector_field", ("interest_vector", "query_vector")
+        )
         self.default_weight = check_float(default_weight, "default_weight")
         self.relation = check_choice(relation, "relation", RELATIONS)
 
@@ -193,9 +201,13 @@ class CooccurrenceSource:
             data.append(vals)
             indptr.append(indptr[-1] + len(vals))
         return sp.csr_matrix(
-            (np.concatenate(data) if data else np.zeros(0, np.float32),
-             np.concatenate(indices) if indices else np.zeros(0, np.int32), np.array(indptr)),
-            shape=matrix.shape)
+            (
+                np.concatenate(data) if data else np.zeros(0, np.float32),
+                np.concatenate(indices) if indices else np.zeros(0, np.int32),
+                np.array(indptr),
+            ),
+            shape=matrix.shape,
+        )
 
     def neighbours(self, row: int) -> dict[int, float]:
         """``{row: similarity}`` of the item at ``row`` (empty when it has none)."""
@@ -224,9 +236,13 @@ class CooccurrenceSource:
         rows, weights = ctx.history_rows, ctx.history_weights
         inside = rows < size
         if inside.any() and self.similarity.nnz:
-            vec = sp.csr_matrix((weights[inside].astype(np.float32),
-                                 (np.zeros(int(inside.sum()), dtype=np.int64), rows[inside])),
-                                shape=(1, size))
+            vec = sp.csr_matrix(
+                (
+                    weights[inside].astype(np.float32),
+                    (np.zeros(int(inside.sum()), dtype=np.int64), rows[inside]),
+                ),
+                shape=(1, size),
+            )
             dense = (vec @ self.similarity).toarray().ravel()
             scores[:size] = dense
         top = scores.max() if len(scores) else 0.0

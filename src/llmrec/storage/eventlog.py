@@ -93,8 +93,13 @@ def _decode(line: bytes) -> dict[str, Any] | None:
 
 def _is_record(obj: Mapping[str, Any]) -> bool:
     seq = obj.get("seq")
-    return (isinstance(seq, int) and not isinstance(seq, bool) and seq > 0
-            and obj.get("op") in OPS and isinstance(obj.get("data"), dict))
+    return (
+        isinstance(seq, int)
+        and not isinstance(seq, bool)
+        and seq > 0
+        and obj.get("op") in OPS
+        and isinstance(obj.get("data"), dict)
+    )
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -121,11 +126,18 @@ class EventLog:
             corrupt before its last record, or is held by another process.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: str = "always",
-                 batch_interval: float = 0.2, meta: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: str = "always",
+        batch_interval: float = 0.2,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
         check_choice(fsync, "fsync", FSYNC_POLICIES)
-        batch_interval = check_float(batch_interval, "batch_interval", low=0, low_open=True,
-                                     high=3600)
+        batch_interval = check_float(
+            batch_interval, "batch_interval", low=0, low_open=True, high=3600
+        )
         if meta is not None and not isinstance(meta, Mapping):
             raise ConfigError(f"meta must be a mapping or None, got {type(meta).__name__}")
         self.path = check_path(path, "event log path").absolute()
@@ -170,7 +182,8 @@ class EventLog:
         except OSError:
             os.close(fd)
             raise PersistenceError(
-                f"event log {str(self.path)!r} is open in another EventLog or process") from None
+                f"event log {str(self.path)!r} is open in another EventLog or process"
+            ) from None
         self._lock_fd = fd
 
     def _release_file_lock(self) -> None:
@@ -179,8 +192,14 @@ class EventLog:
             self._lock_fd = None
 
     def _create(self, meta: dict[str, Any]) -> None:
-        header = {"format": LOG_FORMAT, "kind": "llmrec-event-log", "log_id": secrets.token_hex(16),
-                  "salt": secrets.token_hex(16), "created": time.time(), "meta": meta}
+        header = {
+            "format": LOG_FORMAT,
+            "kind": "llmrec-event-log",
+            "log_id": secrets.token_hex(16),
+            "salt": secrets.token_hex(16),
+            "created": time.time(),
+            "meta": meta,
+        }
         try:
             line = _encode(header)
         except (TypeError, ValueError) as exc:
@@ -199,7 +218,8 @@ class EventLog:
 
     def _corrupt(self, offset: int, why: str) -> PersistenceError:
         return PersistenceError(
-            f"corrupt event log {str(self.path)!r} at byte offset {offset}: {why}")
+            f"corrupt event log {str(self.path)!r} at byte offset {offset}: {why}"
+        )
 
     def _scan(self) -> tuple[dict[str, Any], int, int, int]:
         """Validate the whole file; cut a torn tail off. Returns (header, last sequence,
@@ -216,12 +236,14 @@ class EventLog:
                     raise self._corrupt(damaged_at, "a damaged record is followed by intact ones")
                 elif header is None:
                     if obj.get("kind") != "llmrec-event-log" or not isinstance(
-                            obj.get("format"), int):
+                        obj.get("format"), int
+                    ):
                         raise PersistenceError(f"{str(self.path)!r} is not an llmrec event log")
                     if obj["format"] > LOG_FORMAT:
                         raise PersistenceError(
                             f"event log {str(self.path)!r} has format {obj['format']}, newer "
-                            f"than this llmrec supports ({LOG_FORMAT}); upgrade llmrec")
+                            f"than this llmrec supports ({LOG_FORMAT}); upgrade llmrec"
+                        )
                     header = obj
                     end = offset + len(line)
                 else:
@@ -240,8 +262,12 @@ class EventLog:
         except (KeyError, TypeError, ValueError):
             raise self._corrupt(0, "bad header") from None
         if end < offset:
-            logger.warning("event log %s: dropping a torn final record (%d bytes at offset %d)",
-                           self.path, offset - end, end)
+            logger.warning(
+                "event log %s: dropping a torn final record (%d bytes at offset %d)",
+                self.path,
+                offset - end,
+                end,
+            )
             with open(self.path, "r+b") as f:
                 f.truncate(end)
                 f.flush()
@@ -294,8 +320,9 @@ class EventLog:
         events = check_sequence(events, "events")
         for n, event in enumerate(events):
             if not isinstance(event, Event):
-                raise InvalidInputError(f"events[{n}] must be an llmrec.Event, got "
-                                        f"{type(event).__name__}")
+                raise InvalidInputError(
+                    f"events[{n}] must be an llmrec.Event, got {type(event).__name__}"
+                )
         return self.write("events", {"events": [e.to_dict() for e in events]}, wait=wait)
 
     def write(self, op: str, data: Mapping[str, Any], *, wait: bool = True) -> int:
@@ -317,7 +344,8 @@ class EventLog:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, self._end)
                 raise PersistenceError(
-                    f"cannot append to event log {str(self.path)!r}: {exc}") from None
+                    f"cannot append to event log {str(self.path)!r}: {exc}"
+                ) from None
             self._end += len(line)
             self._last_seq = seq
             self._count += 1
@@ -351,8 +379,7 @@ class EventLog:
             try:
                 _datasync(self._fd)
             except OSError as exc:
-                raise PersistenceError(
-                    f"cannot sync event log {str(self.path)!r}: {exc}") from None
+                raise PersistenceError(f"cannot sync event log {str(self.path)!r}: {exc}") from None
             self._synced = max(self._synced, target)
 
     def _schedule_sync(self) -> None:
@@ -444,15 +471,19 @@ class EventLog:
             if not removed and not tombstone:
                 return 0
             seq = self._last_seq + 1
-            kept.append(_encode({"seq": seq, "op": "forget",
-                                 "data": {"user_hash": self.user_hash(user_id)}}))
+            kept.append(
+                _encode(
+                    {"seq": seq, "op": "forget", "data": {"user_hash": self.user_hash(user_id)}}
+                )
+            )
             old_fd = self._fd
             try:
                 size = self._replace_file(kept)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
             except OSError as exc:
                 raise PersistenceError(
-                    f"cannot rewrite event log {str(self.path)!r}: {exc}") from None
+                    f"cannot rewrite event log {str(self.path)!r}: {exc}"
+                ) from None
             if old_fd is not None:
                 os.close(old_fd)
             self._end = size
@@ -491,5 +522,7 @@ class EventLog:
                 self.close()
 
     def __repr__(self) -> str:
-        return (f"EventLog({str(self.path)!r}, fsync={self.fsync!r}, records={self._count}, "
-                f"last_sequence={self._last_seq})")
+        return (
+            f"EventLog({str(self.path)!r}, fsync={self.fsync!r}, records={self._count}, "
+            f"last_sequence={self._last_seq})"
+        )

@@ -122,7 +122,9 @@ def check_path(value: Any, what: str = "path") -> Path:
     try:
         os.fsencode(text)
     except UnicodeEncodeError:
-        raise InvalidInputError(f"{what} cannot be encoded for the file system: {text!r:.80}") from None
+        raise InvalidInputError(
+            f"{what} cannot be encoded for the file system: {text!r:.80}"
+        ) from None
     return Path(text)
 
 
@@ -188,8 +190,10 @@ def verify_files(root: Path, digests: Any) -> None:
         except OSError:
             raise PersistenceError(f"missing file {str(path)!r} in the save") from None
         if size != expected.get("size"):
-            raise PersistenceError(f"{str(path)!r} is {size} bytes, the save wrote "
-                                   f"{expected.get('size')}: truncated or altered")
+            raise PersistenceError(
+                f"{str(path)!r} is {size} bytes, the save wrote "
+                f"{expected.get('size')}: truncated or altered"
+            )
         try:
             actual = file_sha256(path)
         except OSError as exc:
@@ -239,7 +243,7 @@ def _cleanup(target: Path) -> None:
     for path in target.parent.glob(f".{target.name}.*"):
         if not path.is_dir():
             continue
-        kind, _, rest = path.name[len(target.name) + 2:].partition("-")
+        kind, _, rest = path.name[len(target.name) + 2 :].partition("-")
         if kind == "tmp":
             pid = rest.split("-", 1)[0]
             if pid.isdigit() and not _pid_alive(int(pid)):
@@ -276,13 +280,14 @@ def atomic_directory(target: Path, *, marker: str | None = MANIFEST_NAME) -> Ite
             if target.exists():
                 if not target.is_dir():
                     raise PersistenceError(f"{str(target)!r} exists and is not a directory")
-                if marker is not None and not (target / marker).exists() \
-                        and any(target.iterdir()):
+                if marker is not None and not (target / marker).exists() and any(target.iterdir()):
                     raise PersistenceError(
                         f"{str(target)!r} is a non-empty directory that is not an llmrec save; "
-                        "refusing to replace it")
-            tmp = Path(tempfile.mkdtemp(dir=target.parent,
-                                        prefix=f".{target.name}.tmp-{os.getpid()}-"))
+                        "refusing to replace it"
+                    )
+            tmp = Path(
+                tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-{os.getpid()}-")
+            )
         except OSError as exc:
             if isinstance(exc, PersistenceError):
                 raise
@@ -311,8 +316,9 @@ def atomic_directory(target: Path, *, marker: str | None = MANIFEST_NAME) -> Ite
 def _recover(target: Path) -> None:
     if target.exists():
         return
-    olds = sorted(p for p in target.parent.glob(f".{target.name}.old-*")
-                  if (p / MANIFEST_NAME).is_file())
+    olds = sorted(
+        p for p in target.parent.glob(f".{target.name}.old-*") if (p / MANIFEST_NAME).is_file()
+    )
     if olds:
         with contextlib.suppress(OSError):
             os.replace(olds[-1], target)

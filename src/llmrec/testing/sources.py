@@ -51,13 +51,23 @@ def check_candidate_source(source: Any, ctx_factory: ContextFactory | None = Non
     subject = f"candidate source {getattr(source, 'name', source)!r}"
     _require_name(source, subject)
     weight = getattr(source, "default_weight", None)
-    _require(isinstance(weight, (int, float)) and not isinstance(weight, bool)
-             and np.isfinite(weight), subject, "default_weight is a finite number",
-             f"got {weight!r}")
-    _require(getattr(source, "relation", None) in RELATIONS, subject,
-             f"relation is one of {list(RELATIONS)}", f"got {getattr(source, 'relation', None)!r}")
-    _require(isinstance(source, CandidateSource), subject,
-             "it has the CandidateSource attributes and methods")
+    _require(
+        isinstance(weight, (int, float)) and not isinstance(weight, bool) and np.isfinite(weight),
+        subject,
+        "default_weight is a finite number",
+        f"got {weight!r}",
+    )
+    _require(
+        getattr(source, "relation", None) in RELATIONS,
+        subject,
+        f"relation is one of {list(RELATIONS)}",
+        f"got {getattr(source, 'relation', None)!r}",
+    )
+    _require(
+        isinstance(source, CandidateSource),
+        subject,
+        "it has the CandidateSource attributes and methods",
+    )
     if isinstance(source, TrainableSource):
         _check_trainable(source, ctx_factory, subject)
         return
@@ -69,9 +79,16 @@ def check_candidate_source(source: Any, ctx_factory: ContextFactory | None = Non
 def _plain_context(n_rows: int) -> ContextFactory:
     def make(history: Sequence[int], exclude: Sequence[int]) -> RetrievalContext:
         rows = np.asarray(list(history), dtype=np.int64)
-        return RetrievalContext(None, None, rows, 0.9 ** np.arange(len(rows), dtype=np.float32),
-                                np.unique(np.asarray(list(exclude), dtype=np.int64)),
-                                n_rows=n_rows, profile_rows=rows)
+        return RetrievalContext(
+            None,
+            None,
+            rows,
+            0.9 ** np.arange(len(rows), dtype=np.float32),
+            np.unique(np.asarray(list(exclude), dtype=np.int64)),
+            n_rows=n_rows,
+            profile_rows=rows,
+        )
+
     return make
 
 
@@ -82,29 +99,59 @@ def _check_proposals(source: Any, make: ContextFactory, subject: str) -> None:
         ctx = make(history, [])
         for n in (1, 5, n_rows + 5):
             rows = source.propose(ctx, n)
-            _require(isinstance(rows, np.ndarray) and rows.ndim == 1
-                     and (not len(rows) or np.issubdtype(rows.dtype, np.integer)), subject,
-                     "propose returns a 1-d int array", f"got {rows!r:.80}")
-            _require(len(rows) <= n and len(set(rows.tolist())) == len(rows), subject,
-                     "propose returns at most n distinct rows", f"n={n}, got {len(rows)}")
-            _require(((rows >= 0) & (rows < max(n_rows, ctx.n_rows))).all(), subject,
-                     "propose returns rows of the row space")
+            _require(
+                isinstance(rows, np.ndarray)
+                and rows.ndim == 1
+                and (not len(rows) or np.issubdtype(rows.dtype, np.integer)),
+                subject,
+                "propose returns a 1-d int array",
+                f"got {rows!r:.80}",
+            )
+            _require(
+                len(rows) <= n and len(set(rows.tolist())) == len(rows),
+                subject,
+                "propose returns at most n distinct rows",
+                f"n={n}, got {len(rows)}",
+            )
+            _require(
+                ((rows >= 0) & (rows < max(n_rows, ctx.n_rows))).all(),
+                subject,
+                "propose returns rows of the row space",
+            )
         rows = source.propose(ctx, 5)
         scores = source.score(ctx, rows)
-        _require(isinstance(scores, np.ndarray) and scores.dtype == np.float32
-                 and scores.shape == (len(rows),) and np.isfinite(scores).all(), subject,
-                 "score returns finite float32 scores of shape (len(rows),)",
-                 f"got {scores!r:.80}")
-        _require((np.diff(scores) <= 1e-6).all(), subject,
-                 "proposals come best first (their scores never increase)")
-        _require(np.array_equal(source.score(make(history, []), rows), scores), subject,
-                 "score is the same on a fresh context")
-        _require(source.score(ctx, np.zeros(0, dtype=np.int64)).shape == (0,), subject,
-                 "score of no rows has shape (0,)")
+        _require(
+            isinstance(scores, np.ndarray)
+            and scores.dtype == np.float32
+            and scores.shape == (len(rows),)
+            and np.isfinite(scores).all(),
+            subject,
+            "score returns finite float32 scores of shape (len(rows),)",
+            f"got {scores!r:.80}",
+        )
+        _require(
+            (np.diff(scores) <= 1e-6).all(),
+            subject,
+            "proposals come best first (their scores never increase)",
+        )
+        _require(
+            np.array_equal(source.score(make(history, []), rows), scores),
+            subject,
+            "score is the same on a fresh context",
+        )
+        _require(
+            source.score(ctx, np.zeros(0, dtype=np.int64)).shape == (0,),
+            subject,
+            "score of no rows has shape (0,)",
+        )
         if len(rows):
             again = source.propose(make(history, rows[:1]), 5)
-            _require(rows[0] not in again, subject, "propose never returns ctx.exclude_rows",
-                     f"row {int(rows[0])} excluded yet proposed")
+            _require(
+                rows[0] not in again,
+                subject,
+                "propose never returns ctx.exclude_rows",
+                f"row {int(rows[0])} excluded yet proposed",
+            )
 
 
 def _tiny_data() -> tuple[list[list[int]], np.ndarray, np.ndarray]:
@@ -119,13 +166,16 @@ def _tiny_data() -> tuple[list[list[int]], np.ndarray, np.ndarray]:
     return user_rows, _unit_vectors(TINY_ROWS, 8, 0), live
 
 
-def _check_trainable(source: TrainableSource, ctx_factory: ContextFactory | None,
-                     subject: str) -> None:
+def _check_trainable(
+    source: TrainableSource, ctx_factory: ContextFactory | None, subject: str
+) -> None:
     _require(isinstance(source.refit_on_all, bool), subject, "refit_on_all is a bool")
     _require(isinstance(source.show_progress, bool), subject, "show_progress is a bool")
-    _require(source.seed is None or (isinstance(source.seed, int)
-                                     and not isinstance(source.seed, bool)), subject,
-             "seed is an int or None")
+    _require(
+        source.seed is None or (isinstance(source.seed, int) and not isinstance(source.seed, bool)),
+        subject,
+        "seed is an int or None",
+    )
     user_rows, vectors, live = _tiny_data()
     source.fit(user_rows, vectors, valid=None, live=live)
     make = ctx_factory or _plain_context(TINY_ROWS)
@@ -139,25 +189,38 @@ def _check_trainable(source: TrainableSource, ctx_factory: ContextFactory | None
     source.update_items(new_row, _unit_vectors(1, vectors.shape[1], 5))
     grown = _plain_context(TINY_ROWS + 1) if ctx_factory is None else ctx_factory
     scores = source.score(grown(history, []), new_row)
-    _require(scores.shape == (1,) and np.isfinite(scores).all(), subject,
-             "update_items makes a new row scorable")
+    _require(
+        scores.shape == (1,) and np.isfinite(scores).all(),
+        subject,
+        "update_items makes a new row scorable",
+    )
     top = int(rows[0])
     source.remove_rows(np.array([top]))
-    _require(top not in source.propose(grown(history, []), TINY_ROWS + 1), subject,
-             "remove_rows stops a row being proposed", f"row {top} still proposed")
+    _require(
+        top not in source.propose(grown(history, []), TINY_ROWS + 1),
+        subject,
+        "remove_rows stops a row being proposed",
+        f"row {top} still proposed",
+    )
 
 
-def _check_source_round_trip(source: TrainableSource, make: ContextFactory,
-                             histories: list[list[int]], subject: str) -> None:
+def _check_source_round_trip(
+    source: TrainableSource, make: ContextFactory, histories: list[list[int]], subject: str
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = source.save(Path(tmp) / "source")
         _require_json(config, subject)
         loaded = type(source).load(Path(tmp) / "source", config, device="cpu")
     for history in histories:
         before, after = source.propose(make(history, []), 10), loaded.propose(make(history, []), 10)
-        _require(np.array_equal(before, after), subject,
-                 "save then load gives the same proposals")
+        _require(np.array_equal(before, after), subject, "save then load gives the same proposals")
         rows = np.arange(TINY_ROWS)
-        _require(np.allclose(source.score(make(history, []), rows),
-                             loaded.score(make(history, []), rows), atol=1e-6), subject,
-                 "save then load gives the same scores")
+        _require(
+            np.allclose(
+                source.score(make(history, []), rows),
+                loaded.score(make(history, []), rows),
+                atol=1e-6,
+            ),
+            subject,
+            "save then load gives the same scores",
+        )

@@ -54,7 +54,8 @@ def import_transformers() -> Any:
     except ImportError as exc:  # pragma: no cover - transformers is a core dependency
         raise BackendUnavailableError(
             "the transformers chat backend needs transformers; install it with: "
-            "pip install transformers") from exc
+            "pip install transformers"
+        ) from exc
     return transformers
 
 
@@ -68,9 +69,12 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     started = time.perf_counter()
     logger.info("converting %s to a safetensors copy in %s (once)", gguf, target)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name
+        )
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
+        )
     except Exception as exc:
         raise GenerationError(f"cannot load the GGUF model {str(gguf)!r}: {exc}") from exc
     # The de-quantized weights are plain tensors; only the quantizer bookkeeping makes
@@ -87,7 +91,8 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / _CONVERTED_MARKER).write_text(
-            json.dumps({"source": str(gguf), "dtype": "bfloat16"}), encoding="utf-8")
+            json.dumps({"source": str(gguf), "dtype": "bfloat16"}), encoding="utf-8"
+        )
         try:
             os.replace(tmp, target)
         except OSError:
@@ -132,9 +137,14 @@ def resolve_source(model: str, cache_dir: str | os.PathLike | None) -> str:
         if len(ggufs) == 1:
             return str(converted_copy(ggufs[0], cache_dir))
         raise ConfigError(
-            f"model directory {model!r} holds neither config.json nor exactly one .gguf file")
-    looks_local = (model.startswith((".", "/", "~", "\\")) or model.lower().endswith(".gguf")
-                   or os.path.isabs(model) or model.count("/") > 1)
+            f"model directory {model!r} holds neither config.json nor exactly one .gguf file"
+        )
+    looks_local = (
+        model.startswith((".", "/", "~", "\\"))
+        or model.lower().endswith(".gguf")
+        or os.path.isabs(model)
+        or model.count("/") > 1
+    )
     if looks_local:
         raise ConfigError(f"model path {model!r} does not exist")
     return model  # a Hugging Face hub id; loading fails clearly when offline

@@ -52,16 +52,22 @@ def supports(model: Any) -> bool:
     if config is None or getattr(config, "model_type", None) != "llama":
         return False
     rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    rope_type = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else None
+    rope_type = (
+        rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else None
+    )
     inner = getattr(model, "model", None)
-    return (rope_type == "default"
-            and not getattr(config, "attention_bias", False)
-            and not getattr(config, "mlp_bias", False)
-            and getattr(config, "hidden_act", None) == "silu"
-            and getattr(config, "pretraining_tp", 1) == 1
-            and not getattr(config, "sliding_window", None)
-            and inner is not None and hasattr(inner, "layers") and hasattr(inner, "rotary_emb")
-            and hasattr(model, "lm_head"))
+    return (
+        rope_type == "default"
+        and not getattr(config, "attention_bias", False)
+        and not getattr(config, "mlp_bias", False)
+        and getattr(config, "hidden_act", None) == "silu"
+        and getattr(config, "pretraining_tp", 1) == 1
+        and not getattr(config, "sliding_window", None)
+        and inner is not None
+        and hasattr(inner, "layers")
+        and hasattr(inner, "rotary_emb")
+        and hasattr(model, "lm_head")
+    )
 
 
 @dataclass
@@ -154,11 +160,12 @@ class LlamaRunner:
         config = model.config
         self.n_heads = int(config.num_attention_heads)
         self.n_kv = int(getattr(config, "num_key_value_heads", None) or self.n_heads)
-        self.head_dim = int(getattr(config, "head_dim", None)
-                            or config.hidden_size // config.num_attention_heads)
+        self.head_dim = int(
+            getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        )
         self.group = self.n_heads // self.n_kv
         self.eps = float(config.rms_norm_eps)
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         inner = model.model
         rotary = inner.rotary_emb
         self.inv_freq = rotary.inv_freq.detach().float()
@@ -183,22 +190,29 @@ class LlamaRunner:
             start = 0
             for lin in linears:  # the model's parameters become views of the fused weight
                 rows = lin.weight.shape[0]
-                lin.weight = nn.Parameter(weight[start:start + rows], requires_grad=False)
+                lin.weight = nn.Parameter(weight[start : start + rows], requires_grad=False)
                 start += rows
             return weight
 
-        return _Layer(qkv=fused(attn.q_proj, attn.k_proj, attn.v_proj), o=attn.o_proj.weight.detach(),
-                      gate_up=fused(mlp.gate_proj, mlp.up_proj), down=mlp.down_proj.weight.detach(),
-                      norm_in=layer.input_layernorm.weight.detach(),
-                      norm_post=layer.post_attention_layernorm.weight.detach())
+        return _Layer(
+            qkv=fused(attn.q_proj, attn.k_proj, attn.v_proj),
+            o=attn.o_proj.weight.detach(),
+            gate_up=fused(mlp.gate_proj, mlp.up_proj),
+            down=mlp.down_proj.weight.detach(),
+            norm_in=layer.input_layernorm.weight.detach(),
+            norm_post=layer.post_attention_layernorm.weight.detach(),
+        )
 
     def _pack(self) -> bool:
         """On a CPU with oneDNN, hold the projection weights pre-packed in oneDNN's
         blocked layout: at decoding batch sizes a matmul then costs less (the weight
         is not re-laid out on every call); results are identical. Keeps a packed copy of
         the weights; falls back to plain matmuls where packing is unavailable."""
-        if self.device.type != "cpu" or self.embed.dtype not in (torch.bfloat16, torch.float32) \
-                or not torch.backends.mkldnn.is_available():
+        if (
+            self.device.type != "cpu"
+            or self.embed.dtype not in (torch.bfloat16, torch.float32)
+            or not torch.backends.mkldnn.is_available()
+        ):
             return False
         try:
             pack = torch.ops.mkldnn._reorder_linear_weight
@@ -224,10 +238,12 @@ class LlamaRunner:
         grows when needed)."""
         shape = (rows, self.n_kv, max(capacity, 1), self.head_dim)
         n = len(self.layers)  # zeros: masked columns must still be finite (0 x NaN is NaN)
-        return Batch(head=head,
-                     keys=[torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)],
-                     values=[torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)],
-                     lengths=[0] * rows)
+        return Batch(
+            head=head,
+            keys=[torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)],
+            values=[torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(n)],
+            lengths=[0] * rows,
+        )
 
     def head(self, ids: Sequence[int]) -> Head:
         """Run a shared prompt head once and keep its keys and values."""
@@ -245,7 +261,9 @@ class LlamaRunner:
     def _rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         freqs = positions.float().unsqueeze(-1) * self.inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
-        return (emb.cos() * self.rope_scale).unsqueeze(1), (emb.sin() * self.rope_scale).unsqueeze(1)
+        return (emb.cos() * self.rope_scale).unsqueeze(1), (emb.sin() * self.rope_scale).unsqueeze(
+            1
+        )
 
     @staticmethod
     def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -284,14 +302,24 @@ class LlamaRunner:
             query = first[:, None] + torch.arange(width, device=self.device)[None]
             allowed = torch.arange(columns, device=self.device)[None, None, :] <= query[:, :, None]
             bias = torch.zeros(allowed.shape, device=self.device).masked_fill_(
-                ~allowed, torch.finfo(torch.float32).min)[:, None, None]
-            groups.append(_Group(rows=None if subset is None else as_long(subset),
-                                 slot=as_long(slot), step=as_long(step), tokens=as_long(tokens),
-                                 width=width, columns=columns, bias=bias))
+                ~allowed, torch.finfo(torch.float32).min
+            )[:, None, None]
+            groups.append(
+                _Group(
+                    rows=None if subset is None else as_long(subset),
+                    slot=as_long(slot),
+                    step=as_long(step),
+                    tokens=as_long(tokens),
+                    width=width,
+                    columns=columns,
+                    bias=bias,
+                )
+            )
         return groups
 
-    def forward(self, batch: Batch, tokens: Sequence[Sequence[int]],
-                last_only: Sequence[bool]) -> list[torch.Tensor]:
+    def forward(
+        self, batch: Batch, tokens: Sequence[Sequence[int]], last_only: Sequence[bool]
+    ) -> list[torch.Tensor]:
         """Append ``tokens[row]`` (possibly none) to each row; return, per row, float32
         next-token logits: ``[1, vocab]`` for its last new token where ``last_only[row]``,
         else ``[n, vocab]`` for each of its ``n`` new tokens (``[0, vocab]`` for a row
@@ -304,8 +332,7 @@ class LlamaRunner:
         batch._reserve(max(ends, default=0))
         flat = [t for row in tokens for t in row]
         if not flat:
-            return [torch.zeros((0, self.vocab), device=self.device)
-                    for _ in counts]
+            return [torch.zeros((0, self.vocab), device=self.device) for _ in counts]
         as_long = functools.partial(torch.tensor, dtype=torch.long, device=self.device)
         row_of = as_long([r for r, n in enumerate(counts) for _ in range(n)])
         column = as_long([starts[r] + j for r, n in enumerate(counts) for j in range(n)])
@@ -318,9 +345,16 @@ class LlamaRunner:
         batch.lengths = ends
         return self._logits(x, counts, last_only)
 
-    def _layer(self, x: torch.Tensor, index: int, layer: _Layer, batch: Batch,
-               where: tuple[torch.Tensor, torch.Tensor],
-               rope: tuple[torch.Tensor, torch.Tensor], groups: list[_Group]) -> torch.Tensor:
+    def _layer(
+        self,
+        x: torch.Tensor,
+        index: int,
+        layer: _Layer,
+        batch: Batch,
+        where: tuple[torch.Tensor, torch.Tensor],
+        rope: tuple[torch.Tensor, torch.Tensor],
+        groups: list[_Group],
+    ) -> torch.Tensor:
         """One decoder layer over the packed tokens ``x``: their keys and values are
         written into the batch at ``where`` (row, column per token), then attention,
         output projection and MLP, each with its residual."""
@@ -329,7 +363,9 @@ class LlamaRunner:
         q_size, kv_size = self.n_heads * self.head_dim, self.n_kv * self.head_dim
         h = self._rms(x, layer.norm_in)
         q, k, v = self._linear(h, layer.qkv).float().split([q_size, kv_size, kv_size], dim=-1)
-        q = (self._rotate(q.view(total, self.n_heads, self.head_dim), cos, sin) * self.scale).to(self.dtype)
+        q = (self._rotate(q.view(total, self.n_heads, self.head_dim), cos, sin) * self.scale).to(
+            self.dtype
+        )
         k = self._rotate(k.view(total, self.n_kv, self.head_dim), cos, sin)
         keys, values = batch.keys[index], batch.values[index]
         keys[row_of, :, column] = k.to(keys.dtype)
@@ -342,17 +378,38 @@ class LlamaRunner:
         gate, up = self._linear(h, layer.gate_up).chunk(2, dim=-1)
         return x + self._linear(F.silu(gate) * up, layer.down)
 
-    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, g: _Group,
-                head: Head | None, index: int) -> torch.Tensor:
+    def _attend(
+        self,
+        q: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        g: _Group,
+        head: Head | None,
+        index: int,
+    ) -> torch.Tensor:
         """Attention of group ``g``'s queries over its rows' keys and values (and the
         shared head's, normalised together): per token of the group, its output heads."""
         rows = keys.shape[0] if g.rows is None else len(g.rows)
-        gk = keys[:, :, :g.columns] if g.rows is None else keys.index_select(0, g.rows)[:, :, :g.columns]
-        gv = values[:, :, :g.columns] if g.rows is None else values.index_select(0, g.rows)[:, :, :g.columns]
+        gk = (
+            keys[:, :, : g.columns]
+            if g.rows is None
+            else keys.index_select(0, g.rows)[:, :, : g.columns]
+        )
+        gv = (
+            values[:, :, : g.columns]
+            if g.rows is None
+            else values.index_select(0, g.rows)[:, :, : g.columns]
+        )
         padded = q.new_zeros((rows, g.width, self.n_heads, self.head_dim))
         padded[g.slot, g.step] = q.index_select(0, g.tokens)
-        gq = padded.permute(0, 2, 1, 3).reshape(rows, self.n_kv, self.group * g.width, self.head_dim)
-        scores = (gq @ gk.transpose(-1, -2)).float().view(rows, self.n_kv, self.group, g.width, g.columns)
+        gq = padded.permute(0, 2, 1, 3).reshape(
+            rows, self.n_kv, self.group * g.width, self.head_dim
+        )
+        scores = (
+            (gq @ gk.transpose(-1, -2))
+            .float()
+            .view(rows, self.n_kv, self.group, g.width, g.columns)
+        )
         scores = (scores + g.bias).view(rows, self.n_kv, self.group * g.width, g.columns)
         if head is not None:
             scores = torch.cat(((gq @ head.keys[index].transpose(-1, -2)).float(), scores), dim=-1)
@@ -365,8 +422,9 @@ class LlamaRunner:
         o = o.view(rows, self.n_heads, g.width, self.head_dim).permute(0, 2, 1, 3)
         return o[g.slot, g.step]
 
-    def _logits(self, x: torch.Tensor, counts: list[int],
-                last_only: Sequence[bool]) -> list[torch.Tensor]:
+    def _logits(
+        self, x: torch.Tensor, counts: list[int], last_only: Sequence[bool]
+    ) -> list[torch.Tensor]:
         """Float32 next-token logits per row: of its last new token where ``last_only``,
         else of each of its new tokens."""
         picks, bounds = [], []

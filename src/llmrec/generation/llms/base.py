@@ -59,8 +59,10 @@ def check_conversations(conversations: Sequence[Sequence[ChatMessage]]) -> list[
     """
     if isinstance(conversations, (str, dict)):
         raise InvalidInputError("conversations must be a sequence of message lists")
-    return [_check_messages(conv, n)
-            for n, conv in enumerate(check_sequence(conversations, "conversations"))]
+    return [
+        _check_messages(conv, n)
+        for n, conv in enumerate(check_sequence(conversations, "conversations"))
+    ]
 
 
 def _check_messages(conv: Any, n: int) -> list[dict]:
@@ -69,14 +71,18 @@ def _check_messages(conv: Any, n: int) -> list[dict]:
         conv = ()
     messages = []
     for message in conv:
-        role, content = (message.get("role"), message.get("content")) \
-            if isinstance(message, Mapping) else (None, None)
+        role, content = (
+            (message.get("role"), message.get("content"))
+            if isinstance(message, Mapping)
+            else (None, None)
+        )
         if role not in ("system", "user", "assistant") or not isinstance(content, str):
             raise InvalidInputError(f"conversations[{n}] has a malformed message {message!r:.120}")
         messages.append({"role": role, "content": content})
     if not messages:
         raise InvalidInputError(
-            f"conversations[{n}] must be a non-empty list of {{'role', 'content'}} messages")
+            f"conversations[{n}] must be a non-empty list of {{'role', 'content'}} messages"
+        )
     return messages
 
 
@@ -94,8 +100,9 @@ class StreamingChat(abc.ABC):
     input order.
     """
 
-    def stream(self, conversations: Sequence[Sequence[ChatMessage]], *,
-               max_new_tokens: int = 48) -> Iterator[tuple[int, str]]:
+    def stream(
+        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
+    ) -> Iterator[tuple[int, str]]:
         """Yield ``(index, answer)`` for every conversation as its answer ends.
 
         Raises:
@@ -106,8 +113,9 @@ class StreamingChat(abc.ABC):
         return self._stream(checked, check_max_new_tokens(max_new_tokens))
 
     @abc.abstractmethod
-    def _stream(self, conversations: list[list[dict]],
-                max_new_tokens: int) -> Iterator[tuple[int, str]]:
+    def _stream(
+        self, conversations: list[list[dict]], max_new_tokens: int
+    ) -> Iterator[tuple[int, str]]:
         """Yield ``(index, answer)`` for every checked conversation as its answer ends."""
 
     def generate(
@@ -128,9 +136,11 @@ def default_llm_path() -> Path:
     spec = importlib.util.find_spec(DEFAULT_LLM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise BackendUnavailableError(
-            f"the default language model SmolLM2-135M-Instruct is not installed; {hint}")
+            f"the default language model SmolLM2-135M-Instruct is not installed; {hint}"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_LLM_FILE
     if not path.is_file():
         raise BackendUnavailableError(
-            f"the default language model file is missing ({str(path)!r}); {hint}")
+            f"the default language model file is missing ({str(path)!r}); {hint}"
+        )
     return path

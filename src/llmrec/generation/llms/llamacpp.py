@@ -32,8 +32,12 @@ from llmrec.device import DeviceLike, resolve_device
 from llmrec.errors import BackendUnavailableError, ConfigError, DeviceError, GenerationError
 from llmrec.generation.llms.base import StreamingChat, default_llm_path
 
-__all__ = ["LlamaCppChat", "cpu_has_amx", "llama_model_params_without_extra_buffers",
-           "physical_cores"]
+__all__ = [
+    "LlamaCppChat",
+    "cpu_has_amx",
+    "llama_model_params_without_extra_buffers",
+    "physical_cores",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +73,25 @@ def cpu_has_amx() -> bool:
 @functools.lru_cache(maxsize=1)
 def physical_cores() -> int:
     """Physical cores this process may run on (hyper-threads counted once); at least 1."""
-    available = (set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                 else set(range(os.cpu_count() or 1)))
+    available = (
+        set(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else set(range(os.cpu_count() or 1))
+    )
     cores: set[tuple[str, str]] = set()
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = ""
     for block in text.split("\n\n"):
-        fields = {k.strip(): v.strip() for k, _, v in
-                  (line.partition(":") for line in block.splitlines())}
-        if fields.get("processor", "").isdigit() and int(fields["processor"]) in available \
-                and "core id" in fields:
+        fields = {
+            k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())
+        }
+        if (
+            fields.get("processor", "").isdigit()
+            and int(fields["processor"]) in available
+            and "core id" in fields
+        ):
             cores.add((fields.get("physical id", "0"), fields["core id"]))
     return max(1, len(cores) or len(available))
 
@@ -125,8 +136,9 @@ def _resolve_gguf(model: str) -> Path:
             raise ConfigError(f"model directory {model!r} does not hold exactly one .gguf file")
         return ggufs[0]
     if not path.is_file():
-        raise ConfigError(f"model path {model!r} does not exist (the llamacpp backend reads "
-                          "local .gguf files)")
+        raise ConfigError(
+            f"model path {model!r} does not exist (the llamacpp backend reads local .gguf files)"
+        )
     if path.suffix.lower() != ".gguf":
         raise ConfigError(f"model file {model!r} is not a .gguf file")
     return path
@@ -174,8 +186,9 @@ class LlamaCppChat(StreamingChat):
     ) -> None:
         llama_cpp = _import_llama_cpp()
         self.n_ctx = check_int(n_ctx, "n_ctx", low=128, high=1 << 20)
-        self._n_threads_arg = None if n_threads is None else check_int(n_threads, "n_threads",
-                                                                       low=1)
+        self._n_threads_arg = (
+            None if n_threads is None else check_int(n_threads, "n_threads", low=1)
+        )
         self.show_progress = check_bool(show_progress, "show_progress")
         path = _resolve_gguf(model)
         self.model_name = model
@@ -186,16 +199,25 @@ class LlamaCppChat(StreamingChat):
         self._llm = self._load(llama_cpp, path)
         self.model_path = path
         self._formatters = self._chat_formatters(llama_cpp)
-        logger.info("loaded %s with llama.cpp on %s (%d threads) in %.2fs", path.name,
-                    self.device, self.n_threads, time.perf_counter() - started)
+        logger.info(
+            "loaded %s with llama.cpp on %s (%d threads) in %.2fs",
+            path.name,
+            self.device,
+            self.n_threads,
+            time.perf_counter() - started,
+        )
 
     def _load(self, llama_cpp: Any, path: Path) -> Any:
         """The ``llama_cpp.Llama`` of ``path``: every layer offloaded on a GPU, and on a
         CPU with AMX without llama.cpp's extra buffer types (see the module docstring)."""
         kwargs: dict[str, Any] = dict(
-            model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-            n_threads_batch=self.n_threads, n_gpu_layers=-1 if self.device.type != "cpu" else 0,
-            verbose=False)
+            model_path=str(path),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_threads_batch=self.n_threads,
+            n_gpu_layers=-1 if self.device.type != "cpu" else 0,
+            verbose=False,
+        )
         if self.device.type == "cuda" and self.device.index is not None:
             kwargs["main_gpu"] = self.device.index
         amx_guard: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
@@ -223,15 +245,18 @@ class LlamaCppChat(StreamingChat):
             return resolve_device("cpu")
         raise DeviceError(
             f"device {str(resolved)!r} was requested but this llama-cpp-python build has no "
-            "GPU support; reinstall it with CMAKE_ARGS='-DGGML_CUDA=on' (or '-DGGML_METAL=on')")
+            "GPU support; reinstall it with CMAKE_ARGS='-DGGML_CUDA=on' (or '-DGGML_METAL=on')"
+        )
 
     def _chat_formatters(self, llama_cpp: Any) -> dict[bool, Any] | None:
         """Formatters of the model's chat template, keyed by "continue the last message"."""
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
-            logger.warning("%s has no chat template; using llama-cpp-python's default chat "
-                           "format, which cannot continue a final assistant message",
-                           self.model_path.name)
+            logger.warning(
+                "%s has no chat template; using llama-cpp-python's default chat "
+                "format, which cannot continue a final assistant message",
+                self.model_path.name,
+            )
             return None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -241,9 +266,12 @@ class LlamaCppChat(StreamingChat):
             return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
         eos, bos = token_text(self._llm.token_eos()), token_text(self._llm.token_bos())
-        return {prefill: Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
-                                             add_generation_prompt=not prefill)
-                for prefill in (False, True)}
+        return {
+            prefill: Jinja2ChatFormatter(
+                template=template, eos_token=eos, bos_token=bos, add_generation_prompt=not prefill
+            )
+            for prefill in (False, True)
+        }
 
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model_name, "n_ctx": self.n_ctx}
@@ -265,7 +293,7 @@ class LlamaCppChat(StreamingChat):
             end = prompt.rfind(final) if final else -1
             if end < 0:
                 raise GenerationError("the chat template dropped the final assistant message")
-            prompt = prompt[:end + len(final)]
+            prompt = prompt[: end + len(final)]
         stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
         return prompt, [s for s in stops if s]
 
@@ -287,20 +315,25 @@ class LlamaCppChat(StreamingChat):
             with self._lock:
                 if self._formatters is None:
                     out = self._llm.create_chat_completion(
-                        messages=conversation, max_tokens=max_new_tokens, temperature=0.0)
+                        messages=conversation, max_tokens=max_new_tokens, temperature=0.0
+                    )
                     text = out["choices"][0]["message"]["content"] or ""
                 else:
                     prompt, stops = self._prompt(conversation)
-                    tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False,
-                                                special=True)
+                    tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
                     if len(tokens) + max_new_tokens > self.n_ctx:
                         raise GenerationError(
                             f"prompt of {len(tokens)} tokens plus max_new_tokens={max_new_tokens} "
-                            f"exceeds n_ctx={self.n_ctx}")
+                            f"exceeds n_ctx={self.n_ctx}"
+                        )
                     self._drop_full_prefix_hit(tokens)
                     out = self._llm.create_completion(
-                        tokens, max_tokens=max_new_tokens, temperature=0.0, repeat_penalty=1.0,
-                        stop=stops)
+                        tokens,
+                        max_tokens=max_new_tokens,
+                        temperature=0.0,
+                        repeat_penalty=1.0,
+                        stop=stops,
+                    )
                     text = out["choices"][0]["text"] or ""
         except GenerationError:
             raise
@@ -308,14 +341,19 @@ class LlamaCppChat(StreamingChat):
             raise GenerationError(f"llama.cpp model {self.model_name!r} failed: {exc}") from exc
         return text.strip()
 
-    def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
+    def _stream(
+        self, conversations: list[list[dict]], max_new_tokens: int
+    ) -> Iterator[tuple[int, str]]:
         """Answers in input order, each as soon as it is done."""
         from tqdm.auto import tqdm
 
-        for index, conversation in enumerate(tqdm(
-                conversations, desc="generating", unit="text", disable=not self.show_progress)):
+        for index, conversation in enumerate(
+            tqdm(conversations, desc="generating", unit="text", disable=not self.show_progress)
+        ):
             yield index, self._answer(conversation, max_new_tokens)
 
     def __repr__(self) -> str:
-        return (f"LlamaCppChat(model={self.model_name!r}, device={self.device}, "
-                f"n_threads={self.n_threads})")
+        return (
+            f"LlamaCppChat(model={self.model_name!r}, device={self.device}, "
+            f"n_threads={self.n_threads})"
+        )

@@ -48,13 +48,15 @@ def _check_base_url(base_url: Any) -> str:
         if not base_url:
             raise ConfigError(
                 f"the openai backend needs base_url (e.g. 'http://localhost:8000/v1'), or the "
-                f"environment variable {BASE_URL_ENV}")
+                f"environment variable {BASE_URL_ENV}"
+            )
     if not isinstance(base_url, str):
         raise ConfigError(f"base_url must be a str, got {base_url!r}")
     parts = urllib.parse.urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(f"base_url must be an http(s) URL such as 'http://localhost:8000/v1', "
-                          f"got {base_url!r}")
+        raise ConfigError(
+            f"base_url must be an http(s) URL such as 'http://localhost:8000/v1', got {base_url!r}"
+        )
     if parts.username or parts.password:
         raise ConfigError("base_url must not hold credentials; pass api_key instead")
     return base_url.strip().rstrip("/")
@@ -118,8 +120,7 @@ class OpenAIChat(StreamingChat):
         self.backoff_s = check_float(backoff_s, "backoff_s", low=0, high=60)
         self.temperature = check_float(temperature, "temperature", low=0, high=2)
         self.concurrency = check_int(concurrency, "concurrency", low=1, high=1024)
-        self.continue_final_message = check_bool(continue_final_message,
-                                                 "continue_final_message")
+        self.continue_final_message = check_bool(continue_final_message, "continue_final_message")
         self.show_progress = check_bool(show_progress, "show_progress")
         key = api_key if api_key is not None else os.environ.get(_API_KEY_ENV, "")
         self._api_key = key.strip()
@@ -134,11 +135,16 @@ class OpenAIChat(StreamingChat):
     def config(self) -> dict[str, Any]:
         """JSON config that recreates this backend with ``OpenAIChat(**config)``; holds no
         API key (that comes from ``api_key=`` or ``OPENAI_API_KEY`` again)."""
-        return {"model": self.model_name, "base_url": self.base_url,
-                "timeout_s": self.timeout_s, "max_retries": self.max_retries,
-                "backoff_s": self.backoff_s, "temperature": self.temperature,
-                "concurrency": self.concurrency,
-                "continue_final_message": self.continue_final_message}
+        return {
+            "model": self.model_name,
+            "base_url": self.base_url,
+            "timeout_s": self.timeout_s,
+            "max_retries": self.max_retries,
+            "backoff_s": self.backoff_s,
+            "temperature": self.temperature,
+            "concurrency": self.concurrency,
+            "continue_final_message": self.continue_final_message,
+        }
 
     # ------------------------------------------------------------------ HTTP
     def _scrub(self, text: str) -> str:
@@ -159,8 +165,9 @@ class OpenAIChat(StreamingChat):
             headers["Authorization"] = f"Bearer {self._api_key}"
         attempt = 0
         while True:
-            request = urllib.request.Request(url, data=data, headers=headers,
-                                             method="GET" if data is None else "POST")
+            request = urllib.request.Request(
+                url, data=data, headers=headers, method="GET" if data is None else "POST"
+            )
             retry_after = 0.0
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
@@ -183,17 +190,26 @@ class OpenAIChat(StreamingChat):
                 reason = self._scrub(str(cause) or type(cause).__name__)
             if attempt >= self.max_retries:
                 raise GenerationError(
-                    f"{url} failed after {attempt + 1} attempt(s): {reason}") from None
-            delay = max(min(self.backoff_s * 2 ** attempt, _MAX_BACKOFF_S), retry_after)
+                    f"{url} failed after {attempt + 1} attempt(s): {reason}"
+                ) from None
+            delay = max(min(self.backoff_s * 2**attempt, _MAX_BACKOFF_S), retry_after)
             attempt += 1
-            logger.warning("%s: %s; retry %d of %d in %.2fs", url, reason[:200], attempt,
-                           self.max_retries, delay)
+            logger.warning(
+                "%s: %s; retry %d of %d in %.2fs",
+                url,
+                reason[:200],
+                attempt,
+                self.max_retries,
+                delay,
+            )
             time.sleep(delay)
         try:
             return json.loads(body)
         except ValueError:
-            raise GenerationError(f"{url} answered with invalid JSON: "
-                                  f"{self._scrub(body[:200].decode('utf-8', 'replace'))!r}") from None
+            raise GenerationError(
+                f"{url} answered with invalid JSON: "
+                f"{self._scrub(body[:200].decode('utf-8', 'replace'))!r}"
+            ) from None
 
     def _model(self) -> str:
         """The model name to send; ``"default"`` is looked up once."""
@@ -204,14 +220,19 @@ class OpenAIChat(StreamingChat):
                     self._served_model = str(listing["data"][0]["id"])
                 except (KeyError, IndexError, TypeError):
                     raise GenerationError(
-                        f"{self.base_url}/models lists no model; pass model=...") from None
+                        f"{self.base_url}/models lists no model; pass model=..."
+                    ) from None
                 logger.info("%s serves %r", self.base_url, self._served_model)
             return self._served_model
 
     def _complete(self, model: str, conversation: list[dict], max_new_tokens: int) -> str:
-        payload: dict[str, Any] = {"model": model, "messages": conversation,
-                                   "max_tokens": max_new_tokens,
-                                   "temperature": self.temperature, "stream": False}
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": conversation,
+            "max_tokens": max_new_tokens,
+            "temperature": self.temperature,
+            "stream": False,
+        }
         if self.continue_final_message and conversation[-1]["role"] == "assistant":
             payload["continue_final_message"] = True
             payload["add_generation_prompt"] = False
@@ -219,12 +240,16 @@ class OpenAIChat(StreamingChat):
         try:
             text = answer["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            raise GenerationError(f"{self.base_url}/chat/completions answered without "
-                                  f"choices[0].message.content: {str(answer)[:200]}") from None
+            raise GenerationError(
+                f"{self.base_url}/chat/completions answered without "
+                f"choices[0].message.content: {str(answer)[:200]}"
+            ) from None
         return (text or "").strip()
 
     # ------------------------------------------------------------------ generation
-    def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
+    def _stream(
+        self, conversations: list[list[dict]], max_new_tokens: int
+    ) -> Iterator[tuple[int, str]]:
         """Answers in the order they arrive.
 
         Raises:
@@ -236,14 +261,18 @@ class OpenAIChat(StreamingChat):
         model = self._model()
         from tqdm.auto import tqdm
 
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations)),
-                                  thread_name_prefix="llmrec-openai")
-        progress = tqdm(total=len(conversations), desc="generating", unit="text",
-                        disable=not self.show_progress)
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.concurrency, len(conversations)),
+            thread_name_prefix="llmrec-openai",
+        )
+        progress = tqdm(
+            total=len(conversations), desc="generating", unit="text", disable=not self.show_progress
+        )
         try:
             pending: dict[Future[str], int] = {
                 pool.submit(self._complete, model, conversation, max_new_tokens): index
-                for index, conversation in enumerate(conversations)}
+                for index, conversation in enumerate(conversations)
+            }
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:

@@ -26,8 +26,9 @@ class TemplateChat(StreamingChat):
     def config(self) -> dict[str, Any]:
         return {}
 
-    def _stream(self, conversations: list[list[dict]],
-                max_new_tokens: int) -> Iterator[tuple[int, str]]:
+    def _stream(
+        self, conversations: list[list[dict]], max_new_tokens: int
+    ) -> Iterator[tuple[int, str]]:
         return iter([(index, "") for index in range(len(conversations))])
 
     def __repr__(self) -> str:

@@ -88,8 +88,9 @@ class TransformersChat(StreamingChat):
         self.model_name = model
         self.max_batch_size = check_int(max_batch_size, "max_batch_size", low=1)
         self.draft_tokens = check_int(draft_tokens, "draft_tokens", low=0, high=16)
-        self.repetition_penalty = check_float(repetition_penalty, "repetition_penalty",
-                                              low=0.5, high=3.0)
+        self.repetition_penalty = check_float(
+            repetition_penalty, "repetition_penalty", low=0.5, high=3.0
+        )
         self.show_progress = check_bool(show_progress, "show_progress")
         self._dtype_arg = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
         self._cache_dir = None if cache_dir is None else str(cache_dir)
@@ -101,8 +102,13 @@ class TransformersChat(StreamingChat):
         self._head_states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
         started = time.perf_counter()
         self._load(transformers, resolve_source(model, cache_dir))
-        logger.info("loaded language model %s on %s (%s) in %.2fs", model, self.device,
-                    self.dtype, time.perf_counter() - started)
+        logger.info(
+            "loaded language model %s on %s (%s) in %.2fs",
+            model,
+            self.device,
+            self.dtype,
+            time.perf_counter() - started,
+        )
 
     def _load(self, transformers: Any, source: str) -> None:
         """Load the tokenizer and the model from ``source`` and learn what their forward
@@ -114,7 +120,8 @@ class TransformersChat(StreamingChat):
             self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype)
         except Exception as exc:
             raise GenerationError(
-                f"cannot load language model {self.model_name!r} from {source!r}: {exc}") from exc
+                f"cannot load language model {self.model_name!r} from {source!r}: {exc}"
+            ) from exc
         self.model.to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -126,25 +133,35 @@ class TransformersChat(StreamingChat):
         self._eos_ids = eos
         # Only the last position's logits are needed (the argument's name changed in 4.50).
         forward = inspect.signature(self.model.forward).parameters
-        self._last_logits = next(({name: 1} for name in ("logits_to_keep", "num_logits_to_keep")
-                                  if name in forward), {})
+        self._last_logits = next(
+            ({name: 1} for name in ("logits_to_keep", "num_logits_to_keep") if name in forward), {}
+        )
         # Reusing a head's keys and values needs full attention in every layer.
         config = self.model.config
         layer_types = getattr(config, "layer_types", None)
-        self._reuse_prefix = (all(t == "full_attention" for t in layer_types) if layer_types
-                              else not getattr(config, "sliding_window", None))
+        self._reuse_prefix = (
+            all(t == "full_attention" for t in layer_types)
+            if layer_types
+            else not getattr(config, "sliding_window", None)
+        )
         # On a CPU, Llama architectures (the embedded model) decode through a lean forward
         # over the same weights, much faster per step at request batch sizes. On a GPU the
         # model's own forward (fused attention kernels) is used: the lean one has been
         # measured on CPUs only.
-        self._runner = (LlamaRunner(self.model)
-                        if self.device.type == "cpu" and llama_supports(self.model) else None)
+        self._runner = (
+            LlamaRunner(self.model)
+            if self.device.type == "cpu" and llama_supports(self.model)
+            else None
+        )
 
     def config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"model": self.model_name, "dtype": self._dtype_arg,
-                               "max_batch_size": self.max_batch_size,
-                               "repetition_penalty": self.repetition_penalty,
-                               "draft_tokens": self.draft_tokens}
+        out: dict[str, Any] = {
+            "model": self.model_name,
+            "dtype": self._dtype_arg,
+            "max_batch_size": self.max_batch_size,
+            "repetition_penalty": self.repetition_penalty,
+            "draft_tokens": self.draft_tokens,
+        }
         if self._cache_dir is not None:
             out["cache_dir"] = self._cache_dir
         return out
@@ -152,8 +169,11 @@ class TransformersChat(StreamingChat):
     # ------------------------------------------------------------------ generation
     def _render(self, messages: list[dict], *, prefill: bool, generation_prompt: bool) -> Any:
         return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=generation_prompt, continue_final_message=prefill,
-            tokenize=False)
+            messages,
+            add_generation_prompt=generation_prompt,
+            continue_final_message=prefill,
+            tokenize=False,
+        )
 
     def _tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -169,10 +189,17 @@ class TransformersChat(StreamingChat):
             text = text["input_ids"] if hasattr(text, "keys") else text
             return (), [int(t) for t in (text[0] if text and isinstance(text[0], list) else text)]
         last_user = max((n for n, m in enumerate(conversation) if m["role"] == "user"), default=0)
-        head_text = self._render(conversation[:last_user], prefill=False,
-                                 generation_prompt=False) if last_user else ""
-        if not self._reuse_prefix or not isinstance(head_text, str) or not head_text \
-                or not text.startswith(head_text):
+        head_text = (
+            self._render(conversation[:last_user], prefill=False, generation_prompt=False)
+            if last_user
+            else ""
+        )
+        if (
+            not self._reuse_prefix
+            or not isinstance(head_text, str)
+            or not head_text
+            or not text.startswith(head_text)
+        ):
             return (), self._tokenize(text)
         with self._head_lock:
             head = self._head_ids.get(head_text)
@@ -181,7 +208,7 @@ class TransformersChat(StreamingChat):
                 self._head_ids[head_text] = head
                 while len(self._head_ids) > _PREFIX_CACHE_SIZE:
                     self._head_ids.pop(next(iter(self._head_ids)))
-        return head, self._tokenize(text[len(head_text):])
+        return head, self._tokenize(text[len(head_text) :])
 
     def _head(self, head: tuple[int, ...]) -> Any:
         """The keys and values of ``head`` in the form the forward in use takes; a head
@@ -199,8 +226,9 @@ class TransformersChat(StreamingChat):
                 self._head_states.pop(next(iter(self._head_states)))
         return states
 
-    def _decode(self, head: tuple[int, ...], tails: list[tuple[int, list[int]]],
-                max_new_tokens: int) -> Iterator[tuple[int, str]]:
+    def _decode(
+        self, head: tuple[int, ...], tails: list[tuple[int, list[int]]], max_new_tokens: int
+    ) -> Iterator[tuple[int, str]]:
         """Greedy decoding of one batch of ``(index, prompt tail)`` rows sharing ``head``:
         ``(index, answer)`` for each row as soon as it ends (end-of-sequence token or
         ``max_new_tokens``).
@@ -213,20 +241,26 @@ class TransformersChat(StreamingChat):
         batch once half of it has ended."""
         draft_tokens = self.draft_tokens if self.repetition_penalty == 1.0 else 0
         states = self._head(head) if head else None
-        steps: _Steps = (_LeanSteps(self._runner, states, len(tails),
-                                    max(len(t) for _, t in tails) + max_new_tokens)
-                         if self._runner is not None else _ModelSteps(self, states, len(head)))
+        steps: _Steps = (
+            _LeanSteps(
+                self._runner, states, len(tails), max(len(t) for _, t in tails) + max_new_tokens
+            )
+            if self._runner is not None
+            else _ModelSteps(self, states, len(head))
+        )
         eos = set(self._eos_ids if isinstance(self._eos_ids, (list, tuple)) else [self._eos_ids])
         rows = [_Row(index, list(head), tail) for index, tail in tails]
         while any(not r.ended for r in rows):
-            logits = steps.run([[] if r.ended else r.feed for r in rows],
-                               last_only=[r.prompt for r in rows])
+            logits = steps.run(
+                [[] if r.ended else r.feed for r in rows], last_only=[r.prompt for r in rows]
+            )
             discard = [0] * len(rows)
             for slot, row in enumerate(rows):
                 if row.ended or not row.feed:
                     continue
-                discard[slot], answer = self._advance(row, logits[slot], eos, max_new_tokens,
-                                                      draft_tokens)
+                discard[slot], answer = self._advance(
+                    row, logits[slot], eos, max_new_tokens, draft_tokens
+                )
                 if answer is not None:
                     yield row.index, answer
             if any(discard):
@@ -237,8 +271,9 @@ class TransformersChat(StreamingChat):
                 steps.keep(live)
                 rows = [rows[slot] for slot in live]
 
-    def _advance(self, row: _Row, scores: torch.Tensor, eos: set[int], max_new_tokens: int,
-                 draft_tokens: int) -> tuple[int, str | None]:
+    def _advance(
+        self, row: _Row, scores: torch.Tensor, eos: set[int], max_new_tokens: int, draft_tokens: int
+    ) -> tuple[int, str | None]:
         """Take one step's greedy choices for ``row`` (its last token's, and its guesses'
         where they hold) and give it its next feed.
 
@@ -257,7 +292,7 @@ class TransformersChat(StreamingChat):
             kept += 1
         discard = len(row.draft) - kept
         row.prompt = False
-        for token in choices[:kept + 1]:
+        for token in choices[: kept + 1]:
             if token in eos or len(row.tokens) + 1 >= max_new_tokens:
                 if token not in eos:
                     row.tokens.append(token)
@@ -270,7 +305,9 @@ class TransformersChat(StreamingChat):
         row.feed = [choices[kept], *row.draft]
         return discard, None
 
-    def _stream(self, conversations: list[list[dict]], max_new_tokens: int) -> Iterator[tuple[int, str]]:
+    def _stream(
+        self, conversations: list[list[dict]], max_new_tokens: int
+    ) -> Iterator[tuple[int, str]]:
         """Conversations run in batches of at most ``max_batch_size`` that share a head,
         shortest prompts first; closing the iterator stops the batch in flight."""
         if not conversations:
@@ -279,8 +316,11 @@ class TransformersChat(StreamingChat):
         order = sorted(range(len(prompts)), key=lambda i: (prompts[i][0], len(prompts[i][1])))
         batches: list[list[int]] = []
         for i in order:
-            if batches and len(batches[-1]) < self.max_batch_size \
-                    and prompts[batches[-1][0]][0] == prompts[i][0]:
+            if (
+                batches
+                and len(batches[-1]) < self.max_batch_size
+                and prompts[batches[-1][0]][0] == prompts[i][0]
+            ):
                 batches[-1].append(i)
             else:
                 batches.append([i])
@@ -297,7 +337,9 @@ class TransformersChat(StreamingChat):
                 raise GenerationError(f"language model {self.model_name!r} failed: {exc}") from exc
 
     def __repr__(self) -> str:
-        return f"TransformersChat(model={self.model_name!r}, device={self.device}, dtype={self.dtype})"
+        return (
+            f"TransformersChat(model={self.model_name!r}, device={self.device}, dtype={self.dtype})"
+        )
 
 
 class _Lookup:
@@ -317,7 +359,7 @@ class _Lookup:
             # successor (the n-grams ending at the last token never are)
             end = len(self.tokens) - 1
             for n in range(1, min(self._N, end + 1) + 1):
-                self.ends[tuple(self.tokens[end - n + 1:end + 1])] = end
+                self.ends[tuple(self.tokens[end - n + 1 : end + 1])] = end
             self.tokens.append(token)
 
     def guess(self, k: int) -> list[int]:
@@ -326,7 +368,7 @@ class _Lookup:
         for n in range(min(self._N, len(self.tokens)), 0, -1):
             end = self.ends.get(tuple(self.tokens[-n:]))
             if end is not None:
-                return self.tokens[end + 1:end + 1 + k]
+                return self.tokens[end + 1 : end + 1 + k]
         return []
 
 
@@ -398,28 +440,41 @@ class _ModelSteps(_Steps):
         real = torch.zeros((len(feeds), width), dtype=torch.bool)
         for row, feed in enumerate(feeds):  # left-padded: a row's last token comes last
             if feed:
-                ids[row, width - len(feed):] = torch.tensor(feed, dtype=torch.long)
-                real[row, width - len(feed):] = True
+                ids[row, width - len(feed) :] = torch.tensor(feed, dtype=torch.long)
+                real[row, width - len(feed) :] = True
         ids, real = ids.to(device), real.to(device)
         if self.mask is None:  # the first call: the prompt tails after the shared head
             self.mask = torch.ones((len(feeds), self.n_head), dtype=torch.long, device=device)
-            self.next_position = torch.full((len(feeds),), self.n_head, dtype=torch.long, device=device)
+            self.next_position = torch.full(
+                (len(feeds),), self.n_head, dtype=torch.long, device=device
+            )
             if self.head is not None:
                 self.cache = import_transformers().DynamicCache()
                 for layer, (keys, values) in enumerate(self.head):
-                    self.cache.update(keys.expand(len(feeds), -1, -1, -1),
-                                      values.expand(len(feeds), -1, -1, -1), layer)
+                    self.cache.update(
+                        keys.expand(len(feeds), -1, -1, -1),
+                        values.expand(len(feeds), -1, -1, -1),
+                        layer,
+                    )
         self.mask = torch.cat([self.mask, real.long()], dim=1)
         positions = (self.next_position[:, None] + real.long().cumsum(1) - 1).clamp_(min=0)
         self.next_position = self.next_position + real.long().sum(1)
         last = all(last_only) or width == 1
         keep = self.chat._last_logits if last else {name: 0 for name in self.chat._last_logits}
-        out = self.chat.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
-                              past_key_values=self.cache, use_cache=True, **keep)
+        out = self.chat.model(
+            input_ids=ids,
+            attention_mask=self.mask,
+            position_ids=positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            **keep,
+        )
         self.cache = out.past_key_values
         logits = out.logits.float()
-        return [logits[row, -1:] if last or last_only[row] else logits[row, width - len(feed):]
-                for row, feed in enumerate(feeds)]
+        return [
+            logits[row, -1:] if last or last_only[row] else logits[row, width - len(feed) :]
+            for row, feed in enumerate(feeds)
+        ]
 
     def discard(self, counts: list[int]) -> None:
         counts_t = torch.tensor(counts, dtype=torch.long, device=self.mask.device)

@@ -53,8 +53,14 @@ class EASESource(TrainableSource):
     def fitted(self) -> bool:
         return self.weights is not None
 
-    def fit(self, user_rows: Sequence[Sequence[int]], item_vectors: np.ndarray, *,
-            valid: Any = None, live: np.ndarray | None = None) -> EASESource:
+    def fit(
+        self,
+        user_rows: Sequence[Sequence[int]],
+        item_vectors: np.ndarray,
+        *,
+        valid: Any = None,
+        live: np.ndarray | None = None,
+    ) -> EASESource:
         """Fit on each user's positive rows (order ignored, duplicates collapse).
 
         Args:
@@ -66,14 +72,18 @@ class EASESource(TrainableSource):
         n_rows = len(item_vectors)
         if n_rows > self.max_items:
             raise ConfigError(
-                f"EASE needs n_rows^2 memory; {n_rows:,} rows exceed max_items={self.max_items:,}")
+                f"EASE needs n_rows^2 memory; {n_rows:,} rows exceed max_items={self.max_items:,}"
+            )
         indptr = np.cumsum([0] + [len(r) for r in user_rows])
-        indices = np.fromiter((r for rows in user_rows for r in rows), dtype=np.int64,
-                              count=int(indptr[-1]))
+        indices = np.fromiter(
+            (r for rows in user_rows for r in rows), dtype=np.int64, count=int(indptr[-1])
+        )
         if len(indices) and (indices.min() < 0 or indices.max() >= n_rows):
             raise InvalidInputError(f"user rows must lie in [0, {n_rows}), got {indices.max()}")
-        x = sp.csr_matrix((np.ones(len(indices), dtype=np.float64), indices, indptr),
-                          shape=(len(user_rows), n_rows))
+        x = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float64), indices, indptr),
+            shape=(len(user_rows), n_rows),
+        )
         x.sum_duplicates()
         x.data[:] = 1.0
         gram = torch.from_numpy((x.T @ x).toarray())
@@ -107,8 +117,9 @@ class EASESource(TrainableSource):
         cached = ctx.memo.get(self.name)
         if cached is not None:
             return cached
-        scores = np.zeros(max(ctx.n_rows, 0 if self.weights is None else len(self.weights)),
-                          dtype=np.float32)
+        scores = np.zeros(
+            max(ctx.n_rows, 0 if self.weights is None else len(self.weights)), dtype=np.float32
+        )
         if self.weights is not None:
             rows = ctx.profile_rows[ctx.profile_rows < len(self.weights)]
             if len(rows):
@@ -134,8 +145,12 @@ class EASESource(TrainableSource):
         path.mkdir(parents=True, exist_ok=True)
         if self.weights is not None:
             save_array(path / "weights.npy", self.weights)
-        return {"l2": self.l2, "max_items": self.max_items, "fitted": self.fitted,
-                "removed": sorted(self.removed)}
+        return {
+            "l2": self.l2,
+            "max_items": self.max_items,
+            "fitted": self.fitted,
+            "removed": sorted(self.removed),
+        }
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> EASESource:

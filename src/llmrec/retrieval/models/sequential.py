@@ -78,7 +78,8 @@ class _Block(nn.Module):
         b, t, h = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, h // self.heads).unbind(2)
         attn = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )
         x = x + self.drop(self.out(attn.transpose(1, 2).reshape(b, t, h)))
         return x + self.drop(self.ff2(F.gelu(self.ff1(self.norm2(x)))))
 
@@ -86,8 +87,18 @@ class _Block(nn.Module):
 class _Net(nn.Module):
     """Item table + positional embeddings + causal transformer; logits tied to the table."""
 
-    def __init__(self, n_items: int, dim: int, *, hidden: int, layers: int, heads: int,
-                 max_len: int, dropout: float, text_init: bool) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        *,
+        hidden: int,
+        layers: int,
+        heads: int,
+        max_len: int,
+        dropout: float,
+        text_init: bool,
+    ) -> None:
         super().__init__()
         self.n_items = n_items
         self.text_init = text_init
@@ -96,7 +107,7 @@ class _Net(nn.Module):
         if text_init:
             nn.init.zeros_(self.residual)
         else:
-            nn.init.normal_(self.residual, std=hidden ** -0.5)
+            nn.init.normal_(self.residual, std=hidden**-0.5)
         self.position = nn.Parameter(torch.empty(max_len, hidden))
         nn.init.normal_(self.position, std=0.02)
         self.drop = _FastDropout(dropout)
@@ -127,7 +138,8 @@ def _check_item_vectors(vectors: Any) -> np.ndarray:
     shape = np.shape(vectors)
     if len(shape) != 2 or 0 in shape:
         raise InvalidInputError(
-            f"item_vectors must be a non-empty (n_rows, dim) array, got shape {shape}")
+            f"item_vectors must be a non-empty (n_rows, dim) array, got shape {shape}"
+        )
     return check_vectors(vectors, shape[1], "item_vectors")
 
 
@@ -202,8 +214,9 @@ class SequentialSource(TrainableSource):
         self.patience = check_int(patience, "patience", low=1)
         self.dropout = check_float(dropout, "dropout", low=0.0, high=1.0, high_open=True)
         self.lr = check_float(lr, "lr", low=0.0, high=math.inf, low_open=True, high_open=True)
-        self.weight_decay = check_float(weight_decay, "weight_decay", low=0.0, high=math.inf,
-                                        high_open=True)
+        self.weight_decay = check_float(
+            weight_decay, "weight_decay", low=0.0, high=math.inf, high_open=True
+        )
         self.text_init = check_bool(text_init, "text_init")
         self.seed = check_int(seed, "seed")
         self.device = resolve_device(device)
@@ -226,10 +239,20 @@ class SequentialSource(TrainableSource):
         return len(self.live)
 
     def _config(self) -> dict[str, Any]:
-        return {"hidden": self.hidden, "layers": self.layers, "heads": self.heads,
-                "max_len": self.max_len, "dropout": self.dropout, "text_init": self.text_init,
-                "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-                "weight_decay": self.weight_decay, "patience": self.patience, "seed": self.seed}
+        return {
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "heads": self.heads,
+            "max_len": self.max_len,
+            "dropout": self.dropout,
+            "text_init": self.text_init,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "patience": self.patience,
+            "seed": self.seed,
+        }
 
     def _item_table(self) -> torch.Tensor:
         if self._table is None:
@@ -252,7 +275,7 @@ class SequentialSource(TrainableSource):
                 x = np.full(m, pad, dtype=np.int64)
                 y = np.full(m, -100, dtype=np.int64)
                 x[: end - start] = seq[start:end]
-                y[: end - start] = seq[start + 1: end + 1]
+                y[: end - start] = seq[start + 1 : end + 1]
                 inputs.append(x)
                 targets.append(y)
                 end = start
@@ -292,7 +315,8 @@ class SequentialSource(TrainableSource):
             if given.ndim != 1 or given.dtype != bool or len(given) < n_rows:
                 raise InvalidInputError(
                     f"live must be a bool mask of at least {n_rows} rows, got "
-                    f"{given.dtype} {given.shape}")
+                    f"{given.dtype} {given.shape}"
+                )
             live_mask = given[:n_rows].copy()
         valid_pairs = []
         for n, pair in enumerate(valid or ()):
@@ -312,9 +336,16 @@ class SequentialSource(TrainableSource):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
             rng = np.random.default_rng(self.seed)
-            net = _Net(n_rows, vectors.shape[1], hidden=self.hidden, layers=self.layers,
-                       heads=self.heads, max_len=self.max_len, dropout=self.dropout,
-                       text_init=self.text_init).to(self.device)
+            net = _Net(
+                n_rows,
+                vectors.shape[1],
+                hidden=self.hidden,
+                layers=self.layers,
+                heads=self.heads,
+                max_len=self.max_len,
+                dropout=self.dropout,
+                text_init=self.text_init,
+            ).to(self.device)
             text = torch.from_numpy(vectors).to(self.device)
             self.net, self.text, self.live, self._table = net, text, live_mask, None
             self.history = []
@@ -322,28 +353,41 @@ class SequentialSource(TrainableSource):
                 self._train(net, text, inputs, targets, valid_pairs, rng)
         net.eval()
         self._table = None
-        logger.info("sequential model trained in %.1fs (best epoch %d)",
-                    time.perf_counter() - started, self.best_epoch)
+        logger.info(
+            "sequential model trained in %.1fs (best epoch %d)",
+            time.perf_counter() - started,
+            self.best_epoch,
+        )
         return self
 
-    def _train(self, net: _Net, text: torch.Tensor, inputs: np.ndarray, targets: np.ndarray,
-               valid: list[tuple[np.ndarray, int]], rng: np.random.Generator) -> None:
+    def _train(
+        self,
+        net: _Net,
+        text: torch.Tensor,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        valid: list[tuple[np.ndarray, int]],
+        rng: np.random.Generator,
+    ) -> None:
         from tqdm.auto import tqdm
 
-        optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr,
-                                      weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         x_all = torch.from_numpy(inputs)
         y_all = torch.from_numpy(targets)
         live_t = torch.from_numpy(self.live).to(self.device)
         best, best_state, stale = -1.0, None, 0
-        bar = tqdm(range(1, self.epochs + 1), desc="training sequential model", unit="epoch",
-                   disable=not self.show_progress)
+        bar = tqdm(
+            range(1, self.epochs + 1),
+            desc="training sequential model",
+            unit="epoch",
+            disable=not self.show_progress,
+        )
         for epoch in bar:
             net.train()
             order = torch.from_numpy(rng.permutation(len(inputs)))
             total, count = 0.0, 0
             for start in range(0, len(order), self.batch_size):
-                idx = order[start: start + self.batch_size]
+                idx = order[start : start + self.batch_size]
                 x = x_all[idx].to(self.device)
                 y = y_all[idx].to(self.device)
                 keep = y >= 0
@@ -381,7 +425,7 @@ class SequentialSource(TrainableSource):
         """Mean NDCG@10 of the targets, full ranking over live rows, history excluded."""
         total = 0.0
         for start in range(0, len(valid), batch):
-            chunk = valid[start: start + batch]
+            chunk = valid[start : start + batch]
             logits = self.logits([h for h, _ in chunk])
             for row, (history, target) in enumerate(chunk):
                 scores = logits[row]
@@ -406,7 +450,7 @@ class SequentialSource(TrainableSource):
         empty = np.zeros(len(histories), dtype=bool)
         for n, history in enumerate(histories):
             rows = np.asarray(history, dtype=np.int64)
-            rows = rows[(rows >= 0) & (rows < usable)][-self.max_len:]
+            rows = rows[(rows >= 0) & (rows < usable)][-self.max_len :]
             if not len(rows):
                 empty[n] = True
                 continue
@@ -415,8 +459,9 @@ class SequentialSource(TrainableSource):
         with torch.inference_mode():
             inputs = torch.from_numpy(x).to(self.device)
             hidden = self.net.encode(table, inputs)
-            hidden = hidden[torch.arange(len(x), device=self.device),
-                            torch.from_numpy(last).to(self.device)]
+            hidden = hidden[
+                torch.arange(len(x), device=self.device), torch.from_numpy(last).to(self.device)
+            ]
             scores = (hidden @ table.T).float().cpu().numpy()
         out[:, : scores.shape[1]] = scores
         out[:, ~self.live] = -np.inf
@@ -494,18 +539,19 @@ class SequentialSource(TrainableSource):
         assert self.text is not None
         if vectors.shape[1] != self.text.shape[1]:
             raise InvalidInputError(
-                f"vectors must have dim {self.text.shape[1]}, got {vectors.shape[1]}")
+                f"vectors must have dim {self.text.shape[1]}, got {vectors.shape[1]}"
+            )
         size = int(rows.max()) + 1
         if size > self.n_rows:
-            grown = torch.zeros(size, self.text.shape[1], dtype=self.text.dtype,
-                                device=self.device)
+            grown = torch.zeros(size, self.text.shape[1], dtype=self.text.dtype, device=self.device)
             grown[: len(self.text)] = self.text
             self.text = grown
             live = np.zeros(size, dtype=bool)
             live[: len(self.live)] = self.live
             self.live = live
         self.text[torch.from_numpy(rows).to(self.device)] = torch.from_numpy(vectors).to(
-            self.device, self.text.dtype)
+            self.device, self.text.dtype
+        )
         self.live[rows] = True
         self._table = None
 
@@ -524,8 +570,10 @@ class SequentialSource(TrainableSource):
         path.mkdir(parents=True, exist_ok=True)
         config = {**self._config(), "fitted": self.fitted, "best_epoch": self.best_epoch}
         if self.net is not None and self.text is not None:
-            tensors = {f"net.{k}": v.detach().to("cpu").contiguous()
-                       for k, v in self.net.state_dict().items()}
+            tensors = {
+                f"net.{k}": v.detach().to("cpu").contiguous()
+                for k, v in self.net.state_dict().items()
+            }
             tensors["text"] = self.text.detach().to("cpu").contiguous()
             tensors["live"] = torch.from_numpy(self.live.astype(np.uint8))
             save_file(tensors, str(path / WEIGHTS_FILE))
@@ -533,8 +581,9 @@ class SequentialSource(TrainableSource):
         return config
 
     @classmethod
-    def load(cls, path: Path, config: dict[str, Any], *,
-             device: DeviceLike = "cpu") -> SequentialSource:
+    def load(
+        cls, path: Path, config: dict[str, Any], *, device: DeviceLike = "cpu"
+    ) -> SequentialSource:
         """Rebuild a source saved by :meth:`save` (weights are mapped onto ``device``)."""
         from safetensors.torch import load_file
 
@@ -554,14 +603,23 @@ class SequentialSource(TrainableSource):
             raise PersistenceError(f"missing file {str(path / WEIGHTS_FILE)!r}") from None
         except Exception as exc:  # safetensors raises its own error types
             raise PersistenceError(f"corrupt weights in {str(path)!r}: {exc}") from None
-        net = _Net(n_items, dim, hidden=source.hidden, layers=source.layers, heads=source.heads,
-                   max_len=source.max_len, dropout=source.dropout, text_init=source.text_init)
+        net = _Net(
+            n_items,
+            dim,
+            hidden=source.hidden,
+            layers=source.layers,
+            heads=source.heads,
+            max_len=source.max_len,
+            dropout=source.dropout,
+            text_init=source.text_init,
+        )
         try:
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
             text, live = tensors["text"], tensors["live"].numpy().astype(bool)
         except (KeyError, RuntimeError) as exc:
-            raise PersistenceError(f"weights in {str(path)!r} do not match the config: {exc}") \
-                from None
+            raise PersistenceError(
+                f"weights in {str(path)!r} do not match the config: {exc}"
+            ) from None
         if text.shape[1] != dim or len(live) != len(text):
             raise PersistenceError(f"weights in {str(path)!r} do not match the config")
         source.net = net.to(source.device).eval()
