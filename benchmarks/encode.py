@@ -98,7 +98,7 @@ def make_prototype(path: str, device: torch.device, *, dtype: torch.dtype, attn:
                    compile_model: bool = False, max_length: int = 256
                    ) -> Callable[[list[str]], np.ndarray]:
     """A copy of TransformersEncoder's encode loop with knobs, to measure candidate changes
-    to ``src/llmrec/backends/encoders.py`` without editing it."""
+    to ``src/llmrec/encoding/transformers.py`` without editing it."""
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
