@@ -116,9 +116,6 @@ class ExactIndex:
         self._live[labels] = False
         self._tensor = None
 
-    def vectors_of(self, labels: np.ndarray) -> np.ndarray:
-        return self._vectors[labels]
-
     def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries, k, labels, scores = _search_setup(queries, k, self.dim)
         live = int(self._live.sum())

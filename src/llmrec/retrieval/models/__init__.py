@@ -11,19 +11,7 @@ implements (third-party ones register under the ``llmrec.models`` entry-point gr
 
 from __future__ import annotations
 
-from typing import Any
+from llmrec.retrieval.models.ease import EASESource
+from llmrec.retrieval.models.sequential import SequentialSource
 
 __all__ = ["EASESource", "SequentialSource"]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: importing llmrec.retrieval.models does not import torch-heavy modules until needed.
-    if name == "EASESource":
-        from llmrec.retrieval.models.ease import EASESource
-
-        return EASESource
-    if name == "SequentialSource":
-        from llmrec.retrieval.models.sequential import SequentialSource
-
-        return SequentialSource
-    raise AttributeError(f"module 'llmrec.retrieval.models' has no attribute {name!r}")
