@@ -41,6 +41,21 @@ N_USERS = 120
 EVENTS_PER_USER = 15
 
 
+#: A SequentialSource small enough to train in seconds on the planted test sequences.
+SMALL_SEQUENTIAL = dict(
+    hidden=32,
+    layers=1,
+    heads=2,
+    max_len=10,
+    dropout=0.1,
+    epochs=40,
+    lr=5e-3,
+    batch_size=64,
+    device="cpu",
+    show_progress=False,
+)
+
+
 def make_items(n: int = N_ITEMS, seed: int = 0, prefix: str = "i") -> list[Item]:
     """``n`` items, genre ``GENRES[i % 6]``, text drawn from that genre's vocabulary."""
     rng = random.Random(seed)

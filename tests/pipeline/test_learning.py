@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import build_pipeline, make_events
+from conftest import SMALL_SEQUENTIAL, build_pipeline, make_events
 
 from llmrec import Event, Item
 from llmrec.errors import InvalidInputError
@@ -16,18 +16,6 @@ from llmrec.retrieval.models import SequentialSource
 # Planted sequences: 5 cycles of 10 items; a user walks one cycle, item after item.
 N_CYCLES, CYCLE = 5, 10
 WORDS = ["amber", "birch", "cobalt", "dune", "ember"]
-SMALL_SEQ = dict(
-    hidden=32,
-    layers=1,
-    heads=2,
-    max_len=10,
-    dropout=0.1,
-    epochs=40,
-    lr=5e-3,
-    batch_size=64,
-    device="cpu",
-    show_progress=False,
-)
 
 
 def ids(recs) -> list[str]:
@@ -70,7 +58,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def cycle_pipeline():
-    pipe = build_pipeline(_cycle_items(), models=[SequentialSource(**SMALL_SEQ)])
+    pipe = build_pipeline(_cycle_items(), models=[SequentialSource(**SMALL_SEQUENTIAL)])
     return pipe.fit(_cycle_events(), seed=0, show_progress=False)
 
 
@@ -122,7 +110,7 @@ def test_fit_seed_reaches_the_models_and_is_deterministic() -> None:
     events = _cycle_events(users=60)
 
     def fitted(seed):
-        model = SequentialSource(**{**SMALL_SEQ, "epochs": 3})
+        model = SequentialSource(**{**SMALL_SEQUENTIAL, "epochs": 3})
         pipe = build_pipeline(items, models=[model]).fit(events, seed=seed, show_progress=False)
         return pipe, model
 
@@ -139,7 +127,7 @@ def test_fit_seed_reaches_the_models_and_is_deterministic() -> None:
 
 
 def test_fit_seed_none_keeps_the_model_seed() -> None:
-    model = SequentialSource(**{**SMALL_SEQ, "epochs": 1, "seed": 11})
+    model = SequentialSource(**{**SMALL_SEQUENTIAL, "epochs": 1, "seed": 11})
     build_pipeline(_cycle_items(), models=[model]).fit(_cycle_events(users=20), show_progress=False)
     assert model.seed == 11
 

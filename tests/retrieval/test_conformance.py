@@ -29,7 +29,7 @@ OLD_DEFAULT_WEIGHTS = {
     "ease": 3.0,
     "sequential": 1.0,
 }
-SMALL_SEQUENTIAL = dict(
+TINY_SEQUENTIAL = dict(
     hidden=16, layers=1, heads=2, max_len=8, epochs=5, device="cpu", show_progress=False
 )
 
@@ -80,7 +80,7 @@ def test_ease_conforms() -> None:
 
 
 def test_sequential_conforms() -> None:
-    check_candidate_source(SequentialSource(seed=0, **SMALL_SEQUENTIAL))
+    check_candidate_source(SequentialSource(seed=0, **TINY_SEQUENTIAL))
 
 
 def test_trainable_sources_are_checked_in_the_retrievers_row_space() -> None:
@@ -101,7 +101,7 @@ def test_trainable_sources_are_checked_in_the_retrievers_row_space() -> None:
 def test_default_weights_and_relations_of_every_source() -> None:
     retriever = _retriever()
     retriever.add_model("ease")
-    retriever.add_model("sequential", **SMALL_SEQUENTIAL)
+    retriever.add_model("sequential", **TINY_SEQUENTIAL)
     assert retriever.default_weights == {
         "text_similarity": 2.0,
         "co_occurrence": 3.0,
@@ -125,7 +125,7 @@ def test_default_weights_and_relations_of_every_source() -> None:
 def test_ranker_from_declared_weights_starts_where_the_old_table_did() -> None:
     retriever = _retriever()
     retriever.add_model("ease")
-    retriever.add_model("sequential", **SMALL_SEQUENTIAL)
+    retriever.add_model("sequential", **TINY_SEQUENTIAL)
     names = retriever.feature_names + ("tag_affinity",)
     ranker = Ranker(names, weights={**retriever.default_weights, "tag_affinity": 0.5})
     assert ranker.weights == {name: OLD_DEFAULT_WEIGHTS[name] for name in names}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_SEQUENTIAL
 
 from llmrec.errors import ConfigError, InvalidInputError
 from llmrec.retrieval import RetrievalContext
@@ -12,18 +13,7 @@ from llmrec.retrieval.models import SequentialSource
 
 N_CYCLES, CYCLE, DIM = 5, 10, 16
 N_ITEMS = N_CYCLES * CYCLE
-SMALL = dict(
-    hidden=32,
-    layers=1,
-    heads=2,
-    max_len=10,
-    dropout=0.1,
-    epochs=40,
-    lr=5e-3,
-    batch_size=64,
-    device="cpu",
-    show_progress=False,
-)
+SMALL = SMALL_SEQUENTIAL
 
 
 def _walks(seed: int = 0, users: int = 120, length: int = 16, noise: float = 0.1):
