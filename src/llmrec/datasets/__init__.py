@@ -10,11 +10,13 @@ from __future__ import annotations
 from llmrec.datasets.dataset import Dataset, dataset_stats, event_sort_key, sort_events, tie_key
 from llmrec.datasets.fetch import (
     ML100K_INTER_SHA256,
+    ML100K_ROWS,
     ML100K_URL,
+    RECBOLE_REQUIREMENT,
     fetch_movielens_100k,
     load_movielens,
 )
-from llmrec.datasets.files import read_events, read_items
+from llmrec.datasets.files import EVENT_FIELDS, ITEM_FIELDS, read_events, read_items
 from llmrec.datasets.movielens import (
     GROUPLENS_GENRES,
     detect_format,
@@ -26,10 +28,14 @@ from llmrec.datasets.movielens import (
 from llmrec.storage.io import default_cache_dir
 
 __all__ = [
-    "GROUPLENS_GENRES",
-    "ML100K_INTER_SHA256",
-    "ML100K_URL",
     "Dataset",
+    "EVENT_FIELDS",
+    "GROUPLENS_GENRES",
+    "ITEM_FIELDS",
+    "ML100K_INTER_SHA256",
+    "ML100K_ROWS",
+    "ML100K_URL",
+    "RECBOLE_REQUIREMENT",
     "dataset_stats",
     "default_cache_dir",
     "detect_format",

@@ -35,9 +35,11 @@ A predictions file is JSON lines ``{"user_id": "196", "items": ["50", ...]}``, b
 
 from __future__ import annotations
 
-from llmrec.evaluation.driver import evaluate, read_predictions, write_predictions
+from llmrec.evaluation.driver import RecommendFn, evaluate, read_predictions, write_predictions
 from llmrec.evaluation.metrics import (
     DEFAULT_KS,
+    DIVERSITY_K,
+    RANK_METRICS,
     EvaluationResult,
     clean_ranking,
     evaluate_predictions,
@@ -54,12 +56,15 @@ from llmrec.evaluation.split import (
 
 __all__ = [
     "DEFAULT_KS",
-    "ML100K_SPLIT_FINGERPRINT",
-    "RARE_ITEM_THRESHOLD",
-    "SPLITS",
-    "SUBSETS",
+    "DIVERSITY_K",
     "EvaluationResult",
     "LeaveOneOutSplit",
+    "ML100K_SPLIT_FINGERPRINT",
+    "RANK_METRICS",
+    "RARE_ITEM_THRESHOLD",
+    "RecommendFn",
+    "SPLITS",
+    "SUBSETS",
     "clean_ranking",
     "evaluate",
     "evaluate_predictions",

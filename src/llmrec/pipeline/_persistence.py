@@ -30,6 +30,7 @@ from llmrec.errors import (
 from llmrec.pipeline._journal import Journal
 from llmrec.profile import ProfileStore
 from llmrec.ranking import Ranker
+from llmrec.registry import available_backends
 from llmrec.retrieval import Retriever
 from llmrec.storage.io import (
     FORMAT_VERSION,
@@ -234,6 +235,21 @@ def generator_choice(
     overridden; a backend override drops the saved options that belong to the saved
     backend (:data:`BACKEND_OPTIONS`)."""
     backend, options = saved
-    if llm is not None and llm != backend:
+    same = llm is None or _backend_name(llm) == _backend_name(backend)
+    if not same:
         options = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS}
+    elif (
+        isinstance(backend, str)
+        and backend != "default"
+        and backend not in available_backends("llms")
+    ):
+        raise ConfigError(
+            f"the save's generator uses the llm backend {backend!r}, which is not registered "
+            "here: register it (llmrec.register_backend) or pass llm= to from_pretrained "
+            "(for example llm='template')"
+        )
     return (backend if llm is None else llm, options if llm_options is None else dict(llm_options))
+
+
+def _backend_name(llm: Any) -> Any:
+    return "transformers" if llm == "default" else llm

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from llmrec.retrieval.base import CandidateSource, RetrievalContext, TrainableSource
 from llmrec.retrieval.indexes import IndexBackend
-from llmrec.retrieval.retriever import Retriever, make_index
+from llmrec.retrieval.retriever import AUTO_HNSW_THRESHOLD, Retriever, make_index
 from llmrec.retrieval.sources import CooccurrenceSource, IndexSource, PopularitySource
 
 __all__ = [
+    "AUTO_HNSW_THRESHOLD",
     "CandidateSource",
     "CooccurrenceSource",
     "IndexBackend",
