@@ -48,6 +48,9 @@ def test_check_float_bounds() -> None:
     with pytest.raises(ConfigError):
         check_float(math.inf, "d", high=10)
     assert check_float(math.inf, "d", low=0) == math.inf
+    with pytest.raises(ConfigError, match="d must be a number <= 10"):
+        check_float(10**400, "d", high=10)
+    assert check_float(10**400, "d") == math.inf
 
 
 def test_check_bool_choice_options_sequence_unicode() -> None:

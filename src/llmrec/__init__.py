@@ -38,7 +38,7 @@ from llmrec.retrieval import Retriever
 from llmrec.storage.eventlog import EventLog
 from llmrec.types import Event, Explanation, GeneratedText, Item, Recommendation
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> object:

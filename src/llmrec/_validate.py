@@ -81,13 +81,16 @@ def check_float(
     ``low_open``/``high_open`` exclude the bound itself. Infinity passes only where no
     bound excludes it.
     """
-    ok = (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, (bool, np.bool_))
-        and not math.isnan(value)
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
     )
     if ok:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range counts as infinite
+            number = math.inf if value > 0 else -math.inf
+        ok = not math.isnan(number)
+    if ok:
         above = low is None or (number > low if low_open else number >= low)
         below = high is None or (number < high if high_open else number <= high)
         if above and below:

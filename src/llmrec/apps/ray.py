@@ -274,10 +274,11 @@ def pipeline_app(
     pipeline_options = check_options(pipeline_options, "pipeline_options")
     ray_actor_options = check_options(ray_actor_options, "ray_actor_options")
     from llmrec.apps._serve import PipelineDeployment, pack_pipeline
+    from llmrec.pipeline import Pipeline
 
     if isinstance(path_or_pipeline, (str, Path)):
         source: str | bytes = str(path_or_pipeline)
-    elif hasattr(path_or_pipeline, "save_pretrained"):
+    elif isinstance(path_or_pipeline, Pipeline):
         source = pack_pipeline(path_or_pipeline)
     else:
         raise ConfigError(

@@ -20,7 +20,7 @@ from llmrec.errors import ConfigError, InvalidInputError
 from llmrec.evaluation.metrics import DEFAULT_KS, EvaluationResult, check_ks, evaluate_predictions
 from llmrec.evaluation.split import LeaveOneOutSplit, leave_one_out
 from llmrec.storage.io import atomic_file, check_path
-from llmrec.types import Event
+from llmrec.types import Event, Recommendation
 
 __all__ = ["RecommendFn", "evaluate", "read_predictions", "write_predictions"]
 
@@ -72,7 +72,7 @@ def _as_ids(result: Any, user: str) -> list[str]:
         raise InvalidInputError(
             f"recommender returned {result!r:.80} for user {user!r}; expected a list of item ids"
         )
-    return [r.item_id if hasattr(r, "item_id") else str(r) for r in result]
+    return [r.item_id if isinstance(r, Recommendation) else str(r) for r in result]
 
 
 def _is_pipeline(recommender: Any) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import inspect
 import json
 import threading
 import time
@@ -121,14 +120,7 @@ class ContentGenerator:
         kwargs = dict(self._backend_options)
         if model is not None:
             kwargs["model"] = model
-        try:
-            params = inspect.signature(cls).parameters
-            takes_device = "device" in params or any(
-                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-            )
-        except (TypeError, ValueError):
-            takes_device = False
-        if takes_device:
+        if registry.accepts_keyword(cls, "device"):
             kwargs.setdefault("device", device)
         try:
             return cls(**kwargs)

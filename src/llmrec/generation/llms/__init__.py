@@ -2,5 +2,5 @@
 ``llamacpp``, ``openai`` (any OpenAI-compatible server) and ``template`` (no model).
 
 Each backend module is imported only when its backend is asked for (see
-:mod:`llmrec.registry`), so the ``openai`` backend never loads torch.
+:mod:`llmrec.registry`), so using the ``openai`` or ``llamacpp`` backend never loads ``transformers``.
 """
