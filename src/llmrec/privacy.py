@@ -3,6 +3,8 @@
 :func:`redact` replaces e-mail addresses and phone numbers in free text that users write
 (queries, stated preferences) with ``[email]`` and ``[phone]``; the pipeline applies it
 before such text is stored in a profile, written to the event log or put into a prompt.
+With ``urls=True`` it replaces web addresses with ``[url]`` too: the generator applies
+that to item text before a prompt, and :func:`has_contact` tells whether a text holds any.
 :class:`Pseudonymizer` maps user ids to keyed HMAC-SHA256 pseudonyms, so saves and logs
 never hold a raw id.
 """
@@ -15,10 +17,11 @@ import re
 
 from llmrec.errors import ConfigError, InvalidInputError
 
-__all__ = ["EMAIL_TOKEN", "PHONE_TOKEN", "Pseudonymizer", "redact"]
+__all__ = ["EMAIL_TOKEN", "PHONE_TOKEN", "URL_TOKEN", "Pseudonymizer", "has_contact", "redact"]
 
 EMAIL_TOKEN = "[email]"
 PHONE_TOKEN = "[phone]"
+URL_TOKEN = "[url]"
 
 # The look-behinds pin each match to the start of a token, so a long run of word
 # characters is scanned once, not once per position (no quadratic blow-up on hostile text).
@@ -26,6 +29,16 @@ _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
 )
+# A scheme or "www." address, or a bare host name under a common top-level domain
+# ("shop.example.org/deal"); the list is short so that "St.Louis" or "U.S.A." stay text.
+_URL = re.compile(
+    r"(?<![\w@.\-/])(?:(?:https?|ftp)://|www\.)[^\s<>'\"()\[\]{}]+"
+    r"|(?<![\w@.\-/])(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.){1,8}"
+    r"(?:com|org|net|edu|gov|io|co|info|biz|app|dev|ai|me|tv|ly|uk|de|fr|ru|cn|jp|us|eu)"
+    r"(?![\w\-])(?:/[^\s<>'\"()\[\]{}]*)?",
+    re.IGNORECASE,
+)
+_URL_TAIL = ".,;:!?"
 # A run of digits and parenthesized digit groups joined by at most one space, dot or
 # hyphen, optionally led by "+"; which runs are phone numbers is decided in _is_phone.
 _PHONE_CANDIDATE = re.compile(r"(?<!\w)\+?(?:\(\d{1,5}\)|\d)(?:[ .\-]?(?:\(\d{1,5}\)|\d))*(?!\w)")
@@ -64,14 +77,25 @@ def _replace_phone(match: re.Match[str]) -> str:
     return PHONE_TOKEN if _is_phone(span) else span
 
 
-def redact(text: str) -> str:
-    """Replace e-mail addresses with ``[email]`` and phone numbers with ``[phone]``.
+def _replace_url(match: re.Match[str]) -> str:
+    span = match.group(0)
+    tail = len(span) - len(span.rstrip(_URL_TAIL))  # a sentence's stop is no part of it
+    return URL_TOKEN + span[len(span) - tail :] if tail else URL_TOKEN
+
+
+def redact(text: str, *, urls: bool = False) -> str:
+    """Replace e-mail addresses with ``[email]`` and phone numbers with ``[phone]``
+    (and, with ``urls``, web addresses with ``[url]``).
 
     Phone numbers in the common international and national forms are recognized
     (``+44 20 7946 0958``, ``(415) 555-2671``, ``415.555.2671``, ``0151 23456789``,
     ``555-2671``); years, year ranges, dates, prices and small counts ("1995",
     "1990-1995", "2024-01-15", "2 cats") are left alone. The result of ``redact`` is a
     fixed point: redacting it again changes nothing.
+
+    Args:
+        text: The text.
+        urls: Replace ``http(s)://``, ``www.`` and bare ``host.example.org`` addresses too.
 
     Raises:
         InvalidInputError: ``text`` is not a str.
@@ -80,7 +104,15 @@ def redact(text: str) -> str:
         raise InvalidInputError(f"text must be a str, got {type(text).__name__}")
     if "@" in text:
         text = _EMAIL.sub(EMAIL_TOKEN, text)
+    if urls and "." in text:
+        text = _URL.sub(_replace_url, text)
     return _PHONE_CANDIDATE.sub(_replace_phone, text)
+
+
+def has_contact(text: str) -> bool:
+    """Whether ``text`` holds an e-mail address, a phone number or a web address (what
+    ``redact(text, urls=True)`` would replace)."""
+    return redact(text, urls=True) != text
 
 
 class Pseudonymizer:

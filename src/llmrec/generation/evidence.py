@@ -9,12 +9,21 @@ and for a signal it leaves out, the built-in signal names stand for their relati
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from llmrec._validate import check_choice
 from llmrec.errors import InvalidInputError
-from llmrec.generation.text import display_title, join_words, sanitize_text
+from llmrec.generation.text import (
+    STOPWORDS,
+    display_title,
+    instruction_words,
+    join_words,
+    normalize,
+    sanitize_text,
+)
+from llmrec.privacy import redact
 from llmrec.types import RELATIONS, Item
 
 __all__ = [
@@ -27,6 +36,7 @@ __all__ = [
     "PROMPT_EVIDENCE",
     "PROMPT_TAGS",
     "SIGNAL_THRESHOLD",
+    "UNTITLED",
     "Facts",
     "ReasonRequest",
     "facts",
@@ -44,6 +54,8 @@ PROMPT_TAGS = 3
 MAX_QUERY_CHARS = 100
 #: A signal must contribute at least this much to be put into words.
 SIGNAL_THRESHOLD = 0.05
+#: What a title is called when the instruction filter left none of its words.
+UNTITLED = "this title"
 
 #: The relation of each built-in signal, used when ``ReasonRequest.relations`` lacks it.
 BUILTIN_RELATIONS: Mapping[str, str] = {
@@ -126,10 +138,34 @@ class Facts:
     relations: tuple[str | None, ...]
     matched: tuple[str, ...]
     query: str | None
+    raw_query: str | None = None
 
 
-def facts(request: ReasonRequest) -> Facts:
-    """The sanitized, capped evidence of ``request``."""
+def _clean(text: str, limit: int, redact_contacts: bool) -> str:
+    """``text`` sanitized (and its contact details redacted first: a cut or a replaced
+    delimiter must not hide an address from the redaction)."""
+    if redact_contacts:
+        text = redact(unicodedata.normalize("NFKC", str(text)), urls=True)
+    return sanitize_text(text, limit)
+
+
+def _title(title: str, redact_contacts: bool) -> str:
+    """A title as shown; one the instruction filter left no word of is :data:`UNTITLED`."""
+    shown = display_title(title)
+    clean = _clean(shown, MAX_TITLE_CHARS, redact_contacts)
+    if instruction_words(shown) and set(normalize(clean).split()) <= STOPWORDS:
+        return UNTITLED
+    return clean
+
+
+def facts(request: ReasonRequest, *, redact_contacts: bool = True) -> Facts:
+    """The sanitized, capped evidence of ``request``.
+
+    Args:
+        request: The request.
+        redact_contacts: Replace e-mail addresses, phone numbers and web addresses in
+            the item's and the evidence's fields and in the query (``[email]``, ...).
+    """
     item = request.item
     evidence = tuple(e for e in request.evidence_items if e.item_id != item.item_id)
     evidence = tuple(dict((e.item_id, e) for e in evidence).values())[:MAX_EVIDENCE_ITEMS]
@@ -144,21 +180,24 @@ def facts(request: ReasonRequest) -> Facts:
         reverse=True,
     )
     reasons = tuple(k for _, k in fired)
-    query = sanitize_text(request.query, MAX_QUERY_CHARS) if request.query else None
-    tags = tuple(sanitize_text(t, 40) for t in item.tags)[:MAX_TAGS]
-    matched = tuple(sanitize_text(t, 40) for t in request.matched_tags if t in item.tags)[:2]
+    query = _clean(request.query, MAX_QUERY_CHARS, redact_contacts) if request.query else None
+    tags = tuple(_clean(t, 40, redact_contacts) for t in item.tags)[:MAX_TAGS]
+    matched = tuple(_clean(t, 40, redact_contacts) for t in request.matched_tags if t in item.tags)[
+        :2
+    ]
     return Facts(
         item=item,
-        title=sanitize_text(display_title(item.title), MAX_TITLE_CHARS),
+        title=_title(item.title, redact_contacts),
         genres=tuple(t for t in tags if t),
         year=year,
-        text=sanitize_text(item.text, MAX_ITEM_TEXT_CHARS),
-        evidence=tuple(sanitize_text(display_title(e.title), MAX_TITLE_CHARS) for e in evidence),
+        text=_clean(item.text, MAX_ITEM_TEXT_CHARS, redact_contacts),
+        evidence=tuple(_title(e.title, redact_contacts) for e in evidence),
         evidence_items=evidence,
         reasons=reasons,
         relations=tuple(request.relations.get(k, BUILTIN_RELATIONS.get(k)) for k in reasons),
         matched=tuple(t for t in matched if t),
         query=query or None,
+        raw_query=request.query,
     )
 
 

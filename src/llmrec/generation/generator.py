@@ -33,10 +33,10 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from llmrec import registry
-from llmrec._validate import check_float, check_int, check_options, check_sequence
+from llmrec._validate import check_bool, check_float, check_int, check_options, check_sequence
 from llmrec.catalog import Catalog
 from llmrec.errors import ConfigError, InvalidInputError
-from llmrec.generation.evidence import ReasonRequest, facts
+from llmrec.generation.evidence import Facts, ReasonRequest, facts
 from llmrec.generation.llms.base import ChatBackend
 from llmrec.generation.prompts import answer_text, conversation, template_text
 from llmrec.generation.scheduler import FIRST_BATCH, BatchScheduler, Job, Owner
@@ -64,6 +64,10 @@ class ContentGenerator:
         retries: How many times an answer that fails verification is asked for again,
             with a stricter prompt, before the template is used (0 or 1).
         device: Where the model runs.
+        redact_contacts: Replace e-mail addresses, phone numbers and web addresses in item
+            text, titles, tags and the query with ``[email]``, ``[phone]`` and ``[url]``
+            before any prompt or template sees them. (A text that holds one never passes
+            verification either way.)
         backend_options: Further keyword arguments for a backend built by name.
 
     Raises:
@@ -82,6 +86,7 @@ class ContentGenerator:
         cache_size: int = 10_000,
         retries: int = 1,
         device: Any = "auto",
+        redact_contacts: bool = True,
         backend_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(catalog, Catalog):
@@ -92,6 +97,7 @@ class ContentGenerator:
         self.budget_s = _check_budget(budget_s)
         self.cache_size = check_int(cache_size, "cache_size", low=0)
         self.retries = check_int(retries, "retries", low=0, high=1)
+        self.redact_contacts = check_bool(redact_contacts, "redact_contacts")
         self._model = model
         self._backend_options = check_options(backend_options, "backend_options")
         if isinstance(backend, str):
@@ -141,6 +147,8 @@ class ContentGenerator:
             "cache_size": self.cache_size,
             "retries": self.retries,
         }
+        if not self.redact_contacts:  # the default is left out: older configs read the same
+            options["redact_contacts"] = False
         if backend_model is not None:
             options["model"] = backend_model
         if backend_config:
@@ -148,13 +156,16 @@ class ContentGenerator:
         return {"backend": self.backend_name, "options": options}
 
     # ------------------------------------------------------------------ text pieces
+    def _facts(self, request: ReasonRequest) -> Facts:
+        return facts(request, redact_contacts=self.redact_contacts)
+
     def template_text(self, request: ReasonRequest) -> str:
         """A grammatical sentence built from the request's evidence only."""
-        return template_text(facts(request))
+        return template_text(self._facts(request))
 
     def prompt(self, request: ReasonRequest) -> list[dict[str, str]]:
         """The chat messages sent to the model for ``request``."""
-        return conversation(facts(request))
+        return conversation(self._facts(request))
 
     def verify(self, text: str, request: ReasonRequest) -> Verification:
         """:func:`~llmrec.generation.verify_text` of ``text`` against the request's
@@ -162,7 +173,7 @@ class ContentGenerator:
         return verify_text(
             text,
             target=request.item,
-            evidence=facts(request).evidence_items,
+            evidence=self._facts(request).evidence_items,
             catalog=self.catalog,
             max_words=self.max_words,
             query=request.query,
@@ -234,7 +245,7 @@ class ContentGenerator:
         owner = Owner(None if budget is None else started + budget)
         jobs: list[Job] = []
         for index, request in enumerate(requests):
-            evidence = facts(request)
+            evidence = self._facts(request)
             messages = conversation(evidence)
             key = self._key(request, messages)
             hit = self._cache_get(key)
@@ -260,7 +271,8 @@ class ContentGenerator:
             evidence=job.facts.evidence_items,
             catalog=self.catalog,
             max_words=self.max_words,
-            query=job.facts.query,
+            # As given: the words an instruction in it had are what a text must not repeat.
+            query=job.facts.raw_query,
         )
         problems = "; ".join(check.problems)
         if check.ok:

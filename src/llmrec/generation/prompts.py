@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llmrec.generation.evidence import PROMPT_EVIDENCE, PROMPT_TAGS, Facts, signal_phrases
-from llmrec.generation.text import first_sentence, join_words
+from llmrec.generation.text import STOPWORDS, first_sentence, join_words, normalize
 
 __all__ = ["answer_text", "conversation", "template_text"]
 
@@ -126,12 +126,34 @@ def template_text(f: Facts) -> str:
     elif f.matched:
         opening = f"Because you like {join_words(list(f.matched))}, "
     elif f.query:
-        opening = f"Based on your search '{f.query}', "
+        echoed = _query_echo(f)
+        opening = f"Based on your search '{echoed}', " if echoed else "Based on your search, "
     else:
         opening = ""
     pick = f"{_article(genres)} {genres} pick" if genres else "a pick"
     sentence = f"{opening}{f.title} is {pick}{_template_tail(f)}."
     return sentence[0].upper() + sentence[1:]
+
+
+def _query_echo(f: Facts) -> str:
+    """The words of the query the template may repeat: those the item's own title, tags
+    or text has (the template states nothing the evidence lacks) and the small words
+    between two of them; empty when no other word matches."""
+    item_words = set(normalize(" ".join((f.title, *f.genres, f.text))).split())
+    words = f.query.split() if f.query else []
+    norms = [normalize(word) for word in words]
+    kept = [
+        i
+        for i, norm in enumerate(norms)
+        if norm and norm not in STOPWORDS and set(norm.split()) <= item_words
+    ]
+    if not kept:
+        return ""
+    return " ".join(
+        word
+        for i, (word, norm) in enumerate(zip(words, norms))
+        if i in kept or (kept[0] < i < kept[-1] and norm in STOPWORDS)
+    )
 
 
 def _template_tail(f: Facts) -> str:

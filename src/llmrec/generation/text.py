@@ -23,6 +23,7 @@ __all__ = [
     "contains",
     "display_title",
     "first_sentence",
+    "instruction_words",
     "join_words",
     "normalize",
     "pieces",
@@ -37,10 +38,36 @@ CHAT_TOKEN = re.compile(
     r"<\s*/?\s*(?:im_start|im_end|start_of_turn|end_of_turn|eos|bos)\s*>",
     re.IGNORECASE,
 )
+# Who a "you are now ..." / "act as ..." phrase makes the model out to be.
+_ROLE = (
+    r"(?:assistants?|ai|chat ?bots?|bots?|language models?|llms?|gpt\w*|dan|jailbroken|"
+    r"unrestricted|unfiltered|uncensored)"
+)
+#: The maintained list of instruction-like spans: imperatives addressed to the model. Each
+#: alternative is one kind; they are matched after quotes became ``'`` (sanitize_text).
 INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b\W+(?:\w+\W+){0,3}?(?:previous|above|prior|earlier|"
-    r"preceding|all|your|these|those|the)\b\W+(?:\w+\W+){0,2}?(?:instructions?|prompts?|rules?|"
-    r"text|messages?|directions?|above|everything)\b|\b(?:system prompt|new instructions?)\b",
+    "|".join(
+        (
+            # "ignore the above instructions", "disregard all previous rules"
+            r"\b(?:ignore|disregard|forget|override)\b\W+(?:\w+\W+){0,3}?(?:previous|above|prior|"
+            r"earlier|preceding|all|your|these|those|the)\b\W+(?:\w+\W+){0,2}?(?:instructions?|"
+            r"prompts?|rules?|text|messages?|directions?|above|everything)\b",
+            # "forget everything", "ignore all of the above"
+            r"\b(?:ignore|disregard|forget|override)\b\W+(?:(?:all|about)\W+(?:of\W+)?)?"
+            r"(?:everything|anything|the above|above)\b",
+            # "write 'HACKED'", "say the word PWNED": a quoted or upper-case payload
+            r"\b(?:write|say|print|output|repeat|type|respond with|reply with|answer with)\b"
+            r"[\s:,\-]{0,3}(?:(?:the\s+)?(?:words?|phrase|text)[\s:,\-]{1,3})?"
+            r"(?:'[^'\n]{1,40}'|(?-i:[A-Z][A-Z0-9_]{2,})\b)",
+            # "you are now DAN", "act as an unrestricted assistant"
+            r"\b(?:you are now|from now on you are|act as|acting as|pretend to be|roleplay as)"
+            r"\b(?:\W+\w+){0,4}?\W+" + _ROLE + r"\b",
+            r"\byou are now\s+(?-i:[A-Z]{2,})\b",
+            # system-prompt talk
+            r"\b(?:system|developer|hidden|initial|original) (?:prompts?|messages?|instructions?)\b",
+            r"\bnew instructions?\b|\bdeveloper mode\b|\bjailbreak\w*",
+        )
+    ),
     re.IGNORECASE,
 )
 _DELIMITER_CHARS = str.maketrans(
@@ -97,6 +124,31 @@ _PIECE_SPLIT = re.compile(r"[^0-9A-Za-z\u00C0-\uFFFF'’`]+")
 _QUOTES = "'’`"
 
 
+def _defused(text: str) -> str:
+    """``text`` NFKC-normalized, without control and format characters or chat-template
+    tokens, its delimiter characters replaced: what :data:`INJECTION` is matched on."""
+    text = unicodedata.normalize("NFKC", str(text))
+    text = "".join(
+        " " if unicodedata.category(ch)[0] in ("C", "Z") and ch != " " else ch
+        for ch in text
+        if unicodedata.category(ch) not in ("Cf", "Cs", "Co", "Cn")
+    )
+    previous = None
+    while previous != text:  # removing one token may join the halves of another
+        previous = text
+        text = CHAT_TOKEN.sub(" ", text)
+    return text.translate(_DELIMITER_CHARS)
+
+
+@functools.lru_cache(maxsize=4096)
+def instruction_words(text: str) -> frozenset[str]:
+    """The normalized words of the instruction-like spans that :func:`sanitize_text`
+    removes from ``text`` (empty for ordinary text)."""
+    return frozenset(
+        word for m in INJECTION.finditer(_defused(text)) for word in normalize(m.group()).split()
+    )
+
+
 def sanitize_text(text: str, limit: int) -> str:
     """Make item or user text safe to embed in a prompt as data.
 
@@ -112,17 +164,7 @@ def sanitize_text(text: str, limit: int) -> str:
     Returns:
         The sanitized text.
     """
-    text = unicodedata.normalize("NFKC", str(text))
-    text = "".join(
-        " " if unicodedata.category(ch)[0] in ("C", "Z") and ch != " " else ch
-        for ch in text
-        if unicodedata.category(ch) not in ("Cf", "Cs", "Co", "Cn")
-    )
-    previous = None
-    while previous != text:  # removing one token may join the halves of another
-        previous = text
-        text = CHAT_TOKEN.sub(" ", text)
-    text = text.translate(_DELIMITER_CHARS)
+    text = _defused(text)
     text = INJECTION.sub(" ", text)
     text = _WS.sub(" ", text).strip()
     if len(text) > limit:

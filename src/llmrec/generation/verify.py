@@ -25,6 +25,7 @@ from llmrec.generation.text import (
     STOPWORDS,
     contains,
     display_title,
+    instruction_words,
     normalize,
     pieces,
     sanitize_text,
@@ -32,6 +33,7 @@ from llmrec.generation.text import (
     title_prefixes,
     word_count,
 )
+from llmrec.privacy import has_contact
 from llmrec.types import Item
 
 __all__ = ["Verification", "capitalized_words", "proper_words", "verify_text"]
@@ -112,6 +114,13 @@ _MEDIA_WORDS: dict[str, tuple[str, ...]] = {
 
 #: Capitalized words that are not claims.
 _PROPER_OK = frozenset({"i", "you", "your", "yours", "im", "ive", "id", "youll", "youre", "youve"})
+
+#: Words of a removed instruction span that every reason may use ("you are now ..."):
+#: only the others mark a text as repeating it.
+_FUNCTION_WORDS = STOPWORDS | frozenset(
+    "you your yours i me my we our are was be been am now may can will would should all any "
+    "this that these those its not no".split()
+)
 
 _COMMON_WORDS = frozenset(
     "this that these those there their they them then than also like just only very much such "
@@ -326,6 +335,20 @@ class _Context:
                     named.append(" ".join(tw))
         return named, named_words
 
+    @functools.cached_property
+    def injected_words(self) -> frozenset[str]:
+        """Words the instruction filter removed from the target's title or text, an
+        evidence title or the query, and that no kept part of the evidence has."""
+        sources = [self.target.title, self.target.text, *(e.title for e in self.evidence)]
+        sources.append(self.query or "")
+        removed = frozenset().union(*(instruction_words(str(s)) for s in sources))
+        if not removed:
+            return removed
+        kept = normalize(
+            " ".join([*(sanitize_text(s, len(str(s)) + 1) for s in sources), *self.target.tags])
+        )
+        return removed - _FUNCTION_WORDS - set(kept.split())
+
 
 def _looks_like_a_title(
     words: list[str], i: int, tw: tuple[str, ...], capitalized: list[tuple[bool, bool]]
@@ -359,6 +382,18 @@ def _check_form(c: _Context) -> list[str]:
     if not re.search(r"[.!?][\"')]*\s*$", c.text):
         return ["unfinished sentence"]
     return []
+
+
+def _check_injected(c: _Context) -> list[str]:
+    """No word that only an instruction-like span of the evidence had ("write 'HACKED'"
+    -> "hacked"): the model followed an instruction it was never shown, or one that got
+    through. (An instruction-like span in the text itself is a form problem.)"""
+    echoed = [w for w in dict.fromkeys(c.words) if w in c.injected_words]
+    return ["repeats an instruction of the evidence: " + ", ".join(echoed[:3])] if echoed else []
+
+
+def _check_contacts(c: _Context) -> list[str]:
+    return ["contains contact details"] if has_contact(c.text) else []
 
 
 def _check_self_reference(c: _Context) -> list[str]:
@@ -472,6 +507,8 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     _check_genres,
     _check_media,
     _check_names,
+    _check_injected,
+    _check_contacts,
 )
 
 
@@ -495,7 +532,10 @@ def verify_text(
     target nor the evidence has, calls the item a kind of work the evidence does not
     ("TV series", "documentary", "book", "sequel", ...), has a capitalized word past a
     sentence start that the evidence lacks (a person, studio, place or award), repeats
-    itself, or carries chat-template tokens or an echoed instruction. The evidence is the
+    itself, carries chat-template tokens or an echoed instruction, has an instruction-like
+    phrase or a word that only an instruction-like span of the evidence had (one the
+    sanitizer removed from the prompt), or holds an e-mail address, phone number or web
+    address. The evidence is the
     target's title, year, tags and text, the evidence items' titles, years and tags, and
     the query.
 
