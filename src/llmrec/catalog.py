@@ -12,6 +12,7 @@ import numpy as np
 
 from llmrec._validate import check_sequence
 from llmrec.errors import DuplicateItemError, InvalidInputError, PersistenceError, UnknownItemError
+from llmrec.storage.io import read_lines
 from llmrec.types import Item
 
 __all__ = ["Catalog", "render_item_text"]
@@ -220,21 +221,17 @@ class Catalog:
     def load(cls, path: Path, config: dict[str, Any]) -> Catalog:
         catalog = cls()
         try:
-            with open(Path(path) / "items.jsonl", encoding="utf-8") as f:
-                for n, line in enumerate(f):
-                    record = json.loads(line)
-                    if record["row"] != n:
-                        raise ValueError(f"row {record['row']} out of order at line {n + 1}")
-                    if "item" in record:
-                        item = Item(**record["item"])
-                        catalog._row_ids.append(item.item_id)
-                        catalog._rows[item.item_id] = n
-                        catalog._items[item.item_id] = item
-                        catalog._set_row_tags(n, item.tags)
-                    else:
-                        catalog._row_ids.append(None)
-        except FileNotFoundError:
-            raise PersistenceError(f"missing catalog file in {str(path)!r}") from None
+            for n, record in enumerate(read_lines(Path(path) / "items.jsonl")):
+                if record["row"] != n:
+                    raise ValueError(f"row {record['row']!r:.40} out of order at line {n + 1}")
+                if "item" in record:
+                    item = Item(**record["item"])
+                    catalog._row_ids.append(item.item_id)
+                    catalog._rows[item.item_id] = n
+                    catalog._items[item.item_id] = item
+                    catalog._set_row_tags(n, item.tags)
+                else:
+                    catalog._row_ids.append(None)
         except (ValueError, KeyError, TypeError, InvalidInputError) as exc:
             raise PersistenceError(f"corrupt catalog in {str(path)!r}: {exc}") from None
         if len(catalog._row_ids) != config.get("n_rows"):

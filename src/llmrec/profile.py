@@ -15,10 +15,16 @@ import numpy as np
 
 from llmrec._validate import check_float, check_int
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError, UnknownUserError
-from llmrec.storage.io import load_array, save_array
+from llmrec.storage.io import MAX_DIM, load_array, read_lines, save_array
 from llmrec.types import Event, check_id
 
 __all__ = ["HistoryEntry", "ProfileStore", "UserProfile"]
+
+
+#: Bounds on a loaded store's settings: a longer half-life no longer decays in float64,
+#: and a longer history is not a setting anyone saves.
+MAX_HALF_LIFE = 1e12
+MAX_HISTORY = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -278,17 +284,37 @@ class ProfileStore:
     @classmethod
     def load(cls, path: Path, config: dict[str, Any]) -> ProfileStore:
         path = Path(path)
+        where = "components.profiles"
         store = cls(
-            int(config["dim"]),
-            half_life=float(config["half_life"]),
-            max_history=int(config["max_history"]),
+            check_int(config["dim"], f"{where}.dim", low=1, high=MAX_DIM, error=PersistenceError),
+            half_life=check_float(
+                config["half_life"],
+                f"{where}.half_life",
+                low=0.0,
+                low_open=True,
+                high=MAX_HALF_LIFE,
+                error=PersistenceError,
+            ),
+            max_history=check_int(
+                config["max_history"],
+                f"{where}.max_history",
+                low=1,
+                high=MAX_HISTORY,
+                error=PersistenceError,
+            ),
         )
+        count = check_int(config.get("count"), f"{where}.count", low=0, error=PersistenceError)
         interest = load_array(path / "interest.npy", dtype=np.float32, ndim=2)
         preference = load_array(path / "preference.npy", dtype=np.float32, ndim=2)
+        for array in (interest, preference):
+            if array.shape != (count, store.dim) or not np.isfinite(array).all():
+                raise PersistenceError(
+                    f"profile vectors in {str(path)!r} are not {count} finite rows of "
+                    f"dim {store.dim} (got shape {array.shape})"
+                )
         try:
-            with open(path / "profiles.jsonl", encoding="utf-8") as f:
-                records = [json.loads(line) for line in f]
-            if not (len(records) == len(interest) == len(preference) == config.get("count")):
+            records = list(read_lines(path / "profiles.jsonl"))
+            if len(records) != count:
                 raise ValueError("record count does not match the arrays")
             for n, r in enumerate(records):
                 p = UserProfile(
@@ -304,8 +330,6 @@ class ProfileStore:
                     last_timestamp=r["last_timestamp"],
                 )
                 store._profiles[p.user_id] = p
-        except FileNotFoundError:
-            raise PersistenceError(f"missing profiles file in {str(path)!r}") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PersistenceError(f"corrupt profiles in {str(path)!r}: {exc}") from None
         return store

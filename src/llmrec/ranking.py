@@ -7,6 +7,7 @@ contribution, which is the evidence an explanation shows.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -212,9 +213,25 @@ class Ranker:
     def load(cls, path: Path, config: dict[str, Any]) -> Ranker:
         state = read_json(Path(path) / "ranker.json")
         try:
+            names, weights = state["feature_names"], state["weights"]
+            if not isinstance(weights, Mapping) or not all(isinstance(n, str) for n in names):
+                raise TypeError("feature_names must be names and weights a mapping")
+            # Finite bounds: an infinite weight or bias would load and then score NaN.
+            finite = {"low": -math.inf, "high": math.inf, "low_open": True, "high_open": True}
+            for name, value in weights.items():
+                check_float(value, f"ranker weights[{name!r}]", **finite, error=PersistenceError)
+            check_float(state["bias"], "ranker bias", **finite, error=PersistenceError)
+            check_float(
+                state["l2"],
+                "ranker l2",
+                low=0.0,
+                high=math.inf,
+                high_open=True,
+                error=PersistenceError,
+            )
             ranker = cls(
-                state["feature_names"],
-                weights=state["weights"],
+                names,
+                weights=weights,
                 bias=state["bias"],
                 l2=state["l2"],
                 diversity=state["diversity"],

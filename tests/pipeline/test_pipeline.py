@@ -23,6 +23,7 @@ from llmrec.errors import (
     UnknownItemError,
     UnknownUserError,
 )
+from llmrec.storage.io import write_manifest
 
 OCEAN = Item(
     "new1",
@@ -659,7 +660,7 @@ def test_from_pretrained_missing_directory(tmp_path: Path) -> None:
 def _edit_manifest(directory: Path, edit) -> None:
     manifest = json.loads((directory / "llmrec.json").read_text())
     edit(manifest)
-    (directory / "llmrec.json").write_text(json.dumps(manifest))
+    write_manifest(directory, manifest)  # resealed, so the loader's own checks are reached
 
 
 @pytest.mark.parametrize(

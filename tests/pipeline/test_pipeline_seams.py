@@ -14,6 +14,7 @@ from llmrec import ContentGenerator, Event, GeneratedText, Pipeline
 from llmrec.errors import ConfigError, InvalidInputError
 from llmrec.generation.llms.template import TemplateChat
 from llmrec.pipeline._request import RecommendRequest
+from llmrec.storage.io import write_manifest
 
 ITEMS = make_items(60)
 
@@ -145,7 +146,7 @@ def test_older_generator_shapes_still_load(small, tmp_path: Path, old) -> None:
     manifest_file = tmp_path / "s" / "llmrec.json"
     manifest = json.loads(manifest_file.read_text())
     manifest["components"]["generator"] = old
-    manifest_file.write_text(json.dumps(manifest))
+    write_manifest(tmp_path / "s", manifest)  # resealed: an older save, not an edited one
     generator = Pipeline.from_pretrained(tmp_path / "s", device="cpu").generator
     assert generator.backend_name == "template" and generator.max_words == 25
 

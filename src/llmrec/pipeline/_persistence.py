@@ -34,12 +34,11 @@ from llmrec.registry import available_backends
 from llmrec.retrieval import Retriever
 from llmrec.storage.io import (
     FORMAT_VERSION,
-    MANIFEST_NAME,
     atomic_directory,
     file_digests,
     read_manifest,
     verify_files,
-    write_json,
+    write_manifest,
 )
 
 if TYPE_CHECKING:
@@ -153,7 +152,7 @@ def save(pipe: Pipeline, path: Path) -> None:
         log_state = pipe._journal.state()
         if log_state is not None:
             manifest["event_log"] = log_state
-        write_json(tmp / MANIFEST_NAME, manifest)
+        write_manifest(tmp, manifest)
     logger.info("saved pipeline to %s in %.2fs", path, time.perf_counter() - started)
 
 

@@ -11,7 +11,7 @@ import torch
 
 from llmrec._validate import check_int, check_vectors
 from llmrec.errors import BackendUnavailableError, InvalidInputError, PersistenceError
-from llmrec.storage.io import load_array, save_array
+from llmrec.storage.io import MAX_DIM, load_array, save_array
 
 __all__ = ["ExactIndex", "HNSWIndex", "IndexBackend"]
 
@@ -144,8 +144,10 @@ class ExactIndex:
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> ExactIndex:
-        index = cls(int(config["dim"]), device=device)
+        index = cls(_saved_dim(config), device=device)
         labels = load_array(Path(path) / "labels.npy", dtype=np.int64, ndim=1)
+        if len(labels) and (labels[0] < 0 or not (np.diff(labels) > 0).all()):
+            raise PersistenceError(f"index labels in {str(path)!r} are not increasing rows")
         vectors = load_array(Path(path) / "vectors.npy", dtype=np.float32, ndim=2)
         if len(labels) != config.get("count") or vectors.shape != (len(labels), index.dim):
             raise PersistenceError(f"index files in {str(path)!r} do not match the manifest")
@@ -256,10 +258,10 @@ class HNSWIndex:
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> HNSWIndex:
         index = cls(
-            int(config["dim"]),
-            m=int(config["m"]),
-            ef_construction=int(config["ef_construction"]),
-            ef_search=int(config["ef_search"]),
+            _saved_dim(config),
+            m=config["m"],
+            ef_construction=config["ef_construction"],
+            ef_search=config["ef_search"],
         )
         live = load_array(Path(path) / "live.npy", dtype=np.int64, ndim=1)
         known = load_array(Path(path) / "known.npy", dtype=np.int64, ndim=1)
@@ -279,3 +281,9 @@ class HNSWIndex:
             raise PersistenceError(f"HNSW index {str(file)!r} does not match its label files")
         index._live, index._known = set(live.tolist()), set(known.tolist())
         return index
+
+
+def _saved_dim(config: dict[str, Any]) -> int:
+    return check_int(
+        config["dim"], "components.retriever.index.dim", low=1, high=MAX_DIM, error=PersistenceError
+    )

@@ -23,7 +23,7 @@ from llmrec.registry import get_backend
 from llmrec.retrieval.base import CandidateSource, RetrievalContext, TrainableSource
 from llmrec.retrieval.indexes import IndexBackend
 from llmrec.retrieval.sources import CooccurrenceSource, IndexSource, PopularitySource
-from llmrec.storage.io import load_array, save_array
+from llmrec.storage.io import MAX_DIM, load_array, save_array
 from llmrec.types import RELATIONS
 
 __all__ = ["Retriever", "make_index"]
@@ -345,18 +345,35 @@ class Retriever:
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], *, device: DeviceLike = "cpu") -> Retriever:
         path = Path(path)
+        where = "components.retriever"
+        dim = check_int(config["dim"], f"{where}.dim", low=1, high=MAX_DIM, error=PersistenceError)
+        n = check_int(config["n_rows"], f"{where}.n_rows", low=0, error=PersistenceError)
+        alpha = check_float(
+            config["alpha"], f"{where}.alpha", low=0.0, high=1.0, error=PersistenceError
+        )
+        neighbors = check_int(
+            config["neighbors"], f"{where}.neighbors", low=1, error=PersistenceError
+        )
+        vectors = load_array(path / "item_vectors.npy", dtype=np.float32, ndim=2)
+        live = load_array(path / "live.npy", dtype=bool, ndim=1)
+        counts = load_array(path / "popularity.npy", dtype=np.float64, ndim=1)
+        if vectors.shape != (n, dim) or live.shape != (n,) or counts.shape != (n,):
+            raise PersistenceError(f"retriever arrays in {str(path)!r} do not match the manifest")
+        if not (np.isfinite(vectors).all() and np.isfinite(counts).all()):
+            raise PersistenceError(f"retriever arrays in {str(path)!r} hold NaN or inf")
+        similarity = _load_cooccurrence(path, config.get("cooc_shape"), n)
         index_cls = get_backend("indexes", config["index"]["backend"])
         index = index_cls.load(path / "index", config["index"]["config"], device=device)
         retriever = cls(
-            int(config["dim"]),
+            dim,
             index=index,
-            n_candidates=int(config["n_candidates"]),
-            history_length=int(config["history_length"]),
-            recency_decay=float(config["recency_decay"]),
-            neighbors=int(config["neighbors"]),
+            n_candidates=config["n_candidates"],
+            history_length=config["history_length"],
+            recency_decay=config["recency_decay"],
+            neighbors=neighbors,
             device=device,
         )
-        retriever.cooccurrence.alpha = float(config["alpha"])
+        retriever.cooccurrence.alpha = alpha
         for name, model_config in config.get("models", {}).items():
             model = get_backend("models", name).load(
                 path / "models" / name, model_config, device=device
@@ -367,22 +384,36 @@ class Retriever:
                     f"{type(model).__name__}, not a TrainableSource"
                 )
             retriever.models[name] = model
-        n = int(config["n_rows"])
-        vectors = load_array(path / "item_vectors.npy", dtype=np.float32, ndim=2)
-        live = load_array(path / "live.npy", dtype=bool, ndim=1)
-        counts = load_array(path / "popularity.npy", dtype=np.float64, ndim=1)
-        if vectors.shape != (n, retriever.dim) or live.shape != (n,) or counts.shape != (n,):
-            raise PersistenceError(f"retriever arrays in {str(path)!r} do not match the manifest")
         retriever._resize(n)
         retriever.item_vectors[:n], retriever.live[:n] = vectors, live
         retriever.popularity.counts[:n] = counts
-        shape = tuple(config["cooc_shape"])
-        retriever.cooccurrence.similarity = sp.csr_matrix(
-            (
-                load_array(path / "cooc_data.npy", dtype=np.float32, ndim=1),
-                load_array(path / "cooc_indices.npy", dtype=np.int64, ndim=1),
-                load_array(path / "cooc_indptr.npy", dtype=np.int64, ndim=1),
-            ),
-            shape=shape,
-        )
+        retriever.cooccurrence.similarity = similarity
         return retriever
+
+
+def _load_cooccurrence(path: Path, shape: Any, n_rows: int) -> sp.csr_matrix:
+    """The saved co-occurrence matrix, checked in full: a bad index in a CSR matrix is not
+    caught by scipy and reads out of bounds when the matrix is used."""
+    name = "components.retriever.cooc_shape"
+    if not isinstance(shape, list) or len(shape) != 2:
+        raise PersistenceError(f"{name} must be a [rows, columns] list, got {shape!r:.80}")
+    size = check_int(shape[0], f"{name}[0]", low=0, high=n_rows, error=PersistenceError)
+    if check_int(shape[1], f"{name}[1]", low=0, error=PersistenceError) != size:
+        raise PersistenceError(f"{name} must be square, got {shape!r:.80}")
+    data = load_array(path / "cooc_data.npy", dtype=np.float32, ndim=1)
+    indices = load_array(path / "cooc_indices.npy", dtype=np.int64, ndim=1)
+    indptr = load_array(path / "cooc_indptr.npy", dtype=np.int64, ndim=1)
+    ok = (
+        len(indptr) == size + 1
+        and len(data) == len(indices)
+        and indptr[0] == 0
+        and indptr[-1] == len(indices)
+        and bool((np.diff(indptr) >= 0).all())
+        and bool(((indices >= 0) & (indices < size)).all())
+        and bool(np.isfinite(data).all())
+    )
+    if not ok:
+        raise PersistenceError(
+            f"co-occurrence arrays in {str(path)!r} do not form a {size}x{size} matrix"
+        )
+    return sp.csr_matrix((data, indices, indptr), shape=(size, size))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -21,8 +23,12 @@ from llmrec._validate import check_choice
 from llmrec.errors import InvalidInputError, PersistenceError
 
 __all__ = [
+    "CHECKSUM_NAME",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "MAX_DIM",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
     "atomic_directory",
     "atomic_file",
     "check_path",
@@ -30,16 +36,30 @@ __all__ = [
     "file_digests",
     "file_sha256",
     "fsync_directory",
+    "check_tree",
     "load_array",
+    "open_regular",
+    "parse_json",
     "read_json",
+    "read_lines",
     "read_manifest",
     "save_array",
     "verify_files",
     "write_json",
+    "write_manifest",
 ]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "llmrec.json"
+#: Beside the manifest: the SHA-256 of its bytes, in ``sha256sum`` format, so an edited
+#: manifest (or one whose ``files`` list was dropped) is refused.
+CHECKSUM_NAME = "llmrec.sha256"
+#: A save is untrusted input: JSON documents (and each JSONL line) above this are refused.
+MAX_JSON_BYTES = 64 << 20
+#: Deepest JSON nesting a save may hold; saves nest a few levels, attacks thousands.
+MAX_JSON_DEPTH = 64
+#: Largest vector dimension a saved component may declare.
+MAX_DIM = 1 << 16
 
 
 @contextlib.contextmanager
@@ -76,15 +96,105 @@ def write_json(path: Path, obj: Any) -> None:
         json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def read_json(path: Path) -> Any:
-    """Read JSON, turning a missing or malformed file into :class:`PersistenceError`."""
+def open_regular(path: Path, *, max_bytes: int | None = None) -> IO[bytes]:
+    """Open ``path`` for reading in binary, if it is a regular file and not a link.
+
+    The file is opened with ``O_NOFOLLOW`` (and ``O_NONBLOCK``, so a FIFO cannot block the
+    open) and checked with ``fstat``, so a link, device or FIFO put in place of a save's
+    file is never read.
+
+    Raises:
+        PersistenceError: ``path`` is missing, a symlink, not a regular file, larger than
+            ``max_bytes``, or unreadable.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise PersistenceError(f"missing file {str(path)!r}") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        if os.path.islink(path):
+            raise PersistenceError(f"{str(path)!r} is a symlink; a save holds files only") from None
         raise PersistenceError(f"cannot read {str(path)!r}: {exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PersistenceError(f"{str(path)!r} is not a regular file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise PersistenceError(
+                f"{str(path)!r} is {info.st_size} bytes, more than the {max_bytes} allowed"
+            )
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    with open_regular(path, max_bytes=max_bytes) as f:
+        data = f.read(max_bytes + 1)  # the file may have grown since fstat
+    if len(data) > max_bytes:
+        raise PersistenceError(f"{str(path)!r} is larger than the {max_bytes} bytes allowed")
+    return data
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                return False
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def parse_json(text: str | bytes, where: str) -> Any:
+    """Parse one JSON document from a save, nested at most :data:`MAX_JSON_DEPTH` deep.
+
+    Raises:
+        PersistenceError: the text is not JSON, or nests too deep (naming ``where``).
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        value = None
+        deep = True
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PersistenceError(f"cannot read {where}: {exc}") from None
+    else:
+        deep = not _depth_ok(value, MAX_JSON_DEPTH)
+    if deep:
+        raise PersistenceError(f"{where} nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON document of a save (a regular file of at most :data:`MAX_JSON_BYTES`).
+
+    Raises:
+        PersistenceError: the file is missing, not a regular file, too large, malformed or
+            too deeply nested.
+    """
+    return parse_json(_read_bytes(path, MAX_JSON_BYTES), repr(str(path)))
+
+
+def read_lines(path: Path) -> Iterator[Any]:
+    """Yield the JSON value of each line of a JSONL file of a save.
+
+    Each line is bounded like a JSON document (:data:`MAX_JSON_BYTES`,
+    :data:`MAX_JSON_DEPTH`).
+
+    Raises:
+        PersistenceError: the file is missing or not a regular file, or a line is too
+            long, malformed or too deeply nested (naming the file and line).
+    """
+    with open_regular(path) as f:
+        for n, line in enumerate(iter(lambda: f.readline(MAX_JSON_BYTES + 1), b""), 1):
+            if len(line) > MAX_JSON_BYTES:
+                raise PersistenceError(f"{str(path)!r} line {n} is longer than allowed")
+            yield parse_json(line, f"{str(path)!r} line {n}")
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -94,13 +204,31 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 
 def load_array(path: Path, *, dtype: Any = None, ndim: int | None = None) -> np.ndarray:
-    """Load a ``.npy`` saved by :func:`save_array`, checking dtype and rank."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise PersistenceError(f"missing file {str(path)!r}") from None
-    except (OSError, ValueError) as exc:
-        raise PersistenceError(f"corrupt array file {str(path)!r}: {exc}") from None
+    """Load a ``.npy`` saved by :func:`save_array`, checking dtype and rank.
+
+    The header's shape is checked against the file's size before anything is allocated.
+
+    Raises:
+        PersistenceError: the file is missing, not a regular file, corrupt, or of another
+            dtype or rank.
+    """
+    fmt = np.lib.format
+    with open_regular(path) as f:
+        try:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, header_dtype = fmt.read_array_header_1_0(f)
+            else:
+                shape, fortran, header_dtype = fmt.read_array_header_2_0(f)
+            if header_dtype.hasobject:
+                raise ValueError("object arrays are not loaded")
+            body = os.fstat(f.fileno()).st_size - f.tell()
+            if math.prod(shape) * header_dtype.itemsize != body:
+                raise ValueError(f"header shape {shape} does not match the {body} data bytes")
+            f.seek(0)
+            array = np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise PersistenceError(f"corrupt array file {str(path)!r}: {exc}") from None
     if dtype is not None and array.dtype != np.dtype(dtype):
         raise PersistenceError(f"{str(path)!r} holds {array.dtype}, expected {np.dtype(dtype)}")
     if ndim is not None and array.ndim != ndim:
@@ -152,10 +280,14 @@ def _fsync_tree(root: Path) -> None:
 
 def file_sha256(path: Path) -> str:
     """SHA-256 hex digest of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+        return _sha256(f)
+
+
+def _sha256(f: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -171,35 +303,100 @@ def file_digests(root: Path, *, exclude: tuple[str, ...] = (MANIFEST_NAME,)) -> 
     return out
 
 
+def _listed_path(root: Path, relative: Any) -> Path:
+    """``root / relative`` for a name from a manifest's file list: a relative POSIX path
+    with no ``..``, ``.`` or empty part, none of whose folders is a symlink."""
+    parts = relative.split("/") if isinstance(relative, str) else []
+    if not parts or any(part in ("", ".", "..") or "\\" in part for part in parts):
+        raise PersistenceError(f"corrupt manifest in {str(root)!r}: bad file name {relative!r:.80}")
+    path = root
+    for part in parts[:-1]:
+        path = path / part
+        if path.is_symlink():
+            raise PersistenceError(f"{str(path)!r} is a symlink; a save holds files only")
+    return path / parts[-1]
+
+
 def verify_files(root: Path, digests: Any) -> None:
     """Check that every file listed by :func:`file_digests` is present and unchanged.
 
     Raises:
-        PersistenceError: a listed file is missing, truncated or altered, or ``digests``
-            is not a digest map.
+        PersistenceError: a listed file is missing, truncated, altered or not a regular
+            file, a listed name leaves ``root``, or ``digests`` is not a digest map.
     """
     root = Path(root)
     if not isinstance(digests, dict):
         raise PersistenceError(f"corrupt manifest in {str(root)!r}: bad file list")
     for relative, expected in digests.items():
-        path = root / relative
-        if not isinstance(expected, dict) or ".." in Path(relative).parts:
+        path = _listed_path(root, relative)
+        if not isinstance(expected, dict):
             raise PersistenceError(f"corrupt manifest in {str(root)!r}: bad entry {relative!r}")
-        try:
-            size = path.stat().st_size
-        except OSError:
-            raise PersistenceError(f"missing file {str(path)!r} in the save") from None
-        if size != expected.get("size"):
-            raise PersistenceError(
-                f"{str(path)!r} is {size} bytes, the save wrote "
-                f"{expected.get('size')}: truncated or altered"
-            )
-        try:
-            actual = file_sha256(path)
-        except OSError as exc:
-            raise PersistenceError(f"cannot read {str(path)!r}: {exc}") from None
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size != expected.get("size"):
+                raise PersistenceError(
+                    f"{str(path)!r} is {size} bytes, the save wrote "
+                    f"{expected.get('size')!r:.40}: truncated or altered"
+                )
+            try:
+                actual = _sha256(f)
+            except OSError as exc:
+                raise PersistenceError(f"cannot read {str(path)!r}: {exc}") from None
         if actual != expected.get("sha256"):
             raise PersistenceError(f"{str(path)!r} does not match its checksum: corrupt")
+
+
+def check_tree(root: Path) -> None:
+    """Check that a save directory holds only regular files and real folders.
+
+    Walks ``root`` without following links, so a symlinked component folder, a link in
+    place of a file, a FIFO or a device is refused before any file is opened.
+
+    Raises:
+        PersistenceError: naming the first entry that is not a regular file or folder.
+    """
+    stack = [Path(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            raise PersistenceError(f"cannot read save folder {str(folder)!r}: {exc}") from None
+        for entry in entries:
+            if entry.is_symlink():
+                raise PersistenceError(
+                    f"{entry.path!r} is a symlink; a save holds files and folders only"
+                )
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif not entry.is_file(follow_symlinks=False):
+                raise PersistenceError(f"{entry.path!r} is not a regular file")
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` as ``llmrec.json`` in ``directory`` and its checksum beside it."""
+    data = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    with atomic_file(Path(directory) / MANIFEST_NAME, "wb") as f:
+        f.write(data)
+    with atomic_file(Path(directory) / CHECKSUM_NAME) as f:
+        f.write(f"{hashlib.sha256(data).hexdigest()}  {MANIFEST_NAME}\n")
+
+
+def _check_sealed(directory: Path, data: bytes, manifest: dict[str, Any]) -> None:
+    """Refuse a manifest that does not match its checksum file. A save without one
+    predates it and is read unchecked."""
+    seal = directory / CHECKSUM_NAME
+    if not os.path.lexists(seal):
+        return
+    text = _read_bytes(seal, 4096).decode("ascii", errors="replace")
+    expected = text.split(maxsplit=1)[0] if text.strip() else ""
+    if expected != hashlib.sha256(data).hexdigest():
+        raise PersistenceError(
+            f"{str(directory / MANIFEST_NAME)!r} does not match {CHECKSUM_NAME}: "
+            "the manifest was edited or is corrupt"
+        )
+    if "files" not in manifest:
+        raise PersistenceError(f"{str(directory / MANIFEST_NAME)!r} lists no files")
 
 
 # Saves to one directory are serialized within a process; across processes the
@@ -327,9 +524,13 @@ def _recover(target: Path) -> None:
 def read_manifest(directory: Path, expected_kind: str) -> dict[str, Any]:
     """Read and check ``llmrec.json`` in ``directory``.
 
+    The directory must hold only regular files and folders (:func:`check_tree`), and the
+    manifest must match its checksum file (:data:`CHECKSUM_NAME`) where there is one.
+
     Raises:
-        PersistenceError: the directory or manifest is missing or corrupt, belongs to a
-            different kind of object, or was written by a newer format version.
+        PersistenceError: the directory or manifest is missing or corrupt, holds a link or
+            special file, belongs to a different kind of object, was written by a newer
+            format version, or does not match its checksum.
     """
     directory = check_path(directory, "save path")
     absolute = directory.absolute()
@@ -341,7 +542,9 @@ def read_manifest(directory: Path, expected_kind: str) -> dict[str, Any]:
         raise PersistenceError(f"cannot read save directory {str(directory)!r}: {exc}") from None
     if not exists:
         raise PersistenceError(f"save directory {str(directory)!r} does not exist")
-    manifest = read_json(directory / MANIFEST_NAME)
+    check_tree(directory)
+    data = _read_bytes(directory / MANIFEST_NAME, MAX_JSON_BYTES)
+    manifest = parse_json(data, repr(str(directory / MANIFEST_NAME)))
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         raise PersistenceError(f"{str(directory / MANIFEST_NAME)!r} is not an llmrec manifest")
     version = manifest["format_version"]
@@ -354,8 +557,9 @@ def read_manifest(directory: Path, expected_kind: str) -> dict[str, Any]:
         )
     if manifest.get("kind") != expected_kind:
         raise PersistenceError(
-            f"{str(directory)!r} holds a {manifest.get('kind')!r}, expected {expected_kind!r}"
+            f"{str(directory)!r} holds a {manifest.get('kind')!r:.80}, expected {expected_kind!r}"
         )
+    _check_sealed(directory, data, manifest)
     return manifest
 
 

@@ -155,9 +155,14 @@ class EASESource(TrainableSource):
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], *, device: Any = "cpu") -> EASESource:
         try:
-            source = cls(l2=float(config["l2"]), max_items=int(config["max_items"]))
+            source = cls(l2=config["l2"], max_items=config["max_items"])
             if config["fitted"]:
-                source.weights = load_array(Path(path) / "weights.npy", dtype=np.float32, ndim=2)
+                weights = load_array(Path(path) / "weights.npy", dtype=np.float32, ndim=2)
+                if weights.shape[0] != weights.shape[1] or not np.isfinite(weights).all():
+                    raise PersistenceError(
+                        f"EASE weights in {str(path)!r} are not a finite square matrix"
+                    )
+                source.weights = weights
             source.removed = {int(row) for row in config.get("removed", [])}
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise PersistenceError(f"corrupt EASE config in {str(path)!r}: {exc}") from None

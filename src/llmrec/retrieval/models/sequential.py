@@ -33,6 +33,7 @@ from llmrec._validate import check_bool, check_float, check_int, check_vectors
 from llmrec.device import DeviceLike, resolve_device
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
 from llmrec.retrieval.base import RetrievalContext, TrainableSource
+from llmrec.storage.io import MAX_DIM
 
 __all__ = ["SequentialSource"]
 
@@ -594,7 +595,13 @@ class SequentialSource(TrainableSource):
             source.best_epoch = int(config.get("best_epoch", 0))
             if not config["fitted"]:
                 return source
-            n_items, dim = int(config["n_items"]), int(config["dim"])
+            where = "components.retriever.models.sequential"
+            n_items = check_int(
+                config["n_items"], f"{where}.n_items", low=1, error=PersistenceError
+            )
+            dim = check_int(
+                config["dim"], f"{where}.dim", low=1, high=MAX_DIM, error=PersistenceError
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise PersistenceError(f"corrupt sequential config in {str(path)!r}: {exc}") from None
         try:
@@ -620,7 +627,7 @@ class SequentialSource(TrainableSource):
             raise PersistenceError(
                 f"weights in {str(path)!r} do not match the config: {exc}"
             ) from None
-        if text.shape[1] != dim or len(live) != len(text):
+        if text.shape[1] != dim or len(live) != len(text) or not torch.isfinite(text).all():
             raise PersistenceError(f"weights in {str(path)!r} do not match the config")
         source.net = net.to(source.device).eval()
         source.text = text.to(source.device)
