@@ -12,6 +12,7 @@ from llmrec._validate import (
     check_bool,
     check_choice,
     check_float,
+    check_instances,
     check_int,
     check_options,
     check_sequence,
@@ -93,3 +94,14 @@ def test_check_vectors() -> None:
 def test_constructors_refuse_bools_and_strings_as_numbers(build) -> None:
     with pytest.raises(ConfigError):
         build()
+
+
+def test_check_instances_refuses_a_single_one_and_names_the_bad_element() -> None:
+    from llmrec import Event
+
+    event = Event(user_id="u", item_id="i")
+    assert check_instances((event,), "events", Event, "an llmrec.Event") == [event]
+    with pytest.raises(InvalidInputError, match="not a single one"):
+        check_instances(event, "events", Event, "an llmrec.Event")
+    with pytest.raises(InvalidInputError, match=r"events\[1\] must be an llmrec.Event, got str"):
+        check_instances([event, "x"], "events", Event, "an llmrec.Event")

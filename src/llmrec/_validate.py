@@ -20,6 +20,7 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_float",
+    "check_instances",
     "check_int",
     "check_options",
     "check_sequence",
@@ -143,6 +144,18 @@ def check_sequence(values: Any, name: str) -> list[Any]:
         return list(values)
     except TypeError:
         raise InvalidInputError(f"{name} must be iterable, got {type(values).__name__}") from None
+
+
+def check_instances(values: Any, name: str, cls: type, label: str) -> list[Any]:
+    """``values`` as a list whose every element is a ``cls`` (``label`` names it in errors,
+    e.g. ``"an llmrec.Event"``); a single ``cls`` instead of a sequence is refused."""
+    if isinstance(values, cls):
+        raise InvalidInputError(f"{name} must be a sequence of {cls.__name__}, not a single one")
+    out = check_sequence(values, name)
+    for n, value in enumerate(out):
+        if not isinstance(value, cls):
+            raise InvalidInputError(f"{name}[{n}] must be {label}, got {type(value).__name__}")
+    return out
 
 
 def check_unicode(text: str, name: str) -> str:

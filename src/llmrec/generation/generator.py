@@ -33,9 +33,15 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from llmrec import registry
-from llmrec._validate import check_bool, check_float, check_int, check_options, check_sequence
+from llmrec._validate import (
+    check_bool,
+    check_float,
+    check_instances,
+    check_int,
+    check_options,
+)
 from llmrec.catalog import Catalog
-from llmrec.errors import ConfigError, InvalidInputError
+from llmrec.errors import ConfigError
 from llmrec.generation.evidence import Facts, ReasonRequest, facts
 from llmrec.generation.llms.base import ChatBackend
 from llmrec.generation.prompts import answer_text, conversation, template_text
@@ -346,12 +352,4 @@ def _check_budget(budget_s: Any) -> float | None:
 
 
 def _check_requests(requests: Sequence[ReasonRequest]) -> list[ReasonRequest]:
-    if isinstance(requests, ReasonRequest):
-        raise InvalidInputError("requests must be a sequence of ReasonRequest, not a single one")
-    out = check_sequence(requests, "requests")
-    for n, request in enumerate(out):
-        if not isinstance(request, ReasonRequest):
-            raise InvalidInputError(
-                f"requests[{n}] must be a ReasonRequest, got {type(request).__name__}"
-            )
-    return out
+    return check_instances(requests, "requests", ReasonRequest, "a ReasonRequest")

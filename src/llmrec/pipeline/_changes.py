@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from llmrec._validate import check_sequence, check_unicode
+from llmrec._validate import check_instances, check_sequence, check_unicode
 from llmrec.errors import (
     DuplicateItemError,
     InvalidEventError,
@@ -47,15 +47,9 @@ MAX_EVENT_WEIGHT = 1e6
 def check_events(pipe: Pipeline, events: Iterable[Event]) -> list[Event]:
     """Validate events and bring them to their stored form (pseudonymized user id,
     redacted text). Nothing is changed."""
-    if isinstance(events, Event):
-        raise InvalidInputError("events must be a sequence of events, not a single Event")
-    events = check_sequence(events, "events")
+    events = check_instances(events, "events", Event, "an llmrec.Event")
     out = []
     for n, event in enumerate(events):
-        if not isinstance(event, Event):
-            raise InvalidInputError(
-                f"events[{n}] must be an llmrec.Event, got {type(event).__name__}"
-            )
         if event.item_id is not None and event.item_id not in pipe.catalog:
             raise UnknownItemError(f"events[{n}] names unknown item id {event.item_id!r}")
         if not abs(event.weight) <= MAX_EVENT_WEIGHT:

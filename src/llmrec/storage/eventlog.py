@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmrec._validate import check_choice, check_float, check_int, check_sequence
+from llmrec._validate import check_choice, check_float, check_instances, check_int
 from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
 from llmrec.storage.io import atomic_file, check_path
 from llmrec.types import Event, check_id
@@ -315,14 +315,7 @@ class EventLog:
             PersistenceError: the log is closed or the disk refused the write (the log is
                 left as it was).
         """
-        if isinstance(events, Event):
-            raise InvalidInputError("append takes a sequence of events, not a single Event")
-        events = check_sequence(events, "events")
-        for n, event in enumerate(events):
-            if not isinstance(event, Event):
-                raise InvalidInputError(
-                    f"events[{n}] must be an llmrec.Event, got {type(event).__name__}"
-                )
+        events = check_instances(events, "events", Event, "an llmrec.Event")
         return self.write("events", {"events": [e.to_dict() for e in events]}, wait=wait)
 
     def write(self, op: str, data: Mapping[str, Any], *, wait: bool = True) -> int:
