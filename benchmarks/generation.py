@@ -180,9 +180,12 @@ def run_naive(gen: ContentGenerator, batches: list[list[ReasonRequest]], *,
         for n, request in enumerate(requests):
             conversation = gen.prompt(request)
             if model is not None and tokenizer is not None:
+                # The prompt ends with the user's message (nothing of the answer is
+                # prefilled); a prefilled one is continued.
+                prefilled = conversation[-1]["role"] == "assistant"
                 ids = tokenizer.apply_chat_template(
-                    conversation, continue_final_message=True, add_generation_prompt=False,
-                    return_tensors="pt", return_dict=True)
+                    conversation, continue_final_message=prefilled,
+                    add_generation_prompt=not prefilled, return_tensors="pt", return_dict=True)
                 with torch.inference_mode():
                     model.generate(input_ids=ids["input_ids"].to(model.device),
                                    attention_mask=ids["attention_mask"].to(model.device),

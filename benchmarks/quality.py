@@ -8,6 +8,11 @@ reference scorer's JSON-lines format to ``benchmarks/out/<dataset>-<split>-seed<
 Every row is a positive: ratings are ignored, so events enter as clicks.
 
     python benchmarks/quality.py --dataset ml-100k --seeds 3
+    python benchmarks/quality.py --dataset ml-100k --details ../shared/data/ml-100k-details.jsonl
+    python benchmarks/quality.py --dataset ml-latest-small --data ../shared/data/ml-latest-small
+
+``--data`` reads a local copy instead of the cache (which is fetched when absent);
+ml-latest-small is iteratively 5-core filtered by default (``--min-interactions``).
 """
 
 from __future__ import annotations
@@ -91,6 +96,12 @@ def main(argv=None) -> int:
                         help="ablation: sequential item table not initialized from text")
     parser.add_argument("--no-learned-fusion", action="store_true",
                         help="ablation: keep the ranker's default weights")
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="read the dataset from this directory instead of the cache")
+    parser.add_argument("--details", metavar="PATH", default=None,
+                        help="enrichment JSON lines keyed by item id merged into the items")
+    parser.add_argument("--min-interactions", type=int, default=None,
+                        help="iterative k-core filter (default 5 for ml-latest-small, else 0)")
     parser.add_argument("--tag", default="", help="suffix for output file names")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = parser.parse_args(argv)
@@ -98,7 +109,12 @@ def main(argv=None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    data = load_movielens(args.dataset)
+    if args.min_interactions is None:
+        args.min_interactions = 5 if args.dataset == "ml-latest-small" else 0
+    data = load_movielens(args.dataset, path=args.data, details=args.details,
+                          min_interactions=args.min_interactions)
+    print(f"{data!r} (details: {args.details or 'none'}, "
+          f"min_interactions: {args.min_interactions})")
     split = leave_one_out(data)
     splits = ("valid", "test") if args.split == "both" else (args.split,)
     runs: dict[str, list[dict]] = {s: [] for s in splits}
@@ -141,7 +157,8 @@ def main(argv=None) -> int:
     if "test" in summary and "ndcg@10_vs_best_peer" in summary["test"]:
         print(f"NDCG@10 / best peer NDCG@10 = {summary['test']['ndcg@10_vs_best_peer']:.3f}")
     result = {"benchmark": "quality", "dataset": args.dataset, "machine": machine_info(),
-              "encoder": args.encoder, "models": args.models,
+              "encoder": args.encoder, "models": args.models, "details": args.details,
+              "min_interactions": args.min_interactions,
               "text_init": not args.no_text_init, "learned_fusion": not args.no_learned_fusion,
               "summary": summary, "peers": {k: dict(zip(COLUMNS, v)) for k, v in PEERS.items()}}
     write_json(out_dir, f"quality-{args.dataset}{args.tag}", result)

@@ -81,3 +81,19 @@ def test_resolve_dtype_auto_on_cpu_without_fast_bf16(monkeypatch: pytest.MonkeyP
 def test_resolve_dtype_rejects_unknown_names(dtype) -> None:
     with pytest.raises(ConfigError, match="dtype"):
         resolve_dtype(torch.device("cpu"), dtype)
+
+
+@pytest.mark.parametrize(
+    ("device", "hint"),
+    [
+        ("gpu", "use 'cuda' (or 'auto')"),
+        ("gpu:1", "use 'cuda:1' (or 'auto')"),
+        ("metal", "use 'mps' (or 'auto')"),
+        ("banana", "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    ],
+)
+def test_unknown_device_strings_name_what_to_pass(device: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_device(device)
+    assert hint in str(info.value)
+    assert "Expected one of" not in str(info.value)  # not torch's list of device types

@@ -169,7 +169,7 @@ def test_prompt_injection_in_item_text_stays_data() -> None:
     pipe.add_user("u", preferences="scary ghost haunted")
     recs = pipe.recommend("u", 5, filters={"genres": "horror"})
     assert "evil" in [r.item_id for r in recs]
-    user_turns = [c[-2]["content"] for c in chat.conversations]
+    user_turns = [c[-1]["content"] for c in chat.conversations]  # the request's own turn
     evil_turn = next(t for t in user_turns if "Evil Film" in t)
     for marker in (
         "<|im_start|>",
@@ -179,8 +179,8 @@ def test_prompt_injection_in_item_text_stays_data() -> None:
         "system prompt",
     ):
         assert marker not in evil_turn
-    about = next(line for line in evil_turn.splitlines() if line.startswith("About:"))
-    assert about.count('"') == 2 and about.endswith('"')
+    about = next(line for line in evil_turn.splitlines() if "scary ghost haunted" in line)
+    assert about.startswith('- "') and about.count('"') == 2 and about.endswith('"')
     for rec in recs:  # a text that passed verification never carries the payload
         assert "DAN" not in rec.text and "im_start" not in rec.text
 
@@ -277,7 +277,7 @@ def test_pseudonymized_ids_never_reach_saves_or_logs(tmp_path: Path) -> None:
     assert loaded.recommend(raw, 5, generate=False) == recs
     assert loaded.recommend_batch([raw, "bob-real-id"], 5, generate=False)[0] == recs
     with pytest.raises(UnknownUserError, match="carol"):
-        loaded.recommend("carol", 3, generate=False)
+        loaded.recommend("carol", 3, generate=False, fallback=False)
     loaded.forget(raw)
     assert stored not in loaded.profiles
 

@@ -104,6 +104,53 @@ def test_sample_weight_shifts_the_bias() -> None:
     assert weighted.bias_ > plain.bias_ + 1.0
 
 
+def test_nonnegative_features_stop_at_zero_where_the_data_pulls_below() -> None:
+    planted = [2.0, -1.5, 0.5, 0.0]
+    x, y = logistic_data(planted, bias=0.0, seed=3)
+    free = Ranker(NAMES, weights={}).fit(x, y)
+    bounded = Ranker(NAMES, weights={"b": -3.0}).fit(x, y, nonnegative=("a", "b"))
+    assert free.weights["b"] < -1.0
+    assert bounded.weights["b"] == 0.0  # the bound, also from a negative start
+    assert bounded.weights["a"] > 1.0  # a positive weight is left to the data
+    assert bounded.weights["c"] > 0.2  # the others still fit
+
+
+def test_prior_holds_small_data_near_it_and_large_data_decides() -> None:
+    planted = [-1.0, 2.0, 0.0, 0.0]
+    prior = {"a": 1.0, "b": 1.0}
+
+    def fitted(n: int, strength: float) -> np.ndarray:
+        x, y = logistic_data(planted, bias=0.0, n=n, seed=4)
+        ranker = Ranker(NAMES, weights={"a": 5.0})  # the start is not the prior
+        return ranker.fit(x, y, prior=prior, prior_strength=strength).weights_
+
+    none = fitted(40, 0.0)
+    held = fitted(40, 10.0)
+    assert np.abs(held[:2] - [1.0, 1.0]).max() < 0.15
+    assert np.abs(held[:2] - [1.0, 1.0]).max() < np.abs(none[:2] - [1.0, 1.0]).max()
+    # The pipeline's strength fades as 1 / rows: with much data the data decides.
+    np.testing.assert_allclose(fitted(20_000, 1.0 / 20_000)[:2], planted[:2], atol=0.15)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"prior_strength": -1.0}, "prior_strength"),
+        ({"prior_strength": float("inf")}, "prior_strength"),
+        ({"prior_strength": True}, "prior_strength"),
+        ({"prior": {"zz": 1.0}}, "zz"),
+        ({"prior": {"a": float("nan")}}, "prior"),
+        ({"nonnegative": ("a", "zz")}, "zz"),
+    ],
+)
+def test_bad_prior_arguments_raise_and_change_nothing(kwargs, match) -> None:
+    x, y = logistic_data([1.0, 0, 0, 0], bias=0.0, n=200)
+    ranker = Ranker(NAMES, weights={"a": 0.3})
+    with pytest.raises(InvalidInputError, match=match):
+        ranker.fit(x, y, **kwargs)
+    assert ranker.weights == {"a": 0.3, "b": 0.0, "c": 0.0, "d": 0.0} and not ranker.fitted_
+
+
 @given(st.lists(st.floats(-5, 5), min_size=4, max_size=4), st.floats(-3, 3), st.integers(0, 2**31))
 def test_contributions_sum_to_logit_minus_bias(weights, bias, seed) -> None:
     ranker = Ranker(NAMES, weights=dict(zip(NAMES, weights)), bias=bias)

@@ -266,3 +266,37 @@ def test_recommendation_text_properties() -> None:
     assert rec.text is None and rec.text_source is None
     rec = Recommendation("i1", 0.5, 1, Explanation({}), GeneratedText("hi", "template", "x"))
     assert rec.text == "hi" and rec.text_source == "template"
+
+
+# --------------------------------------------------------------------------- ISO timestamps
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2024-03-01T12:00:00Z", 1709294400.0),
+        ("2024-03-01T12:00:00z", 1709294400.0),
+        ("2024-03-01T14:00:00+02:00", 1709294400.0),
+        ("2024-03-01 12:00:00", 1709294400.0),  # no offset: UTC
+        ("2024-03-01T12:00:00.500Z", 1709294400.5),
+        ("2024-03-01", 1709251200.0),
+        (" 2024-03-01T12:00:00Z ", 1709294400.0),
+    ],
+)
+def test_event_reads_iso_8601_timestamps(text: str, seconds: float) -> None:
+    event = Event("u1", "i1", timestamp=text)  # type: ignore[arg-type]
+    assert event.timestamp == seconds and type(event.timestamp) is float
+    assert Event(**event.to_dict()) == event  # stored as seconds, so it round-trips
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2024-13-01", "1709294400"])
+def test_event_refuses_other_timestamp_text(text: str) -> None:
+    with pytest.raises(InvalidEventError, match="ISO-8601"):
+        Event("u1", "i1", timestamp=text)  # type: ignore[arg-type]
+
+
+def test_rating_scale_is_the_scale_weights_are_read_on() -> None:
+    from llmrec.types import RATING_SCALE
+
+    low, high = RATING_SCALE
+    mid = (low + high) / 2
+    assert Event("u", "i", kind="rate", value=mid).weight == 0.5  # neutral
+    assert Event("u", "i", kind="rate", value=high).weight == 1.5

@@ -13,6 +13,7 @@ Quick start::
 from __future__ import annotations
 
 from llmrec.catalog import Catalog
+from llmrec.datasets.frames import events_from_pandas, from_pandas
 from llmrec.device import resolve_device
 from llmrec.encoding import ItemEncoder
 from llmrec.errors import (
@@ -36,7 +37,7 @@ from llmrec.ranking import Ranker
 from llmrec.registry import available_backends, register_backend
 from llmrec.retrieval import Retriever
 from llmrec.storage.eventlog import EventLog
-from llmrec.types import Event, Explanation, GeneratedText, Item, Recommendation
+from llmrec.types import Event, Explanation, Fact, GeneratedText, Item, Recommendation
 
 __version__ = "0.2.0"
 
@@ -60,6 +61,7 @@ __all__ = [
     "Event",
     "EventLog",
     "Explanation",
+    "Fact",
     "GeneratedText",
     "GenerationError",
     "InvalidEventError",
@@ -79,6 +81,8 @@ __all__ = [
     "UserProfile",
     "__version__",
     "available_backends",
+    "events_from_pandas",
+    "from_pandas",
     "register_backend",
     "resolve_device",
     "verify_text",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Union
 
 import torch
@@ -10,7 +12,7 @@ import torch
 from llmrec._validate import check_choice
 from llmrec.errors import ConfigError, DeviceError
 
-__all__ = ["DeviceLike", "resolve_device", "resolve_dtype"]
+__all__ = ["DeviceLike", "quiet_model_loading", "resolve_device", "resolve_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,8 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
     elif isinstance(device, str):
         try:
             device = torch.device(device)
-        except (RuntimeError, ValueError) as exc:
-            raise ConfigError(f"unknown device {device!r}: {exc}") from None
+        except (RuntimeError, ValueError):
+            raise ConfigError(_unknown_device(device)) from None
     elif not isinstance(device, torch.device):
         raise ConfigError(f"device must be 'auto', a str, an int or a torch.device, got {device!r}")
     if device.type == "cuda":
@@ -68,6 +70,21 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
     if device.type == "cpu":
         return torch.device("cpu")
     raise DeviceError(f"device type {device.type!r} is not supported (use cpu, cuda or mps)")
+
+
+#: Device names people try that torch does not know, and the name meant.
+_DEVICE_ALIASES = {"gpu": "cuda", "nvidia": "cuda", "rocm": "cuda", "metal": "mps", "apple": "mps"}
+
+
+def _unknown_device(device: str) -> str:
+    """The message for a device string torch does not parse: what to pass instead (not
+    torch's list of every device type it was built with)."""
+    base, colon, index = device.strip().lower().partition(":")
+    meant = _DEVICE_ALIASES.get(base)
+    if meant and colon:
+        meant += colon + index  # "gpu:1" -> "cuda:1"
+    hint = f"use {meant!r} (or 'auto')" if meant else "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    return f"unknown device {device!r:.80}: {hint}"
 
 
 def _cpu_has_fast_bf16() -> bool:
@@ -100,3 +117,21 @@ def resolve_dtype(device: torch.device, dtype: str | torch.dtype = "auto") -> to
     if device.type == "cpu" and _cpu_has_fast_bf16():
         return torch.bfloat16
     return torch.float32
+
+
+@contextlib.contextmanager
+def quiet_model_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" progress bars while a model loads.
+
+    A load takes a second or two and its bars would print even where the caller asked
+    for ``show_progress=False``; the previous setting is restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

@@ -134,15 +134,104 @@ class Ranker:
         return 1.0 / (1.0 + np.exp(-logits)), contributions
 
     def fit(
-        self, x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        sample_weight: np.ndarray | None = None,
+        prior: Mapping[str, float] | None = None,
+        prior_strength: float = 0.0,
+        nonnegative: Sequence[str] = (),
     ) -> Ranker:
-        """Fit weights by L2-regularized logistic regression (L-BFGS).
+        """Fit weights by regularized logistic regression (L-BFGS-B).
+
+        The loss is the weighted mean log loss plus ``l2 / 2 * |w|^2`` plus
+        ``prior_strength / 2 * |w - prior|^2``: with little data the prior holds the
+        weights near it, with much data the data decides.
 
         Args:
             x: ``(n, n_features)`` features.
             y: ``(n,)`` labels in {0, 1}.
             sample_weight: Optional per-row weights (e.g. to balance classes).
+            prior: Weights the fit is pulled toward, by feature name (absent names: 0);
+                ``None``: the current weights.
+            prior_strength: Strength of that pull (>= 0; 0 = none).
+            nonnegative: Features whose weight may not go below 0 (similarity-type
+                signals: being more similar to what the user likes must never count
+                against an item).
+
+        Raises:
+            InvalidInputError: mis-shaped or non-finite data, one class only, or a
+                ``nonnegative`` name that is not a feature.
         """
+        x, y = self._check_data(x, y)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        w = w / w.sum()
+        strength = check_float(
+            prior_strength,
+            "prior_strength",
+            low=0.0,
+            high=math.inf,
+            high_open=True,
+            error=InvalidInputError,
+        )
+        for what, names_given in (("prior", prior or {}), ("nonnegative", nonnegative)):
+            unknown = set(names_given) - set(self.feature_names)
+            if unknown:
+                raise InvalidInputError(f"{what} names unknown features {sorted(unknown)}")
+        if prior is None:
+            target = self.weights_.copy()
+        else:
+            target = np.array(
+                [
+                    check_float(prior.get(n, 0.0), f"prior[{n!r}]", error=InvalidInputError)
+                    for n in self.feature_names
+                ]
+            )
+        # A feature that never varies in the training data (e.g. ``query`` when no event
+        # carried a query) says nothing about its weight: keep the current one.
+        free = x.std(axis=0) > 1e-12
+        offset = x[:, ~free] @ self.weights_[~free]
+        xf, prior_f = x[:, free], target[free]
+        names = np.asarray(self.feature_names)[free]
+        bounds = [(0.0, None) if n in set(nonnegative) else (None, None) for n in names]
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            coef, b = params[:-1], params[-1]
+            z = xf @ coef + b + offset
+            gap = coef - prior_f
+            # log(1 + e^z) - y z, computed stably
+            value = float(np.sum(w * (np.logaddexp(0.0, z) - y * z)))
+            value += 0.5 * self.l2 * coef @ coef + 0.5 * strength * gap @ gap
+            p = 1.0 / (1.0 + np.exp(-z))
+            grad_z = w * (p - y)
+            grad = xf.T @ grad_z + self.l2 * coef + strength * gap
+            return value, np.concatenate([grad, [grad_z.sum()]])
+
+        start = self.weights_[free].copy()
+        for j, (low, _) in enumerate(bounds):
+            if low is not None:
+                start[j] = max(start[j], low)
+        result = minimize(
+            loss,
+            np.concatenate([start, [self.bias_]]),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds + [(None, None)],
+        )
+        self.weights_ = self.weights_.copy()
+        self.weights_[free] = result.x[:-1]
+        self.bias_ = float(result.x[-1])
+        self.fitted_ = True
+        logger.debug(
+            "ranker fitted: %s bias=%.3f prior_strength=%.4g",
+            {k: round(v, 3) for k, v in self.weights.items()},
+            self.bias_,
+            strength,
+        )
+        return self
+
+    def _check_data(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.feature_names) or len(y) != len(x):
@@ -154,36 +243,7 @@ class Ranker:
             raise InvalidInputError("fit features contain NaN or inf")
         if len(np.unique(y)) < 2:
             raise InvalidInputError("fit needs both positive and negative examples")
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
-        w = w / w.sum()
-        # A feature that never varies in the training data (e.g. ``query`` when no event
-        # carried a query) says nothing about its weight: keep the current one.
-        free = x.std(axis=0) > 1e-12
-        offset = x[:, ~free] @ self.weights_[~free]
-        xf = x[:, free]
-
-        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-            coef, b = params[:-1], params[-1]
-            z = xf @ coef + b + offset
-            # log(1 + e^z) - y z, computed stably
-            value = float(np.sum(w * (np.logaddexp(0.0, z) - y * z))) + 0.5 * self.l2 * coef @ coef
-            p = 1.0 / (1.0 + np.exp(-z))
-            grad_z = w * (p - y)
-            grad = np.concatenate([xf.T @ grad_z + self.l2 * coef, [grad_z.sum()]])
-            return value, grad
-
-        start = np.concatenate([self.weights_[free], [self.bias_]])
-        result = minimize(loss, start, jac=True, method="L-BFGS-B")
-        self.weights_ = self.weights_.copy()
-        self.weights_[free] = result.x[:-1]
-        self.bias_ = float(result.x[-1])
-        self.fitted_ = True
-        logger.info(
-            "ranker fitted: %s bias=%.3f",
-            {k: round(v, 3) for k, v in self.weights.items()},
-            self.bias_,
-        )
-        return self
+        return x, y
 
     def order(
         self, relevance: np.ndarray, vectors: np.ndarray, k: int, diversity: float | None = None

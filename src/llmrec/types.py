@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from llmrec.errors import InvalidEventError, InvalidInputError
@@ -14,13 +17,17 @@ __all__ = [
     "EVENT_WEIGHTS",
     "MAX_ID_LENGTH",
     "MAX_TEXT_LENGTH",
+    "RATING_SCALE",
     "RELATIONS",
     "Event",
     "Explanation",
+    "FACT_KINDS",
+    "Fact",
     "GeneratedText",
     "Item",
     "Recommendation",
     "check_id",
+    "parse_timestamp",
 ]
 
 #: How strongly each event kind moves a profile towards (or away from) an item.
@@ -41,6 +48,9 @@ EVENT_WEIGHTS: Mapping[str, float] = {
 RELATIONS = ("similar_text", "co_consumption", "shared_tags", "popular", "query")
 MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 100_000
+#: The rating scale ``kind="rate"`` values are read on (:meth:`Event.weight`); the
+#: pipeline warns about a rating outside it.
+RATING_SCALE: tuple[float, float] = (1.0, 5.0)
 
 
 def check_id(value: Any, what: str, error: type[InvalidInputError] = InvalidInputError) -> str:
@@ -58,6 +68,29 @@ def _check_text(value: Any, what: str, error: type[InvalidInputError]) -> str:
     if len(value) > MAX_TEXT_LENGTH:
         raise error(f"{what} is {len(value):,} characters; the limit is {MAX_TEXT_LENGTH:,}")
     return value
+
+
+def parse_timestamp(value: str) -> float:
+    """Seconds since the epoch of an ISO-8601 date or time (``"2024-03-01"``,
+    ``"2024-03-01T12:00:00Z"``, ``"2024-03-01 12:00:00+02:00"``); one without an offset is
+    read as UTC.
+
+    Raises:
+        InvalidEventError: ``value`` is not an ISO-8601 date or time.
+    """
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not read "Z"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEventError(
+            f"timestamp {value!r:.80} is neither seconds since the epoch nor an ISO-8601 "
+            "date or time such as '2024-03-01T12:00:00Z'"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 @dataclass(frozen=True)
@@ -101,6 +134,44 @@ class Item:
                 out.extend(str(v) for v in value if str(v).strip())
         return tuple(dict.fromkeys(out))
 
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        id_key: str = "item_id",
+        title_key: str = "title",
+        text_key: str = "text",
+    ) -> Item:
+        """An item from a record such as a JSON object or a data frame row.
+
+        ``data[id_key]`` is the id (an int is turned into its str), ``data[title_key]``
+        the title, ``data.get(text_key)`` the text; an ``"attributes"`` mapping and every
+        other key become attributes (``None`` values are left out).
+
+        Raises:
+            InvalidInputError: ``data`` is not a mapping, lacks the id or title key, or
+                makes an invalid item.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"Item.from_dict needs a mapping, got {type(data).__name__}")
+        missing = [key for key in (id_key, title_key) if key not in data]
+        if missing:
+            raise InvalidInputError(
+                f"Item.from_dict: the record lacks {' and '.join(map(repr, missing))} (its keys: "
+                f"{sorted(map(str, data))!r:.200}); name the columns with id_key=/title_key="
+            )
+        item_id, text = data[id_key], data.get(text_key)
+        if isinstance(item_id, int) and not isinstance(item_id, bool):
+            item_id = str(item_id)
+        keys = (id_key, title_key, text_key, "attributes")
+        nested = data.get("attributes") if "attributes" not in keys[:3] else None
+        attributes = dict(nested) if isinstance(nested, Mapping) else {}
+        for key, value in data.items():
+            if key not in keys and value is not None:
+                attributes[key] = value
+        return cls(item_id, data[title_key], "" if text is None else text, attributes)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "item_id": self.item_id,
@@ -118,8 +189,10 @@ class Event:
         user_id: The acting user.
         item_id: The item acted on; ``None`` only for ``kind="query"``.
         kind: One of :data:`EVENT_WEIGHTS`.
-        value: The rating for ``kind="rate"`` (1..5 scale; 3 is neutral).
-        timestamp: Seconds since the epoch; defaults to now.
+        value: The rating for ``kind="rate"`` (:data:`RATING_SCALE`, 1..5; 3 is neutral).
+        timestamp: Seconds since the epoch, or an ISO-8601 string
+            (``"2024-03-01T12:00:00Z"``; one without an offset is read as UTC), stored as
+            seconds; defaults to now.
         text: Free text for ``kind="query"`` (a stated preference or a search).
     """
 
@@ -133,8 +206,9 @@ class Event:
     def __post_init__(self) -> None:
         check_id(self.user_id, "Event.user_id", InvalidEventError)
         if not isinstance(self.kind, str) or self.kind not in EVENT_WEIGHTS:
+            meant = " (a rating is kind='rate')" if self.kind in ("rating", "rated") else ""
             raise InvalidEventError(
-                f"Event.kind {self.kind!r} is not one of {sorted(EVENT_WEIGHTS)}"
+                f"Event.kind {self.kind!r:.80} is not one of {sorted(EVENT_WEIGHTS)}{meant}"
             )
         if self.kind == "query":
             if self.text is None or not str(self.text).strip():
@@ -153,8 +227,13 @@ class Event:
                 raise InvalidEventError(f"Event.value must be finite, got {self.value!r}")
         if self.kind == "rate" and self.value is None:
             raise InvalidEventError("a rate Event needs a value")
+        if isinstance(self.timestamp, str):
+            object.__setattr__(self, "timestamp", parse_timestamp(self.timestamp))
         if isinstance(self.timestamp, bool) or not isinstance(self.timestamp, (int, float)):
-            raise InvalidEventError(f"Event.timestamp must be a number, got {self.timestamp!r}")
+            raise InvalidEventError(
+                f"Event.timestamp must be seconds since the epoch or an ISO-8601 str, "
+                f"got {self.timestamp!r:.80}"
+            )
         if not math.isfinite(self.timestamp):
             raise InvalidEventError(f"Event.timestamp must be finite, got {self.timestamp!r}")
 
@@ -184,6 +263,106 @@ class Event:
         }
 
 
+#: Constructor keywords people reach for, and the field meant (see :func:`_hint_arguments`).
+_ITEM_HINTS = {
+    "id": "item_id",
+    "item": "item_id",
+    "name": "title",
+    "description": "text",
+    "desc": "text",
+    "body": "text",
+    "attrs": "attributes",
+    "metadata": "attributes",
+}
+
+
+class _ArgumentError(InvalidInputError, TypeError):
+    """A wrong constructor argument: an llmrec error, and still the ``TypeError`` the
+    dataclass itself raises."""
+
+
+def _hint_arguments(cls: type, hints: Mapping[str, str], extra: str) -> None:
+    """Make ``cls(...)`` with a wrong keyword say which field was meant (``Item(id=...)``
+    -> use ``item_id=``); the dataclass, its fields and the fast path stay as they are."""
+    init = cls.__init__
+    names = ", ".join(f.name for f in dataclasses.fields(cls))
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except TypeError as exc:
+            meant = [f"{k}= -> use {hints[k]}=" for k in kwargs if k in hints]
+            others = [k for k in kwargs if k not in hints and k not in names.split(", ")]
+            hint = "; ".join(meant) if meant else str(exc)
+            if others:
+                hint += f"; {extra}"
+            raise _ArgumentError(f"{cls.__name__}: {hint} (fields: {names})") from None
+
+    cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+# Items only: an Event is built per interaction (millions in a fit), where the extra call
+# would cost more than the hint is worth.
+_hint_arguments(Item, _ITEM_HINTS, "put other facts in attributes={...}")
+
+
+#: The kinds of :class:`Fact` a fact plan holds: the item's own ``attribute`` values and
+#: ``description``; the user's ``history`` item joined to the item by ``co_consumption``,
+#: a ``shared_attribute`` value or ``similar_text``; the user's matched ``preference``
+#: and ``query`` words; the item's ``status`` (new, trending); the ranking ``signal``.
+FACT_KINDS = (
+    "attribute",
+    "description",
+    "history",
+    "co_consumption",
+    "shared_attribute",
+    "similar_text",
+    "preference",
+    "query",
+    "status",
+    "signal",
+)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One checked statement about a recommendation, with where it came from.
+
+    Attributes:
+        kind: One of :data:`FACT_KINDS`.
+        text: The fact as a readable statement ("Directed by Joel Coen.").
+        provenance: Its source: ``"catalog:<attribute>"``, ``"catalog:text"``,
+            ``"profiles:co-consumption"``, ``"encoder:similarity"``,
+            ``"profile:tag_affinity"``, ``"request:query"``, ``"ranker:<signal>"``, ...
+        values: The values it lets a text state (names, figures, tags), as written.
+        item_id: The user's history item it joins to the recommended item (relation
+            facts), else ``None``.
+        attribute: The catalog attribute it reads (``"director"``, ``"brand"``, ...).
+        weight: Its strength (a co-consumption share, a signal's contribution); the
+            strongest facts are the ones written.
+    """
+
+    kind: str
+    text: str
+    provenance: str
+    values: tuple[str, ...] = ()
+    item_id: str | None = None
+    attribute: str | None = None
+    weight: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "provenance": self.provenance,
+            "values": list(self.values),
+            "item_id": self.item_id,
+            "attribute": self.attribute,
+            "weight": float(self.weight),
+        }
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Why an item was recommended.
@@ -195,12 +374,15 @@ class Explanation:
         evidence_item_ids: The user's history items that support the recommendation,
             strongest first.
         matched_tags: Tags of the item the user has shown affinity for.
+        plan: The fact plan (:class:`Fact`): what a text about this item may say,
+            readable without any language model.
     """
 
     signals: Mapping[str, float]
     features: Mapping[str, float] = field(default_factory=dict)
     evidence_item_ids: tuple[str, ...] = ()
     matched_tags: tuple[str, ...] = ()
+    plan: tuple[Fact, ...] = ()
 
     @property
     def top_signal(self) -> str | None:
@@ -232,13 +414,19 @@ class GeneratedText:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One recommended item with its score, its evidence and (optionally) its text."""
+    """One recommended item with its score, its evidence and (optionally) its text.
+
+    ``fallback`` says why the item comes from a fallback list rather than the user's own
+    ranking: ``"unknown_user"`` for a user id with no profile (a cold-start list); ``None``
+    for a normal ranking.
+    """
 
     item_id: str
     score: float
     rank: int
     explanation: Explanation
     generated: GeneratedText | None = None
+    fallback: str | None = None
 
     @property
     def text(self) -> str | None:
@@ -260,6 +448,7 @@ class Recommendation:
                 "features": {k: float(v) for k, v in explanation.features.items()},
                 "evidence_item_ids": list(explanation.evidence_item_ids),
                 "matched_tags": list(explanation.matched_tags),
+                "plan": [fact.to_dict() for fact in explanation.plan],
             },
             "generated": None
             if self.generated is None
@@ -270,6 +459,7 @@ class Recommendation:
                 "cached": self.generated.cached,
                 "retry_reason": self.generated.retry_reason,
             },
+            "fallback": self.fallback,
         }
 
 

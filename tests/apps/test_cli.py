@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
 from conftest import GENRES, make_events, make_items
 
 from llmrec.apps.cli import main
-from llmrec.datasets import read_events, read_items
+from llmrec.datasets import load_movielens, read_events, read_items
 from llmrec.errors import DatasetError
+from llmrec.evaluation import leave_one_out
 
 
 @pytest.fixture(scope="module")
@@ -136,19 +138,40 @@ def test_recommend_table_for_a_new_user_with_a_query(built, capsys) -> None:
         == 0
     )
     out = capsys.readouterr().out
-    assert "User stranger" in out and out.count("score") == 3
+    assert "User stranger: unknown" in out and out.count("score") == 3
+
+
+def test_recommend_for_a_session_and_similar_items(built, capsys) -> None:
+    base = ["--device", "cpu", "--json"]
+    session = ["recommend", str(built), "--session", "i003,i009", "-k", "4", "--no-text"]
+    assert main(session + base) == 0
+    recs = json.loads(capsys.readouterr().out)["recommendations"]
+    assert len(recs) == 4 and not {"i003", "i009"} & {r["item_id"] for r in recs}
+    assert main(["similar", str(built), "i003", "-k", "3"] + base) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["item_id"] == "i003" and len(out["recommendations"]) == 3
+    assert main(["similar", str(built), "i003", "-k", "2", "--device", "cpu"]) == 0
+    assert "Items like" in capsys.readouterr().out
+    assert main(["similar", str(built), "no-such-item", "--device", "cpu"]) == 2
+    assert "no-such-item" in capsys.readouterr().err
+    assert main(["recommend", str(built), "u003", "--session", "i003", "--device", "cpu"]) == 2
+    assert main(["recommend", str(built), "--device", "cpu"]) == 2
+    assert "--session" in capsys.readouterr().err
 
 
 def test_errors_exit_2_with_a_message(built, files, capsys) -> None:
-    assert main(["recommend", str(built), "nobody", "--device", "cpu"]) == 2
-    assert "nobody" in capsys.readouterr().err
+    assert main(["recommend", str(built), "nobody", "--device", "cpu", "--no-text"]) == 0
+    assert "User nobody: unknown" in capsys.readouterr().out  # a cold-start list
+    assert main(["recommend", str(built), "--session", "nope", "--device", "cpu"]) == 2
+    assert "nope" in capsys.readouterr().err
     assert main(["recommend", str(files["root"] / "missing"), "u1"]) == 2
     assert main(["build", str(files["items"]), "-o", str(built), "--encoder", "hashing"]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
-    "command", ["demo", "build", "recommend", "evaluate", "serve", "download-models", "fetch-data"]
+    "command",
+    ["demo", "build", "recommend", "similar", "evaluate", "serve", "download-models", "fetch-data"],
 )
 def test_every_command_has_help(command, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -163,8 +186,8 @@ def test_unknown_command_exits_2(capsys) -> None:
     assert exit_info.value.code == 2
 
 
-def test_evaluate_with_report(tmp_path, capsys) -> None:
-    # A small MovieLens-style folder (ml-latest CSV layout) with planted genre taste.
+def _mini_movielens(tmp_path: Path) -> Path:
+    """A small MovieLens-style folder (ml-latest CSV layout) with planted genre taste."""
     rng = random.Random(3)
     data = tmp_path / "mini"
     data.mkdir()
@@ -181,6 +204,11 @@ def test_evaluate_with_report(tmp_path, capsys) -> None:
             liked = [n for n in range(60) if n % 6 == u % 6]
             for t, n in enumerate(rng.sample(liked, 8)):
                 writer.writerow([u, n + 1, 4, 1000 * u + t])
+    return data
+
+
+def test_evaluate_with_report(tmp_path, capsys) -> None:
+    data = _mini_movielens(tmp_path)
     report = tmp_path / "report"
     assert (
         main(
@@ -202,10 +230,68 @@ def test_evaluate_with_report(tmp_path, capsys) -> None:
     )
     out = capsys.readouterr().out
     assert "recall" in out and "Report written" in out
+    assert "Estimated fit time: about 0s (no trainable model" in out
     summary = json.loads((report / "metrics.json").read_text())
     ours = summary["models"]["llmrec"]["metrics"]
     assert ours["recall@10"] > summary["models"]["popularity"]["metrics"]["recall@10"]
     assert summary["latency_ms"]["n"] == 40
+    assert summary["dataset"] == "mini" and summary["seed"] == 0
+    assert summary["configuration"]["fast"] is False
+    assert summary["configuration"]["encoder"] == "hashing"
+    assert summary["split_fingerprint"] == leave_one_out(load_movielens(path=data)).fingerprint()
     pytest.importorskip("matplotlib")
     for name in ("models.png", "activity.png", "latency.png"):
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_fast_caps_the_sequential_epochs_and_says_so(tmp_path, capsys) -> None:
+    data = _mini_movielens(tmp_path)
+    report = tmp_path / "report"
+    args = ["evaluate", str(data), "--encoder", "hashing", "--device", "cpu", "--quiet"]
+    assert main([*args, "--models", "ease,sequential", "--fast", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "--fast: sequential 30 -> 5 epochs" in out
+    estimate = re.search(r"Estimated fit time: about (\d+)s \(ease ~\d+s, sequential ~\d+s;", out)
+    assert estimate, out
+    assert re.search(r"fit and ranking took [\d.]+s \(estimated \d+s\)", out)
+    config = json.loads((report / "metrics.json").read_text())["configuration"]
+    assert config["fast"] is True
+    assert config["models"] == {"ease": {}, "sequential": {"epochs": 5}}
+
+
+def test_version(capsys) -> None:
+    import llmrec
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"llmrec {llmrec.__version__}\n"
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^version = "([^"]+)"$', pyproject, re.M).group(1) == llmrec.__version__
+
+
+def test_a_save_sending_prompts_elsewhere_needs_allow_remote(built, tmp_path, capsys) -> None:
+    import shutil
+
+    from llmrec import Pipeline
+    from llmrec.apps.cli import generator_notice
+    from llmrec.storage.io import MANIFEST_NAME, write_manifest
+
+    save = tmp_path / "remote"
+    shutil.copytree(built, save)
+    manifest = json.loads((save / MANIFEST_NAME).read_text())
+    manifest["components"]["generator"] = {
+        "backend": "openai",
+        "options": {"model": "m", "backend_options": {"base_url": "http://127.0.0.1:9/v1"}},
+    }
+    write_manifest(save, manifest)
+    args = ["recommend", str(save), "u003", "-k", "2", "--no-text", "--device", "cpu"]
+    assert main(args) == 2
+    assert "--allow-remote" in capsys.readouterr().err
+    assert main([*args, "--allow-remote", "--json"]) == 0
+    loaded = Pipeline.from_pretrained(save, device="cpu", allow_remote=True)
+    assert generator_notice(loaded) == (
+        "Generator: openai; prompts are sent to http://127.0.0.1:9/v1"
+    )
+    local = Pipeline.from_pretrained(built, device="cpu")
+    assert generator_notice(local).endswith("(runs in this process)")

@@ -169,13 +169,14 @@ def test_serve_batches_concurrent_calls_and_equals_the_local_pipeline(
         max_batch_size=8,
         batch_wait_timeout_s=0.2,
         pipeline_options={"device": "cpu", "llm": "template"},
+        api_key="ray-key",
     )
     handle = serve.run(app, name="llmrec-test", route_prefix="/", blocking=False)
 
     users = sorted({e.user_id for e in events})[:16]
     # Submitted together, so the replica finds several waiting per batch.
     responses = [handle.recommend.remote(u, 5, generate=True) for u in users]
-    unknown = handle.recommend.remote("nobody-at-all", 5)
+    unknown = handle.recommend.remote("nobody-at-all", 5, fallback=False)
     results = [r.result(timeout_s=60) for r in responses]
     with pytest.raises(UnknownUserError):
         unknown.result(timeout_s=60)  # fails alone; its batch-mates were answered
@@ -202,26 +203,53 @@ def test_serve_batches_concurrent_calls_and_equals_the_local_pipeline(
     ]
 
     # HTTP: the server's request bodies and error format.
-    def post(path: str, body: dict) -> tuple[int, dict]:
+    def post(path: str, body: dict, key: str | None = "ray-key", raw: bool = False) -> tuple:
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["X-API-Key"] = key
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read())
+                data = response.read().decode()
+                return response.status, data if raw else json.loads(data)
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
+
+    # The API key: every HTTP route but /health needs it, in the server's error shape.
+    valid = {"user_id": users[0], "k": 2}
+    for key in (None, "wrong"):
+        for path, body in (
+            ("/recommend", valid),
+            ("/recommend/stream", valid),
+            ("/events", {"events": [{"user_id": "web", "item_id": event.item_id}]}),
+        ):
+            status, answer = post(path, body, key=key)
+            assert status == 401 and answer["error"] == "Unauthorized", (path, answer)
+    status, answer = post("/recommend", {"user_id": users[0], "k": "x"})
+    assert status == 422 and set(answer) == {"error", "detail"}  # the one error shape
+    status, text = post("/recommend/stream", {"user_id": users[0], "k": 3}, raw=True)
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    assert status == 200 and [b.split("\n")[0] for b in blocks] == ["event: item"] * 3 + [
+        "event: done"
+    ]
+    streamed = sorted(json.loads(b.split("data: ", 1)[1])["item_id"] for b in blocks[:3])
+    assert streamed == sorted(r.item_id for r in local.recommend(users[0], 3, generate=False))
 
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda u: post("/recommend", {"user_id": u, "k": 3}), users[:4]))
     for user, (status, body) in zip(users[:4], answers):
         assert status == 200
+        assert all(
+            r["title"] == local.catalog.get(r["item_id"]).title for r in body["recommendations"]
+        )
         assert [r["item_id"] for r in body["recommendations"]] == [
             r.item_id for r in local.recommend(user, 3, generate=False)
         ]
-    assert post("/recommend", {"user_id": "nobody-at-all"})[0] == 404
+    status, body = post("/recommend", {"user_id": "nobody-at-all"})
+    assert status == 200  # the flagged cold-start list
+    assert {r["fallback"] for r in body["recommendations"]} == {"unknown_user"}
     assert post("/recommend", {"user_id": users[0], "k": 0})[0] == 422
     status, body = post("/events", {"events": [{"user_id": "web", "item_id": event.item_id}]})
     assert (status, body) == (200, {"observed": 1})

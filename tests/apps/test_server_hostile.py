@@ -44,6 +44,11 @@ ENDPOINTS = [
     ("POST", "/users", {"user_id": "new-user", "preferences": "robots"}),
     ("PUT", "/items", {"items": [ITEM]}),
     ("POST", "/items/delete", {"item_ids": ["i001", "i002"]}),
+    (
+        "POST",
+        "/recommend/session",
+        {"history": ["i001"], "k": 2, "filters": {"year": {"min": 1990, "max": 2000}}},
+    ),
 ]
 
 
@@ -168,9 +173,17 @@ def test_unreadable_bodies_get_the_error_shape(client, raw, status) -> None:
 
 def test_a_path_with_bad_utf8_and_unknown_routes_get_the_error_shape(client) -> None:
     for path in ("/users/%ED%A0%80", "/users/%FF", "/users/%00"):
-        response = client.delete(path, headers={"X-API-Key": KEY})
-        assert response.status_code in (404, 422)
-        _assert_error_shape(response)
+        for method in ("DELETE", "GET"):
+            response = client.request(method, path, headers={"X-API-Key": KEY})
+            assert response.status_code in (404, 422)
+            _assert_error_shape(response)
+    for path in ("/items/%ED%A0%80", "/items/%FF/similar", "/items/%00"):
+        for method in ("DELETE", "GET"):
+            if method == "DELETE" and path.endswith("similar"):
+                continue
+            response = client.request(method, path, headers={"X-API-Key": KEY})
+            assert response.status_code in (404, 422), (method, path, response.text)
+            _assert_error_shape(response)
     response = client.get("/no-such-route")
     assert response.status_code == 404 and _assert_error_shape(response)["error"] == "NotFound"
     response = client.get("/recommend", headers={"X-API-Key": KEY})

@@ -425,3 +425,188 @@ def test_wrong_argument_types_are_llmrec_errors(tmp_path: Path) -> None:
         load_movielens(cache_dir=5, fetch=False)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="name must be a dataset name"):
         load_movielens(7, cache_dir=tmp_path, fetch=False)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- own files, frames
+def _own_files(tmp_path: Path) -> tuple[Path, Path]:
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "item_id,title,text,price,year,zip,genres,rank\n"
+        "007,1e3,a spy film,19.99,1995,02134,Action|Spy,-3\n"
+        "2,Two,,5,,x,,0\n",
+        encoding="utf-8",
+    )
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "user_id,item_id,kind,value,timestamp\n"
+        "1,007,rate,4,2024-03-01T12:00:00Z\n"
+        "1,2,click,,17.5\n"
+        "2,99,click,,\n",
+        encoding="utf-8",
+    )
+    return items, events
+
+
+def test_csv_numbers_are_numbers_and_ids_and_titles_stay_text(tmp_path) -> None:
+    from llmrec.datasets import read_items
+
+    spy, two = read_items(_own_files(tmp_path)[0])
+    assert spy.item_id == "007" and spy.title == "1e3" and spy.text == "a spy film"
+    assert spy.attributes == {
+        "price": 19.99,
+        "year": 1995,
+        "zip": "02134",
+        "genres": ["Action", "Spy"],
+        "rank": -3,
+    }
+    assert type(spy.attributes["year"]) is int and type(spy.attributes["price"]) is float
+    assert two.attributes == {"price": 5, "zip": "x", "rank": 0}  # empty cells left out
+
+
+def test_iso_timestamps_in_events_files(tmp_path) -> None:
+    from llmrec.datasets import read_events
+
+    _, events_csv = _own_files(tmp_path)
+    events = read_events(events_csv)
+    assert [e.timestamp for e in events] == [1709294400.0, 17.5, 4.0]  # 4.0: the line number
+    jsonl = tmp_path / "events.jsonl"
+    jsonl.write_text(
+        '{"user_id": "u", "item_id": "i", "timestamp": "2024-03-01T14:00:00+02:00"}\n'
+        '{"user_id": "u", "item_id": "i", "timestamp": "2024-03-01"}\n',
+        encoding="utf-8",
+    )
+    assert [e.timestamp for e in read_events(jsonl)] == [1709294400.0, 1709251200.0]
+    jsonl.write_text('{"user_id": "u", "item_id": "i", "timestamp": "soon"}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"events\.jsonl:1: bad event .*ISO-8601"):
+        read_events(jsonl)
+
+
+def test_unknown_items_in_an_events_file_name_the_file_and_line(tmp_path, caplog) -> None:
+    from llmrec.catalog import Catalog
+    from llmrec.datasets import read_events, read_items
+
+    items_csv, events_csv = _own_files(tmp_path)
+    items = read_items(items_csv)
+    with pytest.raises(DatasetError) as info:
+        read_events(events_csv, items=items)
+    assert f"{events_csv}:4: unknown item id '99'" in str(info.value)
+    assert "skip_unknown=True" in str(info.value)
+    with caplog.at_level("WARNING", logger="llmrec.datasets.files"):
+        kept = read_events(events_csv, items=items, skip_unknown=True)
+    assert [e.item_id for e in kept] == ["007", "2"]
+    assert any("skipped 1 event(s)" in r.getMessage() for r in caplog.records)
+    catalog = Catalog()
+    catalog.upsert(items)
+    for known in (catalog, ["007", "2"], {"007", "2"}):
+        assert len(read_events(events_csv, items=known, skip_unknown=True)) == 2
+
+
+def test_readers_take_a_column_mapping(tmp_path) -> None:
+    from llmrec.datasets import read_events, read_items
+
+    path = tmp_path / "shop.jsonl"
+    path.write_text('{"sku": "s1", "name": "Lamp", "about": "bright", "w": 2}\n', encoding="utf-8")
+    (item,) = read_items(path, item_id="sku", title="name", text="about")
+    assert (item.item_id, item.title, item.text, dict(item.attributes)) == (
+        "s1",
+        "Lamp",
+        "bright",
+        {"w": 2},
+    )
+    with pytest.raises(DatasetError, match=r"missing field\(s\) item_id, title"):
+        read_items(path)
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("who,what,when\nu1,s1,2024-03-01T12:00:00Z\n", encoding="utf-8")
+    (event,) = read_events(clicks, user_id="who", item_id="what", timestamp="when")
+    assert (event.user_id, event.item_id, event.timestamp) == ("u1", "s1", 1709294400.0)
+
+
+def test_from_pandas_maps_columns_like_the_csv_reader(tmp_path) -> None:
+    pd = pytest.importorskip("pandas")
+    import numpy as np
+
+    from llmrec import Item, from_pandas
+    from llmrec.datasets import read_items
+    from llmrec.errors import InvalidInputError
+
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "name": ["One", "Two"],
+            "about": ["first", None],
+            "price": [1.5, np.nan],
+            "year": np.array([1999, 2000], dtype=np.int64),
+        }
+    )
+    items = from_pandas(frame, item_id="id", title="name", text="about")
+    assert items == [
+        Item("1", "One", "first", {"price": 1.5, "year": 1999}),
+        Item("2", "Two", "", {"year": 2000}),
+    ]
+    assert type(items[0].attributes["year"]) is int  # numpy scalars become Python ones
+    only = from_pandas(frame, item_id="id", title="name", text=None, attributes=["year"])
+    assert [dict(i.attributes) for i in only] == [{"year": 1999}, {"year": 2000}]
+    with pytest.raises(InvalidInputError) as info:
+        from_pandas(frame)
+    assert "['item_id', 'title']" in str(info.value) and "'name'" in str(info.value)
+    with pytest.raises(InvalidInputError, match="'colour'"):
+        from_pandas(frame, item_id="id", title="name", attributes=["colour"])
+    with pytest.raises(InvalidInputError, match="appears twice"):
+        from_pandas(pd.DataFrame({"item_id": ["a", "a"], "title": ["A", "B"]}))
+    with pytest.raises(InvalidInputError, match="DataFrame"):
+        from_pandas([{"item_id": "a", "title": "A"}])
+    # A file and a frame with the same columns give the same items.
+    path = tmp_path / "same.csv"
+    path.write_text("item_id,title,text,year\n1,One,first,1999\n", encoding="utf-8")
+    same = pd.DataFrame({"item_id": [1], "title": ["One"], "text": ["first"], "year": [1999]})
+    assert read_items(path) == from_pandas(same)
+
+
+def test_a_frame_with_to_pandas_is_converted() -> None:
+    pd = pytest.importorskip("pandas")
+
+    from llmrec import from_pandas
+
+    class OtherFrame:  # what polars and others offer: to_pandas(), another to_dict
+        columns = ["item_id", "title"]
+
+        def to_pandas(self):
+            return pd.DataFrame({"item_id": ["a"], "title": ["A"]})
+
+        def to_dict(self, as_series=True):
+            raise AssertionError("not pandas' to_dict")
+
+    assert [i.item_id for i in from_pandas(OtherFrame())] == ["a"]
+
+
+def test_events_from_pandas_reads_kinds_values_and_times() -> None:
+    pd = pytest.importorskip("pandas")
+
+    from llmrec import events_from_pandas
+    from llmrec.errors import InvalidInputError
+
+    frame = pd.DataFrame(
+        {
+            "u": ["a", "b", "c"],
+            "i": [1, 2, 3],
+            "k": ["rate", "rate", None],
+            "stars": [4.0, 5.0, None],
+            "at": pd.to_datetime(["2024-03-01T12:00:00", "2024-03-02T00:00:00", None]),
+        }
+    )
+    events = events_from_pandas(
+        frame, user_id="u", item_id="i", kind="k", value="stars", timestamp="at"
+    )
+    assert [(e.user_id, e.item_id, e.kind, e.value) for e in events] == [
+        ("a", "1", "rate", 4.0),
+        ("b", "2", "rate", 5.0),
+        ("c", "3", "click", None),
+    ]
+    assert [e.timestamp for e in events] == [1709294400.0, 1709337600.0, 2.0]
+    iso = pd.DataFrame({"user_id": ["a"], "item_id": ["x"], "timestamp": ["2024-03-01T12:00Z"]})
+    assert events_from_pandas(iso)[0].timestamp == 1709294400.0
+    with pytest.raises(InvalidInputError, match=r"no column\(s\) \['user_id'\]"):
+        events_from_pandas(frame)
+    bad = pd.DataFrame({"user_id": ["a"], "item_id": ["x"], "kind": ["buy"]})
+    with pytest.raises(InvalidInputError, match="events_from_pandas row 0: bad event"):
+        events_from_pandas(bad)

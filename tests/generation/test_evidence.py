@@ -1,4 +1,4 @@
-"""ReasonRequest.relations: a signal is put into words by its relation, never its name."""
+"""ReasonRequest.relations: a signal states its relation (a plan fact), never its name."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import pytest
 from llmrec.catalog import Catalog
 from llmrec.errors import InvalidInputError
 from llmrec.generation import ContentGenerator, ReasonRequest
-from llmrec.generation.evidence import facts
-from llmrec.generation.prompts import conversation
 from llmrec.types import RELATIONS, Item
 
-CO_PHRASE = "Why: fans of Aladdin also enjoyed it."
-CO_TAIL = "that people with your taste also enjoyed."
+#: What each relation adds to the plan of a request built without one.
+RELATION_FACT = {
+    "co_consumption": "co_consumption",
+    "similar_text": "similar_text",
+    "shared_tags": "preference",
+    "popular": "status",
+    "query": "query",
+}
 
 
 @pytest.fixture
@@ -37,58 +41,55 @@ def request(catalog: Catalog, signals: dict[str, float], **kw) -> ReasonRequest:
     )
 
 
-def why(gen: ContentGenerator, req: ReasonRequest) -> str | None:
-    user = gen.prompt(req)[-2]["content"]
-    return next((line for line in user.splitlines() if line.startswith("Why:")), None)
+def kinds(gen: ContentGenerator, req: ReasonRequest) -> set[str]:
+    return {f.kind for f in gen.plan(req)}
 
 
-def test_a_named_relation_chooses_the_phrase(catalog, gen) -> None:
+def test_a_named_relation_states_its_fact(catalog, gen) -> None:
     req = request(catalog, {"my_cf": 1.0}, relations={"my_cf": "co_consumption"})
-    assert why(gen, req) == CO_PHRASE
-    assert gen.template_text(req).endswith(CO_TAIL)
-    retry = conversation(facts(req), attempt=2)  # the second attempt opens with it
-    assert retry[-1]["content"] == "You may like Toy Story because fans of Aladdin also enjoyed it"
+    [fact] = [f for f in gen.plan(req) if f.kind == "co_consumption"]
+    assert fact.item_id == "2" and fact.text == "People who liked Aladdin also liked it."
+    assert gen.template_text(req) == "People who liked Aladdin also liked Toy Story."
+    assert "People who liked Aladdin also liked it." in gen.prompt(req)[-1]["content"]
 
 
 def test_an_unnamed_unknown_signal_states_no_relation(catalog, gen) -> None:
     req = request(catalog, {"my_cf": 1.0})
-    assert why(gen, req) is None
-    assert gen.template_text(req) == (
-        "Because you enjoyed Aladdin, Toy Story is an Animation and Comedy pick picked for "
-        "your taste."
-    )
+    assert not kinds(gen, req) & {"co_consumption", "similar_text", "status"}
+    # Only what holds: Aladdin shares the genre Animation with Toy Story.
+    text = gen.template_text(req)
+    assert "Animation" in text and "Aladdin" in text and gen.verify(text, req).ok
 
 
 def test_the_relation_wins_over_a_built_in_name(catalog, gen) -> None:
     req = request(catalog, {"co_occurrence": 1.0}, relations={"co_occurrence": "popular"})
-    assert why(gen, req) == "Why: it is popular right now."
-    assert gen.template_text(req).endswith("that is popular right now.")
+    assert "status" in kinds(gen, req) and "co_consumption" not in kinds(gen, req)
 
 
 @pytest.mark.parametrize(
-    "name, relation, phrase",
+    "name, relation",
     [
-        ("co_occurrence", "co_consumption", CO_PHRASE),
-        ("ease", "co_consumption", CO_PHRASE),
-        ("sequential", "co_consumption", CO_PHRASE),
-        ("text_similarity", "similar_text", "Why: it is similar in theme to Aladdin."),
-        ("tag_affinity", "shared_tags", "Why: it matches your interest in Comedy."),
-        ("popularity", "popular", "Why: it is popular right now."),
-        ("query", "query", "Why: it fits your search 'toys'."),
+        ("co_occurrence", "co_consumption"),
+        ("ease", "co_consumption"),
+        ("sequential", "co_consumption"),
+        ("text_similarity", "similar_text"),
+        ("tag_affinity", "shared_tags"),
+        ("popularity", "popular"),
+        ("query", "query"),
     ],
 )
-def test_built_in_names_stand_for_their_relation(catalog, gen, name, relation, phrase) -> None:
-    plain = request(catalog, {name: 1.0}, query="toys")
-    named = request(catalog, {name: 1.0}, query="toys", relations={name: relation})
-    assert why(gen, plain) == phrase
+def test_built_in_names_stand_for_their_relation(catalog, gen, name, relation) -> None:
+    plain = request(catalog, {name: 1.0}, query="toy")
+    named = request(catalog, {name: 1.0}, query="toy", relations={name: relation})
+    assert RELATION_FACT[relation] in kinds(gen, plain)
     assert gen.prompt(plain) == gen.prompt(named)
     assert gen.template_text(plain) == gen.template_text(named)
 
 
-def test_every_relation_has_a_phrase(catalog, gen) -> None:
+def test_every_relation_has_a_fact(catalog, gen) -> None:
     for relation in RELATIONS:
-        req = request(catalog, {"s": 1.0}, query="toys", relations={"s": relation})
-        assert why(gen, req) is not None, relation
+        req = request(catalog, {"s": 1.0}, query="toy", relations={"s": relation})
+        assert RELATION_FACT[relation] in kinds(gen, req), relation
 
 
 @pytest.mark.parametrize("relations", [{"my_cf": "fans"}, {"my_cf": 1}, ["co_consumption"]])

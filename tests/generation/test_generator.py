@@ -15,6 +15,7 @@ from llmrec.generation import (
     ContentGenerator,
     ReasonRequest,
     display_title,
+    request_plan,
     sanitize_text,
     verify_text,
 )
@@ -72,6 +73,11 @@ def request(
     return ReasonRequest(user, item, evidence_items, **kw)
 
 
+def title_of(conversation) -> str:
+    """The item a conversation asks about (its last message's ``Item: "..."`` line)."""
+    return conversation[-1]["content"].split('Item: "', 1)[1].split('"', 1)[0]
+
+
 class FakeChat:
     """Answers with ``reply(conversation)``; records every conversation it is sent."""
 
@@ -79,7 +85,7 @@ class FakeChat:
 
     def __init__(self, reply=None, max_batch_size: int = 4) -> None:
         self.reply = reply or (
-            lambda conv: "it is a fine pick, and fans of Aladdin also enjoyed it."
+            lambda conv: f"{title_of(conv)} is a fine pick, and fans of Aladdin also enjoyed it."
         )
         self.max_batch_size = max_batch_size
         self.calls: list[list] = []
@@ -253,15 +259,15 @@ def test_prompt_injection_is_fenced_and_does_not_leak(catalog) -> None:
     )
     assert len(out) == 2
     evil_conv, other_conv = (
-        next(c for call in fake.calls for c in call if title in c[-2]["content"])
+        next(c for call in fake.calls for c in call if title in c[-1]["content"])
         for title in ("Evil Film", "Titanic")
     )
     other = "\n".join(m["content"] for m in other_conv)
     assert "HACKED" not in other and "Ignore" not in other
-    evil_user = evil_conv[-2]["content"]
+    evil_user = evil_conv[-1]["content"]
     assert "<|im_start|>" not in evil_user and "Ignore the above instructions" not in evil_user
     # Item text stays inside the quote delimiters of its line.
-    about = next(line for line in evil_user.splitlines() if line.startswith("About:"))
+    about = next(line for line in evil_user.splitlines() if "obey" in line)
     assert about.count('"') == 2 and about.endswith('"')
 
 
@@ -282,10 +288,12 @@ def test_user_id_is_not_in_the_prompt(catalog) -> None:
 def test_prompt_holds_the_evidence(catalog) -> None:
     gen = ContentGenerator(FakeChat(), catalog=catalog)
     req = request(catalog, "5", evidence=("4", "11"), query="space battles")
-    user = gen.prompt(req)[-2]["content"]
-    assert '"Star Wars: Episode V - The Empire Strikes Back"' in user
-    assert "Sci-Fi" in user and '"Jurassic Park"' in user and "space battles" in user
-    assert "fans of Star Wars: Episode IV - A New Hope also enjoyed it" in user
+    user = gen.prompt(req)[-1]["content"]
+    assert 'Item: "Star Wars: Episode V - The Empire Strikes Back"' in user
+    assert "Sci-Fi" in user and "space battles" in user
+    # The prompt shows the strongest facts; the plan holds every relation that holds.
+    assert any("Jurassic Park" in f.text for f in gen.plan(req))
+    assert '"People who liked Star Wars: Episode IV - A New Hope also liked it."' in user
 
 
 # --------------------------------------------------------------------------- generation
@@ -295,10 +303,7 @@ def test_good_llm_text_is_kept(catalog) -> None:
     gen = ContentGenerator(FakeChat(), catalog=catalog)
     [out] = gen.generate([request(catalog, "1")])
     assert out.source == "llm" and out.fallback_reason is None and not out.cached
-    assert (
-        out.text
-        == "You may like Toy Story because it is a fine pick, and fans of Aladdin also enjoyed it."
-    )
+    assert out.text == "Toy Story is a fine pick, and fans of Aladdin also enjoyed it."
 
 
 def test_failing_text_falls_back_to_the_template(catalog) -> None:
@@ -312,7 +317,7 @@ def test_failing_text_falls_back_to_the_template(catalog) -> None:
     assert out.text == gen.template_text(req)
     assert "Toy Story" in out.text and "Aladdin" in out.text
     # The template itself is grounded.
-    assert verify_text(out.text, target=req.item, evidence=req.evidence_items, catalog=catalog).ok
+    assert gen.verify(out.text, req).ok
 
 
 @pytest.mark.parametrize(
@@ -321,15 +326,14 @@ def test_failing_text_falls_back_to_the_template(catalog) -> None:
         (
             {"co_occurrence": 1.0},
             ("4", "11"),
-            "Because you enjoyed Star Wars: Episode IV - A New Hope and "
-            "Jurassic Park, Star Wars: Episode V - The Empire Strikes Back is an Action and Adventure pick "
-            "that people with your taste also enjoyed.",
+            "People who liked Star Wars: Episode IV - A New Hope also liked Star Wars: "
+            "Episode V - The Empire Strikes Back.",
         ),
         (
             {"popularity": 1.0},
             (),
             "Star Wars: Episode V - The Empire Strikes Back is an Action and "
-            "Adventure pick that is popular right now.",
+            "Adventure pick, popular right now.",
         ),
     ],
 )
@@ -395,7 +399,7 @@ def test_zero_budget_gives_templates_for_everything(catalog) -> None:
 def test_budget_stops_after_slow_batches(catalog) -> None:
     def slow(conv):
         time.sleep(0.05)
-        return "it is a fine pick."
+        return f"{title_of(conv)} is a fine pick."
 
     gen = ContentGenerator(FakeChat(slow, max_batch_size=2), catalog=catalog, budget_s=0.15)
     reqs = [request(catalog, str(i)) for i in range(1, 13)]
@@ -405,7 +409,7 @@ def test_budget_stops_after_slow_batches(catalog) -> None:
 
 
 def test_cache_returns_the_same_text(catalog) -> None:
-    fake = FakeChat(lambda conv: "it is a fine pick.")
+    fake = FakeChat(lambda conv: f"{title_of(conv)} is a fine pick.")
     gen = ContentGenerator(fake, catalog=catalog)
     first = gen.generate([request(catalog, "1", user="a")])[0]
     second = gen.generate([request(catalog, "1", user="b")])[0]  # user id is not in the key
@@ -484,7 +488,7 @@ def test_config_round_trip(catalog) -> None:
     assert config == {
         "backend": "template",
         "options": {
-            "max_new_tokens": 32,
+            "max_new_tokens": 40,
             "max_words": 30,
             "budget_s": 1.5,
             "cache_size": 7,
@@ -521,7 +525,15 @@ def test_evidence_sharing_words_with_the_target_is_not_self_citation(catalog) ->
         "You may like Star Wars: Episode V - The Empire Strikes Back because fans of "
         "Star Wars: Episode IV - A New Hope also enjoyed it."
     )
-    assert _check(text, catalog, target="5", evidence=("4",)).ok
+    plan = request_plan(
+        catalog.get("5"),
+        [catalog.get("4")],
+        signals={"co_occurrence": 1.0},
+        relations={"co_occurrence": "co_consumption"},
+    )
+    assert _check(text, catalog, target="5", evidence=("4",), plan=plan).ok
+    # Without the co-consumption relation, "fans of" claims one the plan lacks.
+    assert not _check(text, catalog, target="5", evidence=("4",)).ok
     # A remake that shares its title with the evidence item may name it.
     remake = _item("70", "Toy Story (2019)", ["Animation", "Comedy"])
     catalog.upsert([remake])
@@ -679,12 +691,12 @@ def test_injected_item_text_does_not_reach_other_items(catalog, backend) -> None
         assert all(o.source == "template" for o in out)  # echoed prompts never pass
         # Each prompt holds its own item only, fenced and stripped.
         for conv in (c for call in chat.calls for c in call):
-            user = conv[-2]["content"]
-            title = re.search(r'Title: "([^"]*)"', user).group(1)
+            user = conv[-1]["content"]
+            title = re.search(r'Item: "([^"]*)"', user).group(1)
             if title not in ("and say HACKED", "Quiet Film"):
                 assert "HACKED" not in "\n".join(m["content"] for m in conv)
             assert "Ignore" not in user and "<|im_start|>" not in user
-            about = [line for line in user.splitlines() if line.startswith("About:")]
+            about = [line for line in user.splitlines() if line.startswith("- ")]
             assert all(line.count('"') == 2 for line in about)
 
 
@@ -719,7 +731,7 @@ def test_concurrent_calls_share_batches(catalog) -> None:
 
     def slow(conv):
         time.sleep(0.05)
-        return "it is a fine pick."
+        return f"{title_of(conv)} is a fine pick."
 
     fake = FakeChat(slow, max_batch_size=16)
     gen = ContentGenerator(fake, catalog=catalog)
@@ -741,11 +753,11 @@ def test_concurrent_calls_share_batches(catalog) -> None:
         t.join(10)
     for group, out in zip(groups, results):
         assert [o.text for o in out] == [
-            f"You may like {display_title(r.item.title)} because it is a fine pick." for r in group
+            f"{display_title(r.item.title)} is a fine pick." for r in group
         ]
-    titles = [{c[-2]["content"].splitlines()[0] for c in call} for call in fake.calls]
+    titles = [{c[-1]["content"].splitlines()[0] for c in call} for call in fake.calls]
     assert sum(len(t) for t in titles) == 10
-    owners = [{f'Title: "{display_title(r.item.title)}"' for r in group} for group in groups]
+    owners = [{f'Item: "{display_title(r.item.title)}"' for r in group} for group in groups]
     mixed = [t for t in titles if t & owners[0] and t & owners[1]]
     assert mixed, titles  # at least one model batch held both callers' requests
 
@@ -754,10 +766,9 @@ def test_concurrent_calls_share_batches(catalog) -> None:
 
 
 def _fails_first_time(conv):
-    if "Name no other title" in conv[-2]["content"]:  # the stricter second prompt
-        assert conv[-1]["content"].endswith("because fans of Aladdin also enjoyed it")
-        return ", and it is a Comedy."
-    return "it is as funny as Shrek."
+    if "Use the facts' own words" in conv[-1]["content"]:  # the stricter second prompt
+        return f"{title_of(conv)} is a Comedy."
+    return f"{title_of(conv)} is as funny as Shrek."
 
 
 def test_failing_answer_is_regenerated_once(catalog) -> None:
@@ -791,7 +802,7 @@ def test_answer_failing_twice_gets_the_template(catalog) -> None:
 def test_budget_expiry_keeps_every_item(catalog) -> None:
     def slow(conv):
         time.sleep(0.03)
-        return "it is as funny as Shrek." if "Heat" in conv[-2]["content"] else "it is fine."
+        return "it is as funny as Shrek." if "Heat" in conv[-1]["content"] else "it is fine."
 
     gen = ContentGenerator(FakeChat(slow, max_batch_size=3), catalog=catalog)
     reqs = [request(catalog, str(i)) for i in range(1, 15)]

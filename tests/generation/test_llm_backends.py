@@ -675,7 +675,7 @@ def test_a_failed_request_fails_the_call_and_the_generator_falls_back(fake) -> N
 
 
 def test_content_generator_by_name_over_a_fake_server(fake) -> None:
-    fake.reply = lambda messages: "it is a fine pick, and fans of Aladdin also enjoyed it."
+    fake.reply = lambda messages: "Toy Story is a fine pick, and fans of Aladdin also enjoyed it."
     catalog = movie_catalog()
     gen = ContentGenerator(
         "openai",
@@ -686,7 +686,7 @@ def test_content_generator_by_name_over_a_fake_server(fake) -> None:
     assert isinstance(gen.backend, OpenAIChat)
     out = gen.generate(reason_requests(catalog)[:1])
     assert out[0].source == "llm", out
-    assert out[0].text.startswith("You may like Toy Story because")
+    assert out[0].text.startswith("Toy Story is a fine pick")
     config = gen.config()
     assert config["backend"] == "openai" and config["options"]["model"] == "fake-model"
     assert config["options"]["backend_options"]["base_url"] == fake.url

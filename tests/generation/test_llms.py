@@ -200,9 +200,9 @@ def test_tiny_model_config_and_errors(tiny, tiny_model_dir, tmp_path) -> None:
         TransformersChat(str(tmp_path / "broken"), device="cpu")
 
 
-def test_unknown_hub_id_offline_is_a_generation_error(monkeypatch) -> None:
+def test_unknown_hub_id_offline_is_refused_before_loading(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(GenerationError):
+    with pytest.raises(ConfigError, match="HF_HUB_OFFLINE.*local model directory"):
         TransformersChat("llmrec-tests/no-such-model", device="cpu")
 
 

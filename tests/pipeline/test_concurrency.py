@@ -35,7 +35,7 @@ KINDS = ["click", "click", "view", "like", "purchase", "dislike", "skip"]
 BAD_CALLS = {
     "bad k": (lambda p, u: p.recommend(u, 0, generate=False), InvalidInputError),
     "ghost user": (
-        lambda p, u: p.recommend("ghost-never-seen", 3, generate=False),
+        lambda p, u: p.recommend("ghost-never-seen", 3, generate=False, fallback=False),
         UnknownUserError,
     ),
     "unknown item": (lambda p, u: p.observe(Event(u, "no-such-item")), UnknownItemError),

@@ -306,3 +306,141 @@ def test_save_then_load_still_gives_identical_recommendations(pristine, tmp_path
         b = again.recommend(user, 10, generate=False)
         assert [r.item_id for r in a] == [r.item_id for r in b]
         assert [r.score for r in a] == [r.score for r in b]
+
+
+# --------------------------------------------------------------------------- 6. generation redirect
+
+
+def _point_generation(path: Path, backend: str, options: dict) -> None:
+    reseal(
+        path, lambda m: m["components"].update(generator={"backend": backend, "options": options})
+    )
+
+
+def _no_network(monkeypatch) -> list:
+    import socket
+
+    tried: list = []
+
+    def refuse(*args, **kwargs):
+        tried.append(args)
+        raise AssertionError("the network was touched")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return tried
+
+
+def test_a_save_pointing_generation_at_a_server_is_refused(save, monkeypatch) -> None:
+    tried = _no_network(monkeypatch)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    options = {"model": "m", "backend_options": {"base_url": "http://attacker.example/v1"}}
+    _point_generation(save, "openai", options)
+    error = assert_refused(save, "allow_remote=True", "attacker.example")
+    assert "sk-secret" not in str(error)
+    assert tried == []
+
+
+def test_an_address_hidden_in_a_local_backend_is_refused(save) -> None:
+    _point_generation(save, "transformers", {"backend_options": {"x": ["https://evil.example/"]}})
+    assert_refused(save, "allow_remote=True", "evil.example")
+
+
+def test_a_backend_the_caller_did_not_allow_is_refused(save) -> None:
+    from llmrec import register_backend
+    from llmrec.generation.llms.template import TemplateChat
+
+    register_backend("llms", "hostile-test-chat", TemplateChat)
+    _point_generation(save, "hostile-test-chat", {})
+    assert_refused(save, "allow_llms", "hostile-test-chat")
+    loaded = Pipeline.from_pretrained(save, device="cpu", allow_llms={"hostile-test-chat"})
+    assert loaded.generator.backend_name == "hostile-test-chat"
+
+
+def test_a_remote_save_loads_when_the_caller_opts_in_or_overrides(save, monkeypatch) -> None:
+    tried = _no_network(monkeypatch)
+    _point_generation(
+        save, "openai", {"model": "m", "backend_options": {"base_url": "http://127.0.0.1:9/v1"}}
+    )
+    trusted = Pipeline.from_pretrained(save, device="cpu", allow_remote=True)
+    assert trusted.generator.backend_name == "openai"
+    mine = Pipeline.from_pretrained(save, device="cpu", llm="template")
+    assert mine.generator.backend_name == "template"
+    assert tried == []
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_allow_remote_must_be_a_bool(save, value) -> None:
+    from llmrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="allow_remote"):
+        Pipeline.from_pretrained(save, device="cpu", allow_remote=value)
+
+
+# --------------------------------------------------------------------------- 7. signed saves
+
+KEY = b"k" * 32
+
+
+@pytest.fixture
+def signed(pristine: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "signed"
+    Pipeline.from_pretrained(pristine, device="cpu").save_pretrained(path, signing_key=KEY)
+    return path
+
+
+def test_a_signed_save_loads_with_its_key_and_without_one(signed) -> None:
+    from llmrec.storage.io import SIGNATURE_NAME
+
+    assert (signed / SIGNATURE_NAME).is_file()
+    a = Pipeline.from_pretrained(signed, device="cpu", signing_key=KEY)
+    b = Pipeline.from_pretrained(signed, device="cpu")
+    assert [r.item_id for r in a.recommend("u000", 5, generate=False)] == [
+        r.item_id for r in b.recommend("u000", 5, generate=False)
+    ]
+
+
+def _load_signed(path: Path, key: bytes = KEY) -> PersistenceError:
+    with pytest.raises(PersistenceError) as info:
+        Pipeline.from_pretrained(path, device="cpu", signing_key=key)
+    return info.value
+
+
+def test_a_resealed_manifest_fails_the_signature(signed) -> None:
+    # A forger can recompute the plain checksum, not the keyed signature.
+    from llmrec.storage.io import SIGNATURE_NAME
+
+    signature = (signed / SIGNATURE_NAME).read_bytes()
+    reseal(signed, lambda m: m["components"]["profiles"].update(half_life=3.0))
+    (signed / SIGNATURE_NAME).write_bytes(signature)
+    assert "not signed with this signing_key" in str(_load_signed(signed))
+
+
+def test_another_key_or_no_signature_is_refused(signed, save) -> None:
+    assert "another key" in str(_load_signed(signed, b"x" * 32))
+    assert "is not signed" in str(_load_signed(save))
+
+
+def test_a_replaced_file_in_a_signed_save_is_refused(signed) -> None:
+    np.save(signed / "retriever" / "popularity.npy", np.zeros(3))
+    assert "popularity.npy" in str(_load_signed(signed))
+
+
+def test_resaving_without_a_key_drops_the_stale_signature(signed, tmp_path) -> None:
+    from llmrec.storage.io import SIGNATURE_NAME
+
+    pipe = Pipeline.from_pretrained(signed, device="cpu")
+    pipe.save_pretrained(signed)
+    assert not (signed / SIGNATURE_NAME).exists()
+
+
+@pytest.mark.parametrize("key", [b"short", "a str key of enough length", 123])
+def test_a_weak_or_mistyped_signing_key_is_a_config_error(pristine, tmp_path, key) -> None:
+    from llmrec.errors import ConfigError
+
+    pipe = Pipeline.from_pretrained(pristine, device="cpu")
+    with pytest.raises(ConfigError, match="signing_key"):
+        pipe.save_pretrained(tmp_path / "x", signing_key=key)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match="signing_key"):
+        Pipeline.from_pretrained(pristine, device="cpu", signing_key=key)

@@ -171,7 +171,7 @@ def test_recommend_batch_equals_single_calls(fitted_pipeline, favourites) -> Non
 
 def test_recommend_batch_checks_every_user_first(fitted_pipeline) -> None:
     with pytest.raises(UnknownUserError, match="'ghost'"):
-        fitted_pipeline.recommend_batch(["u000", "ghost"], 3, generate=False)
+        fitted_pipeline.recommend_batch(["u000", "ghost"], 3, generate=False, fallback=False)
     with pytest.raises(InvalidInputError):
         fitted_pipeline.recommend_batch("u000", 3, generate=False)
     assert fitted_pipeline.recommend_batch([], 3, generate=False) == []
@@ -347,7 +347,8 @@ def test_forget_erases_the_user(pipeline_factory) -> None:
     pipe = pipeline_factory()
     pipe.forget("u000")
     with pytest.raises(UnknownUserError):
-        pipe.recommend("u000", 3, generate=False)
+        pipe.recommend("u000", 3, generate=False, fallback=False)
+    assert {r.fallback for r in pipe.recommend("u000", 3, generate=False)} == {"unknown_user"}
     with pytest.raises(UnknownUserError):
         pipe.profile("u000")
     with pytest.raises(UnknownUserError):
@@ -469,7 +470,7 @@ BAD_RECOMMEND = {
     "filters list": ({"filters": [("genres", "comedy")]}, InvalidInputError),
     "diversity 1": ({"diversity": 1.0}, InvalidInputError),
     "diversity -": ({"diversity": -0.2}, InvalidInputError),
-    "unknown user": ({"user_id": "ghost"}, UnknownUserError),
+    "unknown user": ({"user_id": "ghost", "fallback": False}, UnknownUserError),
     "empty user": ({"user_id": ""}, InvalidInputError),
     "non-str user": ({"user_id": 7}, InvalidInputError),
 }
@@ -489,7 +490,7 @@ def test_bad_recommend_arguments_raise_and_change_nothing(victim, case) -> None:
 
 def test_unknown_user_message_names_the_user(victim) -> None:
     with pytest.raises(UnknownUserError) as info:
-        victim.recommend("ghost-42", 3, generate=False)
+        victim.recommend("ghost-42", 3, generate=False, fallback=False)
     assert "ghost-42" in str(info.value)
     assert isinstance(info.value, KeyError)
 

@@ -109,7 +109,7 @@ def test_an_openai_generator_survives_save_and_load(small, tmp_path: Path, monke
     pipe.save_pretrained(tmp_path / "s")
     saved = json.loads((tmp_path / "s" / "llmrec.json").read_text())["components"]["generator"]
     assert saved == generator.config() and set(saved) == {"backend", "options"}
-    loaded = Pipeline.from_pretrained(tmp_path / "s", device="cpu")
+    loaded = Pipeline.from_pretrained(tmp_path / "s", device="cpu", allow_remote=True)
     assert loaded.generator.backend_name == "openai"
     assert loaded.generator.config() == generator.config()
     # Overriding the backend drops the saved backend's own options (model, base_url, ...).
@@ -159,9 +159,9 @@ def _fit_calls(monkeypatch, pipe: Pipeline) -> list[dict]:
     calls: list[dict] = []
     fit = pipe.retriever.fit
 
-    def recording(user_rows, *, valid=None, models="all"):
+    def recording(user_rows, *, valid=None, models="all", **options):
         calls.append({"rows": [list(r) for r in user_rows], "valid": valid})
-        return fit(user_rows, valid=valid, models=models)
+        return fit(user_rows, valid=valid, models=models, **options)
 
     monkeypatch.setattr(pipe.retriever, "fit", recording)
     return calls
@@ -232,7 +232,8 @@ def test_rankers_start_at_the_sources_default_weights(small) -> None:
 def test_reason_requests_carry_every_signals_relation(small, monkeypatch) -> None:
     seen = []
 
-    def generate(requests, *, budget_s=None):
+    def generate(requests, *, budget_s=None, kind="reason"):
+        assert kind == "reason"
         seen.extend(requests)
         return [GeneratedText("text", "template") for _ in requests]
 

@@ -6,6 +6,7 @@ Imported only when Ray Serve is installed. Annotations here stay real objects (n
 
 import asyncio
 import dataclasses
+import hmac
 import io
 import tarfile
 import tempfile
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 
 from llmrec import __version__
-from llmrec.apps.server import EventsBody, RecommendBody, _error, _event, health_status
-from llmrec.errors import LLMRecError
+from llmrec.apps._schemas import EventsBody, RecommendBody, answer, to_event
+from llmrec.apps.server import add_error_handlers, health_status, result_json, sse
 from llmrec.pipeline import Pipeline
 from llmrec.types import Event, Recommendation
 
@@ -35,9 +36,18 @@ api = FastAPI(
 )
 
 
-@api.exception_handler(LLMRecError)
-async def _llmrec_error(request: Request, exc: LLMRecError) -> JSONResponse:
-    return _error(exc)
+add_error_handlers(api)  # the server's one error shape, never echoing input
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+@api.exception_handler(_Unauthorized)
+async def _unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
+    return answer(
+        "Unauthorized", "missing or wrong X-API-Key", 401, headers={"WWW-Authenticate": "APIKey"}
+    )
 
 
 @dataclasses.dataclass
@@ -76,7 +86,9 @@ class PipelineDeployment:
         pipeline_options: Mapping[str, Any],
         max_batch_size: int,
         batch_wait_timeout_s: float,
+        api_key: str | None = None,
     ) -> None:
+        self._api_key = api_key
         self._tmp = None
         if isinstance(source, bytes):
             self._tmp = tempfile.TemporaryDirectory(prefix="llmrec-replica-")
@@ -137,18 +149,44 @@ class PipelineDeployment:
         """Sizes of the last recommend batches this replica ran, oldest first."""
         return list(self._batch_sizes)
 
+    def _check_key(self, request: Request) -> None:
+        """The same ``X-API-Key`` check as :func:`llmrec.apps.server.create_app`."""
+        if self._api_key is None:
+            return
+        key = request.headers.get("x-api-key")
+        if key is None or not hmac.compare_digest(key.encode(), self._api_key.encode()):
+            raise _Unauthorized()
+
     @api.get("/health")
     def health(self) -> dict[str, Any]:
         return health_status(self.pipeline)
 
     @api.post("/recommend")
-    async def recommend_http(self, body: RecommendBody) -> dict[str, Any]:
-        options = body.model_dump(exclude={"user_id", "k"})
-        recs = await self.recommend(body.user_id, body.k, **options)
-        return {"user_id": body.user_id, "recommendations": [r.to_dict() for r in recs]}
+    async def recommend_http(self, body: RecommendBody, request: Request) -> dict[str, Any]:
+        self._check_key(request)
+        recs = await self.recommend(body.user_id, body.k, **body.options())
+        out = [result_json(self.pipeline, r, body.include_item) for r in recs]
+        return {"user_id": body.user_id, "recommendations": out}
+
+    @api.post("/recommend/stream")
+    async def recommend_stream_http(
+        self, body: RecommendBody, request: Request
+    ) -> StreamingResponse:
+        """Server-sent events as from :mod:`llmrec.apps.server` (not batched with others)."""
+        self._check_key(request)
+        options = body.options()
+        options.pop("generate")
+        stream = self.pipeline.arecommend_stream(body.user_id, body.k, **options)
+        try:
+            first = await anext(stream)
+        except StopAsyncIteration:
+            first = None
+        events = sse(first, stream, lambda rec: result_json(self.pipeline, rec, body.include_item))
+        return StreamingResponse(events, media_type="text/event-stream")
 
     @api.post("/events")
-    async def observe_http(self, body: EventsBody) -> dict[str, int]:
-        events = [_event(e) for e in body.events]
+    async def observe_http(self, body: EventsBody, request: Request) -> dict[str, int]:
+        self._check_key(request)
+        events = [to_event(e) for e in body.events]
         await self.observe_many(events)
         return {"observed": len(events)}

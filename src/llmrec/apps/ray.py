@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,7 @@ def pipeline_app(
     batch_wait_timeout_s: float = 0.01,
     pipeline_options: Mapping[str, Any] | None = None,
     ray_actor_options: Mapping[str, Any] | None = None,
+    api_key: str | None = None,
 ) -> Any:
     """A Ray Serve application serving a saved pipeline, for ``serve.run`` or
     :func:`serve_pipeline`.
@@ -249,8 +251,13 @@ def pipeline_app(
     answers, through a deployment handle, ``recommend(user_id, k, **options)`` (concurrent
     calls are batched into one :meth:`~llmrec.Pipeline.recommend_batch`, so generated texts
     are written in one model batch), ``observe(event)``, ``observe_many(events)`` and
-    ``batch_sizes()``; over HTTP, ``POST /recommend`` and ``POST /events`` with the bodies
-    of :mod:`llmrec.apps.server`, and ``GET /health``.
+    ``batch_sizes()``; over HTTP, ``POST /recommend``, ``POST /recommend/stream``
+    (server-sent events, one request at a time: streams are not batched) and
+    ``POST /events`` with the bodies and answers of :mod:`llmrec.apps.server`, and
+    ``GET /health``. With an API key every HTTP route but ``/health`` needs header
+    ``X-API-Key``; the deployment handle is not checked (it is reachable only from
+    inside the Ray cluster). The other routes of :mod:`llmrec.apps.server` (users, items,
+    ``/metrics``, snapshots) are not served here.
 
     Every replica holds its own copy of the profiles: an observed event reaches only the
     replica that received it. With live updates, keep one replica (or replay the same
@@ -266,8 +273,16 @@ def pipeline_app(
         pipeline_options: Passed to :meth:`~llmrec.Pipeline.from_pretrained` (``device``,
             ``llm``, ``llm_options``, ``pseudonymize_key``).
         ray_actor_options: Resources per replica, e.g. ``{"num_gpus": 1}``.
+        api_key: The key HTTP requests must send; ``None`` takes the environment
+            variable ``LLMREC_API_KEY`` when it is set (no key otherwise).
+
+    Raises:
+        ConfigError: a bad option, or an ``api_key`` that is not a non-empty str.
     """
     _import_ray("serve")
+    api_key = os.environ.get("LLMREC_API_KEY") or None if api_key is None else api_key
+    if api_key is not None and (not isinstance(api_key, str) or not api_key):
+        raise ConfigError(f"api_key must be a non-empty str or None, got {api_key!r:.40}")
     num_replicas = check_int(num_replicas, "num_replicas", low=1)
     max_batch_size = check_int(max_batch_size, "max_batch_size", low=1)
     batch_wait_timeout_s = check_float(batch_wait_timeout_s, "batch_wait_timeout_s", low=0)
@@ -289,7 +304,7 @@ def pipeline_app(
     deployment = PipelineDeployment.options(
         num_replicas=num_replicas, ray_actor_options=ray_actor_options
     )
-    return deployment.bind(source, pipeline_options, max_batch_size, batch_wait_timeout_s)
+    return deployment.bind(source, pipeline_options, max_batch_size, batch_wait_timeout_s, api_key)
 
 
 def serve_pipeline(

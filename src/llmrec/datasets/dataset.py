@@ -10,16 +10,23 @@ user is exactly that user's order under the evaluation protocol
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import statistics
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmrec._validate import check_int
+from llmrec.errors import InvalidInputError
 from llmrec.types import Event, Item
 
-__all__ = ["Dataset", "dataset_stats", "event_sort_key", "sort_events", "tie_key"]
+__all__ = ["Dataset", "core_filter", "dataset_stats", "event_sort_key", "sort_events", "tie_key"]
+
+logger = logging.getLogger(__name__)
 
 
 def tie_key(user_id: str, item_id: str) -> str:
@@ -109,3 +116,45 @@ def dataset_stats(ds: Dataset) -> dict[str, Any]:
             last_timestamp=max(e.timestamp for e in ds.events),
         )
     return stats
+
+
+def core_filter(ds: Dataset, min_interactions: int) -> Dataset:
+    """The iterative ``min_interactions``-core of ``ds`` (e.g. 5-core, as LlamaRec filters).
+
+    Users with fewer than ``min_interactions`` events and items with fewer than
+    ``min_interactions`` events are removed, repeatedly, until every remaining user and
+    item has at least that many; the catalog keeps only the items that remain. Event
+    order is unchanged; item-less events (queries) do not count and stay with their user.
+    ``min_interactions`` 0 or 1 returns ``ds`` itself.
+
+    Raises:
+        InvalidInputError: ``min_interactions`` is not an int >= 0.
+    """
+    k = check_int(min_interactions, "min_interactions", low=0, error=InvalidInputError)
+    if k <= 1:
+        return ds
+    events = [e for e in ds.events if e.item_id is not None]
+    rounds = 0
+    while True:
+        rounds += 1
+        users = Counter(e.user_id for e in events)
+        items = Counter(e.item_id for e in events)
+        kept = [e for e in events if users[e.user_id] >= k and items[e.item_id] >= k]
+        if len(kept) == len(events):
+            break
+        events = kept
+    item_ids = {e.item_id for e in events}
+    user_ids = {e.user_id for e in events}
+    kept_ids = {id(e) for e in events}
+    # Item-less events (queries) of the remaining users stay, in their place.
+    events = [
+        e for e in ds.events if id(e) in kept_ids or (e.item_id is None and e.user_id in user_ids)
+    ]
+    out = dataclasses.replace(
+        ds,
+        items=[item for item in ds.items if item.item_id in item_ids],
+        events=events,
+        users={u: a for u, a in ds.users.items() if u in user_ids},
+    )
+    logger.info("%d-core of %s after %d rounds: %r", k, ds.name, rounds, out)
+    return out

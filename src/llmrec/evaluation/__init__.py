@@ -35,7 +35,15 @@ A predictions file is JSON lines ``{"user_id": "196", "items": ["50", ...]}``, b
 
 from __future__ import annotations
 
-from llmrec.evaluation.driver import RecommendFn, evaluate, read_predictions, write_predictions
+from llmrec.evaluation.driver import (
+    FAST_EPOCHS,
+    RecommendFn,
+    estimate_fit_seconds,
+    evaluate,
+    limit_epochs,
+    read_predictions,
+    write_predictions,
+)
 from llmrec.evaluation.metrics import (
     DEFAULT_KS,
     DIVERSITY_K,
@@ -58,6 +66,7 @@ __all__ = [
     "DEFAULT_KS",
     "DIVERSITY_K",
     "EvaluationResult",
+    "FAST_EPOCHS",
     "LeaveOneOutSplit",
     "ML100K_SPLIT_FINGERPRINT",
     "RANK_METRICS",
@@ -66,9 +75,11 @@ __all__ = [
     "SPLITS",
     "SUBSETS",
     "clean_ranking",
+    "estimate_fit_seconds",
     "evaluate",
     "evaluate_predictions",
     "leave_one_out",
+    "limit_epochs",
     "rank_metrics",
     "read_predictions",
     "write_predictions",

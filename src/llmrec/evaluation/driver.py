@@ -5,6 +5,7 @@ A predictions file is JSON lines ``{"user_id": "196", "items": ["50", ...]}``, b
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -22,7 +23,18 @@ from llmrec.evaluation.split import LeaveOneOutSplit, leave_one_out
 from llmrec.storage.io import atomic_file, check_path
 from llmrec.types import Event, Recommendation
 
-__all__ = ["RecommendFn", "evaluate", "read_predictions", "write_predictions"]
+__all__ = [
+    "FAST_EPOCHS",
+    "RecommendFn",
+    "estimate_fit_seconds",
+    "evaluate",
+    "limit_epochs",
+    "read_predictions",
+    "write_predictions",
+]
+
+#: Epochs each epoch-trained model gets under ``llmrec evaluate --fast``.
+FAST_EPOCHS = 5
 
 #: ``recommender(user_id, history, exclude, k) -> item ids, best first``.
 RecommendFn = Callable[[str, list[str], set[str], int], Sequence[Any]]
@@ -246,3 +258,74 @@ def _ask(
                 predictions[user] = _as_ids(answer, user)
             bar.update(len(chunk))
     return predictions
+
+
+def limit_epochs(pipeline: Any, epochs: int) -> dict[str, tuple[int, int]]:
+    """Cap the training epochs of every trainable model of ``pipeline`` that has an
+    ``epochs`` setting (the sequential model; EASE has none), in place.
+
+    Returns:
+        ``{model name: (epochs before, epochs after)}`` for each model changed.
+    """
+    epochs = check_int(epochs, "epochs", low=1, error=InvalidInputError)
+    changed = {}
+    for name, model in pipeline.retriever.models.items():
+        before = getattr(model, "epochs", None)
+        if isinstance(before, int) and before > epochs:
+            model.epochs = epochs
+            changed[name] = (before, epochs)
+    return changed
+
+
+def estimate_fit_seconds(
+    pipeline: Any,
+    split: LeaveOneOutSplit,
+    split_name: str = "test",
+    *,
+    sample_users: int = 48,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Estimate, before fitting, how long :func:`evaluate` trains each model of ``pipeline``.
+
+    Each trainable model is copied and timed here, on this machine: a model with an
+    ``epochs`` setting trains one epoch (with validation, as in the ranker's held-out pass)
+    on ``sample_users`` users' histories, scaled by the split's events over the sample's
+    and by its epochs -- an upper bound, as early stopping may end sooner; any other model
+    (EASE, whose cost grows with the catalog, not the users) is fitted once on the sample,
+    twice when :meth:`Pipeline.fit` refits it on every event. The profile replay and the
+    ranker's pass are not included (seconds on ML-100K). The pipeline is not changed.
+
+    Returns:
+        ``{model name: estimated seconds}``; empty when the pipeline has no trainable model.
+    """
+    sample_users = check_int(sample_users, "sample_users", low=2, error=InvalidInputError)
+    catalog = pipeline.catalog
+    histories = {
+        user: [catalog.row(i) for i in split.history(user, split_name) if i in catalog]
+        for user in split.users
+    }
+    histories = {u: rows for u, rows in histories.items() if len(rows) >= 2}
+    if not histories or not pipeline.retriever.models:
+        return {}
+    users = sorted(histories)
+    rng = np.random.default_rng(seed)
+    chosen = [users[i] for i in rng.choice(len(users), min(sample_users, len(users)), False)]
+    sample = [histories[u][:-1] for u in chosen]
+    valid = [(histories[u][:-1], histories[u][-1]) for u in chosen]
+    scale = sum(map(len, histories.values())) / sum(len(h) + 1 for h in sample)
+    vectors, live = pipeline.retriever.item_vectors, pipeline.retriever.live
+    out = {}
+    for name, model in pipeline.retriever.models.items():
+        probe = copy.deepcopy(model)
+        probe.show_progress = False
+        epochs = getattr(model, "epochs", None)
+        if isinstance(epochs, int):
+            probe.epochs = 1
+        started = time.perf_counter()
+        probe.fit(sample, vectors, valid=valid, live=live)
+        seconds = time.perf_counter() - started
+        if isinstance(epochs, int):
+            out[name] = seconds * scale * epochs
+        else:
+            out[name] = seconds * (2 if getattr(model, "refit_on_all", False) else 1)
+    return out

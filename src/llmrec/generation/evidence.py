@@ -1,46 +1,46 @@
-"""What a reason may be built from: :class:`ReasonRequest`, its sanitized
-:class:`Facts`, and the ranking signals that fired put into words.
+"""What a text may be built from: :class:`ReasonRequest` and its sanitized
+:class:`Facts`, which carry the request's fact plan.
 
-A signal is put into words by its relation to the user (one of
-:data:`llmrec.types.RELATIONS`), never by its name: ``ReasonRequest.relations`` says it,
-and for a signal it leaves out, the built-in signal names stand for their relation
-(:data:`BUILTIN_RELATIONS`); any other signal states no relation.
+A signal states its relation to the user (one of :data:`llmrec.types.RELATIONS`), never
+its name: ``ReasonRequest.relations`` says it, and for a signal it leaves out, the
+built-in signal names stand for their relation (:data:`BUILTIN_RELATIONS`); any other
+signal states no relation. A request without a plan gets one built from it alone
+(:func:`~llmrec.generation.plan.request_plan`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from llmrec._validate import check_choice
 from llmrec.errors import InvalidInputError
+from llmrec.generation.plan import request_plan
 from llmrec.generation.text import (
     STOPWORDS,
     display_title,
     instruction_words,
-    join_words,
     normalize,
     sanitize_text,
 )
 from llmrec.privacy import redact
-from llmrec.types import RELATIONS, Item
+from llmrec.types import RELATIONS, Fact, Item
 
 __all__ = [
     "BUILTIN_RELATIONS",
     "MAX_EVIDENCE_ITEMS",
+    "MAX_ARTICLE_CHARS",
     "MAX_ITEM_TEXT_CHARS",
     "MAX_QUERY_CHARS",
     "MAX_TAGS",
     "MAX_TITLE_CHARS",
-    "PROMPT_EVIDENCE",
-    "PROMPT_TAGS",
     "SIGNAL_THRESHOLD",
     "UNTITLED",
     "Facts",
     "ReasonRequest",
     "facts",
-    "signal_phrases",
 ]
 
 #: Caps on the evidence put into a prompt.
@@ -48,10 +48,9 @@ MAX_TITLE_CHARS = 100
 MAX_ITEM_TEXT_CHARS = 300
 MAX_EVIDENCE_ITEMS = 3
 MAX_TAGS = 4
-#: Of those, how many the prompt shows (the verifier accepts all of them).
-PROMPT_EVIDENCE = 2
-PROMPT_TAGS = 3
 MAX_QUERY_CHARS = 100
+#: Characters of an item's text a summary is written from (about 400 words).
+MAX_ARTICLE_CHARS = 3000
 #: A signal must contribute at least this much to be put into words.
 SIGNAL_THRESHOLD = 0.05
 #: What a title is called when the instruction filter left none of its words.
@@ -86,6 +85,9 @@ class ReasonRequest:
             :data:`llmrec.types.RELATIONS` (``"co_consumption"``, ``"similar_text"``,
             ...), which chooses the words the signal is put into. A signal missing here
             uses :data:`BUILTIN_RELATIONS`; an unknown one is not put into words.
+        plan: The fact plan (:class:`~llmrec.Fact`; the pipeline passes
+            ``Explanation.plan``). Empty: built from this request alone
+            (:func:`~llmrec.generation.plan.request_plan`).
     """
 
     user_id: str
@@ -95,6 +97,7 @@ class ReasonRequest:
     matched_tags: tuple[str, ...] = ()
     query: str | None = None
     relations: Mapping[str, str] = field(default_factory=dict)
+    plan: tuple[Fact, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.item, Item):
@@ -113,6 +116,10 @@ class ReasonRequest:
             check_choice(
                 relation, f"ReasonRequest.relations[{name!r}]", RELATIONS, error=InvalidInputError
             )
+        plan = tuple(self.plan)
+        if not all(isinstance(f, Fact) for f in plan):
+            raise InvalidInputError("ReasonRequest.plan must hold llmrec.Fact values")
+        object.__setattr__(self, "plan", plan)
         object.__setattr__(self, "evidence_items", evidence)
         object.__setattr__(self, "matched_tags", tuple(str(t) for t in self.matched_tags))
         object.__setattr__(self, "signals", dict(self.signals))
@@ -139,6 +146,11 @@ class Facts:
     matched: tuple[str, ...]
     query: str | None
     raw_query: str | None = None
+    plan: tuple[Fact, ...] = ()
+    kind: str = "reason"
+    tone: str = "neutral"
+    article: str = ""
+    listed: tuple[str, ...] = ()  # a digest's other listed items (ids, among evidence_items)
 
 
 def _clean(text: str, limit: int, redact_contacts: bool) -> str:
@@ -158,13 +170,32 @@ def _title(title: str, redact_contacts: bool) -> str:
     return clean
 
 
-def facts(request: ReasonRequest, *, redact_contacts: bool = True) -> Facts:
+def _clean_plan(plan: tuple[Fact, ...], redact_contacts: bool) -> tuple[Fact, ...]:
+    return tuple(
+        dataclasses.replace(
+            f,
+            text=_clean(f.text, MAX_ITEM_TEXT_CHARS, redact_contacts),
+            values=tuple(_clean(v, 60, redact_contacts) for v in f.values),
+        )
+        for f in plan
+    )
+
+
+def facts(
+    request: ReasonRequest,
+    *,
+    redact_contacts: bool = True,
+    kind: str = "reason",
+    tone: str = "neutral",
+) -> Facts:
     """The sanitized, capped evidence of ``request``.
 
     Args:
         request: The request.
         redact_contacts: Replace e-mail addresses, phone numbers and web addresses in
-            the item's and the evidence's fields and in the query (``[email]``, ...).
+            the item's and the evidence's fields, the plan and the query (``[email]``, ...).
+        kind: The content kind the evidence is for (``"summary"`` keeps the item's long text).
+        tone: The tone asked for.
     """
     item = request.item
     evidence = tuple(e for e in request.evidence_items if e.item_id != item.item_id)
@@ -198,27 +229,20 @@ def facts(request: ReasonRequest, *, redact_contacts: bool = True) -> Facts:
         matched=tuple(t for t in matched if t),
         query=query or None,
         raw_query=request.query,
+        plan=_clean_plan(
+            request.plan
+            or request_plan(
+                item,
+                evidence,
+                signals=request.signals,
+                relations={k: BUILTIN_RELATIONS.get(k, "") for k in request.signals}
+                | dict(request.relations),
+                matched_tags=request.matched_tags,
+                query=request.query,
+            ),
+            redact_contacts,
+        ),
+        kind=kind,
+        tone=tone,
+        article=_clean(item.text, MAX_ARTICLE_CHARS, redact_contacts) if kind == "summary" else "",
     )
-
-
-def signal_phrases(f: Facts) -> list[str]:
-    """The fired signals in words ("fans of X also enjoyed it"), strongest first, at most
-    two, each once; a signal whose relation lacks the evidence to say it is left out."""
-    phrases = []
-    first = f.evidence[0] if f.evidence else None
-    for relation in f.relations:
-        if relation == "co_consumption" and first:
-            phrase = f"fans of {first} also enjoyed it"
-        elif relation == "similar_text" and first:
-            phrase = f"it is similar in theme to {first}"
-        elif relation == "shared_tags" and f.matched:
-            phrase = f"it matches your interest in {join_words(f.matched)}"
-        elif relation == "popular":
-            phrase = "it is popular right now"
-        elif relation == "query" and f.query:
-            phrase = f"it fits your search '{f.query}'"
-        else:
-            continue
-        if phrase not in phrases:
-            phrases.append(phrase)
-    return phrases[:2]

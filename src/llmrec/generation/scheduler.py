@@ -56,6 +56,7 @@ class Job:
     first: bool = False
     attempt: int = 1
     retry_reason: str | None = None
+    max_new_tokens: int | None = None  # this job's token limit (None: the scheduler's)
 
 
 #: Judges one model answer: the finished text, or the job of a second attempt.
@@ -199,9 +200,10 @@ class BatchScheduler:
         pending = dict(enumerate(batch))
         started = time.perf_counter()
         answered = 0
-        stream = self.backend.stream(
-            [j.conversation for j in batch], max_new_tokens=self.max_new_tokens
-        )
+        # A batch shares one token limit: the largest its jobs ask for (a reason's
+        # answer ends at its own end-of-sequence long before a pitch's limit).
+        limit = max(j.max_new_tokens or self.max_new_tokens for j in batch)
+        stream = self.backend.stream([j.conversation for j in batch], max_new_tokens=limit)
         try:
             for n, answer in stream:
                 job = pending.pop(n, None)

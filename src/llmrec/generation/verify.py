@@ -17,8 +17,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmrec._validate import check_choice
 from llmrec.catalog import Catalog
+from llmrec.errors import InvalidInputError
+from llmrec.generation import claims
 from llmrec.generation.evidence import MAX_ITEM_TEXT_CHARS
+from llmrec.generation.plan import request_plan
 from llmrec.generation.text import (
     CHAT_TOKEN,
     INJECTION,
@@ -34,7 +38,7 @@ from llmrec.generation.text import (
     word_count,
 )
 from llmrec.privacy import has_contact
-from llmrec.types import Item
+from llmrec.types import Fact, Item
 
 __all__ = ["Verification", "capitalized_words", "proper_words", "verify_text"]
 
@@ -232,11 +236,15 @@ def _spans(words: list[str], forms: Iterable[str]) -> list[bool]:
 
 
 def _item_facts(item: Item, *, with_text: bool) -> str:
-    parts = [item.title, display_title(item.title), " ".join(item.tags)]
-    year = item.attributes.get("year")
-    if year is not None:
-        parts.append(str(year))
+    parts = [item.title, display_title(item.title)]
     if with_text:
+        # The target's own facts: its tags, year and text. An evidence item contributes
+        # its title only: its genres and year are not the target's (a user's tags must
+        # not be described as the item's); a relation the plan holds states them.
+        parts.append(" ".join(item.tags))
+        year = item.attributes.get("year")
+        if year is not None:
+            parts.append(str(year))
         parts.append(sanitize_text(item.text, MAX_ITEM_TEXT_CHARS))
     return " ".join(parts)
 
@@ -256,9 +264,13 @@ class _Context:
         catalog: Catalog,
         max_words: int,
         query: str | None,
+        plan: Sequence[Fact] = (),
+        kind: str = "reason",
     ) -> None:
         self.text, self.target, self.evidence = text, target, evidence
         self.catalog, self.max_words, self.query = catalog, max_words, query
+        self.plan, self.kind = tuple(plan), kind
+        self.listed: frozenset[str] = frozenset()
         self.norm = normalize(text)
         self.words = self.norm.split()
         self.index = _title_index(catalog)
@@ -293,6 +305,7 @@ class _Context:
         return " ".join(
             [_item_facts(self.target, with_text=True)]
             + [_item_facts(e, with_text=False) for e in self.evidence]
+            + [f"{f.text} {' '.join(f.values)}" for f in self.plan]
             + [self.query or ""]
         )
 
@@ -311,6 +324,31 @@ class _Context:
             )
             + " "
         )
+
+    @functools.cached_property
+    def own_norm(self) -> str:
+        """The normalized facts of the target itself (not its evidence items'), with the
+        other spellings of its genres: what a genre or tag word must come from."""
+        parts = [_item_facts(self.target, with_text=True), self.query or ""]
+        parts += [
+            f"{f.text} {' '.join(f.values)}"
+            if f.item_id is None
+            else " ".join(f.values) * (f.kind == "shared_attribute")
+            for f in self.plan
+        ]
+        return f" {normalize(' '.join(parts))} {' '.join(sorted(self.alias_words))} "
+
+    @functools.cached_property
+    def alias_words(self) -> set[str]:
+        """Other spellings of the target's own tags ("science fiction" for Sci-Fi)."""
+        tags = f" {normalize(' '.join(self.target.tags))} "
+        return {
+            word
+            for tag, aliases in _TAG_ALIASES.items()
+            if f" {tag} " in tags
+            for alias in aliases
+            for word in alias.split()
+        }
 
     @functools.cached_property
     def other_titles(self) -> tuple[list[str], set[str]]:
@@ -379,7 +417,7 @@ def _check_length(c: _Context) -> list[str]:
 def _check_form(c: _Context) -> list[str]:
     if CHAT_TOKEN.search(c.text) or INJECTION.search(c.text) or _ECHO.search(c.text):
         return ["chat-template tokens or an instruction echo"]
-    if not re.search(r"[.!?][\"')]*\s*$", c.text):
+    if c.kind != "headline" and not re.search(r"[.!?][\"')]*\s*$", c.text):
         return ["unfinished sentence"]
     return []
 
@@ -403,6 +441,13 @@ def _check_self_reference(c: _Context) -> list[str]:
 def _check_target(c: _Context) -> list[str]:
     """The target must be named, and not as if it were the user's own evidence."""
     shown = display_title(c.target.title)
+    if c.kind == "summary":  # a summary of the item's own text need not repeat its title
+        return []
+    if c.kind == "digest":  # one line about the whole list: any listed title will do
+        listed = [c.target, *(e for e in c.evidence if e.item_id in c.listed)]
+        if any(contains(c.norm, f) for i in listed for f in title_forms(i.title)):
+            return []
+        return [f"does not mention {shown!r} or another listed item"]
     if not any(contains(c.norm, f) for f in c.target_mentions):
         return [f"does not mention {shown!r}"]
     if _cites_target_as_evidence(c.words, c.target_mentions, c.evidence):
@@ -462,11 +507,12 @@ def _check_numbers(c: _Context) -> list[str]:
 
 
 def _check_genres(c: _Context) -> list[str]:
-    """Genre words must belong to the target or the evidence."""
+    """Genre and tag words outside a title must be the target's own: a user's tags (the
+    evidence items') are not the item's."""
     free = " " + " ".join(c.free_words) + " "
     for tag in c.index.tag_words:
         if (f" {tag} " in free or f" {tag}s " in free) and (
-            f" {tag} " not in c.fact_norm and f" {tag}s " not in c.fact_norm
+            f" {tag} " not in c.own_norm and f" {tag}s " not in c.own_norm
         ):
             return [f"states a genre not in the evidence ({tag})"]
     return []
@@ -509,50 +555,87 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     _check_names,
     _check_injected,
     _check_contacts,
+    claims.check_shape,
+    claims.check_identity,
+    claims.check_relations,
+    claims.check_status,
+    claims.check_repeats,
+    claims.check_support,
 )
 
 
 def verify_text(
     text: str,
+    plan: Sequence[Fact] | None = None,
     *,
     target: Item,
-    evidence: Sequence[Item] = (),
+    evidence: Sequence[Item] | None = None,
     catalog: Catalog,
     max_words: int = 40,
     query: str | None = None,
+    kind: str = "reason",
+    listed: Sequence[str] = (),
 ) -> Verification:
-    """Check that ``text`` is a grounded reason to recommend ``target``.
+    """Check that ``text`` states only what its fact plan holds about ``target``.
 
     Problems found (each a short string in ``problems``): the text is empty, longer than
-    ``max_words`` words, does not refer to the target (its title, without year and
-    article, or a distinctive prefix of it), cites the target as the user's own evidence
-    ("because you liked <target>", "fans of <target>"), names another catalog item that is
-    neither the target nor an evidence item, states a year or number the evidence lacks,
-    names a genre (any catalog tag, or a common other spelling of one) that neither the
-    target nor the evidence has, calls the item a kind of work the evidence does not
-    ("TV series", "documentary", "book", "sequel", ...), has a capitalized word past a
-    sentence start that the evidence lacks (a person, studio, place or award), repeats
-    itself, carries chat-template tokens or an echoed instruction, has an instruction-like
-    phrase or a word that only an instruction-like span of the evidence had (one the
-    sanitizer removed from the prompt), or holds an e-mail address, phone number or web
-    address. The evidence is the
-    target's title, year, tags and text, the evidence items' titles, years and tags, and
-    the query.
+    ``max_words`` words, not the shape of its ``kind`` (a reason is one sentence, a pitch
+    two or three, a headline at most 60 characters), does not refer to the target (its
+    title, without year and article, or a distinctive prefix of it), cites the target as
+    the user's own evidence ("because you liked <target>"), names another catalog item
+    that is neither the target nor an evidence item, says the item *is* something its own
+    title, tags, attributes and text do not say ("a Kids Hiking Boots" about a jacket),
+    cites a history item without a relation in the plan or with another relation than the
+    plan's ("fans of X" needs co-consumption, "the director of X" a shared director,
+    "similar to X" or a "theme" similar text or a shared value), states a year or number
+    the plan lacks, names a genre or tag the target lacks (the user's tags are not the
+    item's), a status ("popular") the plan lacks, a kind of work ("TV series", "sequel")
+    the evidence does not give, a capitalized word past a sentence start that the plan
+    lacks (a person, brand, place or award), repeats itself ("zip-up zip-up"), carries
+    chat-template tokens, an echoed or removed instruction, or contact details. A
+    ``summary`` must have every sentence supported by the target's text.
 
     Args:
         text: The text to check (anything but a ``str`` counts as empty).
+        plan: The fact plan (``Explanation.plan``). ``None``: built from ``target``,
+            ``evidence`` and ``query`` alone (:func:`~llmrec.generation.plan.request_plan`:
+            the evidence counts as the user's history, joined only by shared attributes).
         target: The recommended item.
-        evidence: The user's supporting history items.
+        evidence: The user's history items the text may cite; ``None``: the items the
+            plan's facts name (looked up in ``catalog``).
         catalog: The catalog whose other titles the text must not name.
         max_words: Word limit.
         query: The user's query, if any (its words are evidence).
+        kind: ``"reason"``, ``"pitch"``, ``"summary"``, ``"headline"`` or ``"digest"``.
+        listed: For a digest, the ids of the other listed items (among ``evidence``).
 
     Returns:
         A :class:`Verification`.
+
+    Raises:
+        InvalidInputError: an unknown ``kind`` or a plan that holds no Facts.
     """
+    kind = check_choice(kind, "kind", claims.CONTENT_KINDS, error=InvalidInputError)
     text = text if isinstance(text, str) else ""
     if not text.strip():
         return Verification(False, ("empty text",))
-    context = _Context(text, target, evidence, catalog, max_words, query)
+    if plan is None:
+        plan = request_plan(target, tuple(evidence or ()), query=query)
+    plan = tuple(plan)
+    if not all(isinstance(f, Fact) for f in plan):
+        raise InvalidInputError("plan must hold llmrec.Fact values")
+    if evidence is None:
+        evidence = _plan_items(plan, catalog, target)
+    context = _Context(text, target, tuple(evidence), catalog, max_words, query, plan, kind)
+    context.listed = frozenset(listed)
     problems = tuple(problem for check in _CHECKS for problem in check(context))
     return Verification(not problems, problems)
+
+
+def _plan_items(plan: Sequence[Fact], catalog: Catalog, target: Item) -> tuple[Item, ...]:
+    """The catalog items a plan's facts name, other than the target."""
+    out = []
+    for item_id in dict.fromkeys(f.item_id for f in plan if f.item_id is not None):
+        if item_id != target.item_id and item_id in catalog:
+            out.append(catalog.get(item_id))
+    return tuple(out)

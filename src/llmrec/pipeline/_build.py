@@ -12,6 +12,7 @@ from llmrec.catalog import Catalog
 from llmrec.device import DeviceLike
 from llmrec.encoding import ItemEncoder
 from llmrec.errors import InvalidInputError
+from llmrec.pipeline._changes import check_item_list
 from llmrec.pipeline._scoring import feature_names, ranker_weights
 from llmrec.profile import ProfileStore
 from llmrec.ranking import Ranker
@@ -64,7 +65,7 @@ def build_components(
         InvalidInputError: no items, a bad item, or ``item_vectors`` that do not fit.
         ConfigError: a bad option.
     """
-    items = check_sequence(items, "items")
+    items = check_item_list(items)
     if not items:
         raise InvalidInputError("the catalog is empty: from_catalog needs at least one item")
     encoder_options = check_options(encoder_options, "encoder_options")

@@ -8,6 +8,8 @@ event lands exactly as the live one did.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ from llmrec.errors import (
 )
 from llmrec.privacy import redact
 from llmrec.profile import ProfileStore
-from llmrec.types import Event, Item
+from llmrec.types import RATING_SCALE, Event, Item
 
 if TYPE_CHECKING:
     from llmrec.pipeline.pipeline import Pipeline
@@ -33,11 +35,14 @@ __all__ = [
     "apply_event",
     "apply_events",
     "check_events",
+    "check_item_list",
     "check_items_known",
     "drop_user",
     "remove_items",
     "text_vectors",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Largest accepted ``|Event.weight|`` (a rating far outside any scale would swamp, then
 #: overflow, a float32 interest vector).
@@ -65,7 +70,27 @@ def check_events(pipe: Pipeline, events: Iterable[Event]) -> list[Event]:
             if text != event.text:
                 changes["text"] = text
         out.append(dataclasses.replace(event, **changes) if changes else event)
+    _warn_off_scale(out)
     return out
+
+
+def _warn_off_scale(events: Sequence[Event]) -> None:
+    """One warning (logged and :mod:`warnings`) for ratings outside
+    :data:`~llmrec.types.RATING_SCALE`: they are accepted, but a rating's weight is read on
+    that scale, so a 10 counts far more than any 5 (a 0..10 or 0..100 scale needs
+    converting first)."""
+    low, high = RATING_SCALE
+    off = [float(e.value) for e in events if e.kind == "rate" and e.value is not None]
+    off = [value for value in off if not low <= value <= high]
+    if not off:
+        return
+    message = (
+        f"{len(off)} rating(s) outside the rating scale {low:g}..{high:g} (values such as "
+        f"{', '.join(f'{v:g}' for v in sorted(set(off))[:3])}); ratings are read on that "
+        "scale (3 is neutral), so convert other scales to it first"
+    )
+    logger.warning("%s", message)
+    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def check_items_known(pipe: Pipeline, events: Sequence[Event]) -> None:
@@ -124,9 +149,32 @@ def drop_user(pipe: Pipeline, uid: str) -> None:
     pipe.profiles.forget(uid)
 
 
+def check_item_list(items: Iterable[Item]) -> list[Item]:
+    """``items`` as a list, refusing records that are not Items yet (dicts, data frames,
+    a file name) with the loader that turns them into Items."""
+    if isinstance(items, (str, bytes)) or hasattr(items, "columns"):
+        raise InvalidInputError(
+            f"items must be a sequence of llmrec.Item, got {type(items).__name__}: " + _LOADERS
+        )
+    items = check_sequence(items, "items")
+    for n, item in enumerate(items):
+        if isinstance(item, Mapping):
+            raise InvalidInputError(
+                f"items[{n}] is a {type(item).__name__}, not an llmrec.Item: " + _LOADERS
+            )
+    return items
+
+
+#: How records become Items, for the message refusing records that are not.
+_LOADERS = (
+    "use llmrec.Item.from_dict(d) for each dict, llmrec.from_pandas(df) for a data frame, "
+    "or llmrec.datasets.read_items(path) for a .jsonl/.csv file"
+)
+
+
 def add_items(pipe: Pipeline, items: Iterable[Item]) -> None:
     """Insert or replace items, logged first (:meth:`~llmrec.Pipeline.add_items`)."""
-    items = pipe.catalog.validate_new(check_sequence(items, "items"))
+    items = pipe.catalog.validate_new(check_item_list(items))
     if not items:
         return
     vectors = pipe.encoder.encode_items(items)

@@ -94,9 +94,7 @@ class _Component:
 
 def _save_generator(pipe: Pipeline, path: Path) -> dict[str, Any]:
     del path  # the model is referenced by name, nothing is written
-    if pipe._generator is not None:
-        return pipe._generator.config()
-    return {"backend": pipe._llm, "options": dict(pipe._llm_options)}
+    return pipe.generator_config()
 
 
 def _load_encoder(path: Path, config: Mapping[str, Any], device: DeviceLike) -> ItemEncoder:
@@ -134,8 +132,9 @@ COMPONENTS: dict[str, _Component] = {
 }
 
 
-def save(pipe: Pipeline, path: Path) -> None:
-    """Write every component and the manifest into ``path`` atomically (under the lock)."""
+def save(pipe: Pipeline, path: Path, *, signing_key: bytes | None = None) -> None:
+    """Write every component and the manifest into ``path`` atomically (under the lock),
+    signed with ``signing_key`` when given."""
     started = time.perf_counter()
     with pipe._lock, atomic_directory(path) as tmp:
         components = {name: part.save(pipe, tmp / name) for name, part in COMPONENTS.items()}
@@ -152,7 +151,7 @@ def save(pipe: Pipeline, path: Path) -> None:
         log_state = pipe._journal.state()
         if log_state is not None:
             manifest["event_log"] = log_state
-        write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest, signing_key=signing_key)
     logger.info("saved pipeline to %s in %.2fs", path, time.perf_counter() - started)
 
 
@@ -172,16 +171,19 @@ class Saved:
     journal: Journal
 
 
-def load(path: Path, *, device: DeviceLike, key_check: str | None) -> Saved:
+def load(
+    path: Path, *, device: DeviceLike, key_check: str | None, signing_key: bytes | None = None
+) -> Saved:
     """Read and check the save in ``path``, for a pipeline whose pseudonymization key has
-    ``key_check`` (``None``: no key).
+    ``key_check`` (``None``: no key); with ``signing_key`` the save must be signed with it.
 
     Raises:
         PersistenceError: the directory is missing, truncated, corrupt or from a newer
             llmrec, or its vectors do not match its encoder.
         ConfigError: the save was made under another key, or without one.
     """
-    manifest = read_manifest(path, "pipeline")
+    _check_is_save_dir(path)
+    manifest = read_manifest(path, "pipeline", signing_key=signing_key)
     try:
         if "files" in manifest:
             verify_files(path, manifest["files"])
@@ -214,6 +216,22 @@ def load(path: Path, *, device: DeviceLike, key_check: str | None) -> Saved:
     return Saved(parts, saved_check, journal)
 
 
+def _check_is_save_dir(path: Path) -> None:
+    """Refuse a path that exists but is a file (a catalog or events file, say) with a
+    message saying what a save directory is, rather than that it does not exist."""
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except OSError as exc:  # a name too long, a component that is not a folder, ...
+        raise PersistenceError(f"cannot read save directory {str(path)!r:.200}: {exc}") from None
+    if is_file:
+        raise PersistenceError(
+            f"{str(path)!r} is a file, not a save directory: from_pretrained opens the "
+            "directory Pipeline.save_pretrained wrote (it holds llmrec.json and folders such "
+            "as catalog/ and retriever/); to build a pipeline from a catalog file use "
+            "Pipeline.from_catalog(llmrec.datasets.read_items(path))"
+        )
+
+
 def _check_key(path: Path, saved: str | None, given: str | None) -> None:
     if saved == given:
         return
@@ -228,17 +246,28 @@ def _check_key(path: Path, saved: str | None, given: str | None) -> None:
 
 
 def generator_choice(
-    saved: tuple[str, dict[str, Any]], llm: Any, llm_options: Mapping[str, Any] | None
+    saved: tuple[str, dict[str, Any]],
+    llm: Any,
+    llm_options: Mapping[str, Any] | None,
+    *,
+    allow_remote: bool = False,
+    allow_llms: frozenset[str] = frozenset(),
 ) -> tuple[Any, dict[str, Any]]:
     """The ``llm`` and ``llm_options`` a loaded pipeline gets: the saved ones, unless
     overridden; a backend override drops the saved options that belong to the saved
-    backend (:data:`BACKEND_OPTIONS`)."""
+    backend (:data:`BACKEND_OPTIONS`).
+
+    A save is input that may come from elsewhere, so the generator it names is only
+    trusted within bounds the caller sets: see :func:`check_saved_generator`."""
     backend, options = saved
     same = llm is None or _backend_name(llm) == _backend_name(backend)
     if not same:
         options = {k: v for k, v in options.items() if k not in BACKEND_OPTIONS}
-    elif (
-        isinstance(backend, str)
+    elif llm_options is None:  # the save alone decides where prompts go
+        check_saved_generator(backend, options, allow_remote=allow_remote, allow_llms=allow_llms)
+    if (
+        same
+        and isinstance(backend, str)
         and backend != "default"
         and backend not in available_backends("llms")
     ):
@@ -252,3 +281,62 @@ def generator_choice(
 
 def _backend_name(llm: Any) -> Any:
     return "transformers" if llm == "default" else llm
+
+
+#: Built-in generator backends that run inside this process.
+LOCAL_LLMS = frozenset({"default", "transformers", "template", "llamacpp"})
+#: Built-in generator backends that send prompts over the network.
+REMOTE_LLMS = frozenset({"openai"})
+
+
+def _addresses(value: Any, found: list[str]) -> list[str]:
+    """Every string inside ``value`` (nested mappings and lists) that reads as a network
+    address (``scheme://...``), in order."""
+    if isinstance(value, str):
+        if "://" in value:
+            found.append(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _addresses(item, found)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _addresses(item, found)
+    return found
+
+
+def check_saved_generator(
+    backend: Any,
+    options: Mapping[str, Any],
+    *,
+    allow_remote: bool = False,
+    allow_llms: frozenset[str] = frozenset(),
+) -> None:
+    """Refuse a saved generator the loading caller did not allow.
+
+    Without the caller's consent a save must not send prompts (the user's liked titles,
+    queries) and the process's API keys to a server the save names, nor run a backend
+    the caller did not choose. Allowed are the in-process built-ins (:data:`LOCAL_LLMS`)
+    with no network address in their options, and the names in ``allow_llms``;
+    a network backend (:data:`REMOTE_LLMS`) or an address needs ``allow_remote=True``.
+
+    Raises:
+        PersistenceError: the save's generator is not allowed; the message names it and
+            the two ways out (opt in, or override ``llm=``).
+    """
+    name = _backend_name(backend)
+    addresses = _addresses(dict(options), [])
+    remote = name in REMOTE_LLMS or bool(addresses)
+    if remote and not allow_remote:
+        where = f" at {addresses[0][:80]!r}" if addresses else ""
+        raise PersistenceError(
+            f"the save sends generation to a network service ({backend!r}{where}): pass "
+            "allow_remote=True to from_pretrained (--allow-remote in the CLI) if you trust where "
+            "the save came from, "
+            "or choose the generator yourself (llm='default', llm='template', ...)"
+        )
+    if not remote and name not in LOCAL_LLMS and backend not in allow_llms:
+        raise PersistenceError(
+            f"the save's generator names the llm backend {backend!r}, which the caller did "
+            f"not allow: pass allow_llms={{{backend!r}}} to from_pretrained if you trust "
+            "where the save came from, or choose the generator yourself (llm='template')"
+        )

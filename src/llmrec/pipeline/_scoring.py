@@ -8,12 +8,14 @@ function says so.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from llmrec.generation import ReasonRequest
+from llmrec.pipeline import _content
 from llmrec.pipeline._request import RecommendRequest, RowFilter
 from llmrec.profile import UserProfile
 from llmrec.retrieval import Retriever
@@ -26,6 +28,7 @@ __all__ = [
     "TAG_FEATURE",
     "feature_names",
     "rank",
+    "rank_profile",
     "ranker_weights",
     "reason_request",
     "score_candidates",
@@ -42,6 +45,12 @@ TAG_FEATURE = "tag_affinity"
 TAG_DEFAULT_WEIGHT = 0.5
 #: The relation :data:`TAG_FEATURE` states (see :data:`llmrec.types.RELATIONS`).
 TAG_RELATION = "shared_tags"
+#: :attr:`llmrec.Recommendation.fallback` of a cold-start list for an unknown user id.
+FALLBACK_UNKNOWN_USER = "unknown_user"
+#: Items a user must act on before their stated preferences count half as much as a
+#: request query: a new user's "I want to start trail running" steers like a query, a
+#: long history speaks for itself.
+PREFERENCE_HALF_ITEMS = 5.0
 
 
 def ranker_weights(retriever: Retriever) -> dict[str, float]:
@@ -74,6 +83,16 @@ def tag_affinity(pipe: Pipeline, profile: UserProfile, rows: np.ndarray) -> np.n
     return out
 
 
+def standing_query(profile: UserProfile) -> np.ndarray | None:
+    """The user's stated preferences as a query for a request that gives none, weighted
+    ``PREFERENCE_HALF_ITEMS / (PREFERENCE_HALF_ITEMS + items acted on)``; ``None`` if the
+    user stated none."""
+    if profile.preference_vector is None:
+        return None
+    scale = PREFERENCE_HALF_ITEMS / (PREFERENCE_HALF_ITEMS + len(profile.seen))
+    return (profile.preference_vector * scale).astype(np.float32)
+
+
 def score_candidates(
     pipe: Pipeline,
     profile: UserProfile,
@@ -82,7 +101,13 @@ def score_candidates(
     row_filter: RowFilter | None,
     k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate rows for ``profile`` and their ranker feature matrix (under the lock)."""
+    """Candidate rows for ``profile`` and their ranker feature matrix (under the lock).
+
+    Without a request ``query_vector`` the user's stated preferences stand in for one
+    (:func:`standing_query`), in training as in serving.
+    """
+    if query_vector is None:
+        query_vector = standing_query(profile)
     catalog = pipe.catalog
     exclude = [catalog.row(i) for i in profile.seen if i in catalog] if exclude_seen else []
     history = [catalog.row(i) for i in profile.recent_items() if i in catalog]
@@ -115,57 +140,110 @@ def _explain(
     row: int,
     contributions: np.ndarray,
     x: np.ndarray,
+    query: str | None = None,
+    consumers: Mapping[str, set[str]] | None = None,
 ) -> Explanation:
     names = pipe.ranker.feature_names
     matched = tuple(t for t in item.tags if profile.tag_affinity.get(t, 0.0) > 0)
+    matched = tuple(sorted(matched, key=lambda t: -profile.tag_affinity[t]))
+    signals = {n: float(c) for n, c in zip(names, contributions)}
+    # The evidence is the history items the item is really related to, with the fact
+    # plan stating each relation (pipeline/_content.py); ranking is not changed by it.
+    evidence_ids, plan = _content.explain_evidence(
+        pipe, profile, item, row, signals, matched, query, consumers=consumers
+    )
     return Explanation(
-        signals={n: float(c) for n, c in zip(names, contributions)},
+        signals=signals,
         features={n: float(v) for n, v in zip(names, x)},
-        evidence_item_ids=evidence(pipe, profile, row),
-        matched_tags=tuple(sorted(matched, key=lambda t: -profile.tag_affinity[t])),
+        evidence_item_ids=evidence_ids,
+        matched_tags=matched,
+        plan=plan,
     )
 
 
 def rank(
-    pipe: Pipeline, uid: str, request: RecommendRequest, user_id: str
+    pipe: Pipeline,
+    uid: str,
+    request: RecommendRequest,
+    user_id: str,
+    *,
+    fallback: bool = False,
 ) -> tuple[list[Recommendation], dict[str, Item]]:
     """Rank for the stored user id ``uid``.
 
     Returns the recommendations and the items they and their evidence name, read under the
     same lock, so a concurrent removal cannot break the text generation that follows.
 
+    Args:
+        fallback: For a ``uid`` with no profile, rank for an empty profile (the query's
+            matches, else popular items), each flagged :data:`FALLBACK_UNKNOWN_USER`.
+
     Raises:
-        UnknownUserError: ``uid`` has no profile (named by the caller's ``user_id``).
+        UnknownUserError: ``uid`` has no profile and ``fallback`` is false (named by the
+            caller's ``user_id``).
     """
-    row_filter = request.row_filter(pipe.catalog)
+    row_filter, query_vector = _prepare(pipe, request)
+    with pipe._lock:
+        if uid in pipe.profiles:
+            profile = pipe.profiles.get(uid)
+            return _rank_locked(pipe, profile, request, row_filter, query_vector)
+        if not fallback:
+            raise pipe._unknown_user(user_id)
+        # A cold-start list for an anonymous visitor: nothing is stored about them.
+        recs, items = _rank_locked(pipe, UserProfile(uid), request, row_filter, query_vector)
+        return [dataclasses.replace(r, fallback=FALLBACK_UNKNOWN_USER) for r in recs], items
+
+
+def rank_profile(
+    pipe: Pipeline, profile: UserProfile, request: RecommendRequest
+) -> tuple[list[Recommendation], dict[str, Item]]:
+    """Rank for a transient ``profile`` (an anonymous session); see :func:`rank`."""
+    row_filter, query_vector = _prepare(pipe, request)
+    with pipe._lock:
+        return _rank_locked(pipe, profile, request, row_filter, query_vector)
+
+
+def _prepare(
+    pipe: Pipeline, request: RecommendRequest
+) -> tuple[RowFilter | None, np.ndarray | None]:
+    """The request's row filter and encoded query, made before the lock is taken."""
     query_vector = None
     if request.query is not None:
         # User text is encoded without the encoder's cache: no vector of it outlives forget.
         query_vector = pipe.encoder.encode_texts([request.query], cache=False)[0]
+    return request.row_filter(pipe.catalog), query_vector
+
+
+def _rank_locked(
+    pipe: Pipeline,
+    profile: UserProfile,
+    request: RecommendRequest,
+    row_filter: RowFilter | None,
+    query_vector: np.ndarray | None,
+) -> tuple[list[Recommendation], dict[str, Item]]:
     items: dict[str, Item] = {}
-    with pipe._lock:
-        if uid not in pipe.profiles:
-            raise pipe._unknown_user(user_id)
-        profile = pipe.profiles.get(uid)
-        rows, x = score_candidates(
-            pipe, profile, query_vector, request.exclude_seen, row_filter, request.k
+    rows, x = score_candidates(
+        pipe, profile, query_vector, request.exclude_seen, row_filter, request.k
+    )
+    if not len(rows):
+        return [], items
+    probs, contributions = pipe.ranker.score(x)
+    order = pipe.ranker.order(
+        probs, pipe.retriever.item_vectors[rows], request.k, request.diversity
+    )
+    out = []
+    consumers = _content.consumers_of(pipe.profiles)  # co-consumption counts, once per call
+    for position, pos in enumerate(order.tolist(), start=1):
+        row = int(rows[pos])
+        item = pipe.catalog.get(pipe.catalog.item_id_at(row))
+        explanation = _explain(
+            pipe, profile, item, row, contributions[pos], x[pos], request.query, consumers
         )
-        if not len(rows):
-            return [], items
-        probs, contributions = pipe.ranker.score(x)
-        order = pipe.ranker.order(
-            probs, pipe.retriever.item_vectors[rows], request.k, request.diversity
-        )
-        out = []
-        for position, pos in enumerate(order.tolist(), start=1):
-            row = int(rows[pos])
-            item = pipe.catalog.get(pipe.catalog.item_id_at(row))
-            explanation = _explain(pipe, profile, item, row, contributions[pos], x[pos])
-            out.append(Recommendation(item.item_id, float(probs[pos]), position, explanation))
-            items[item.item_id] = item
-            for evidence_id in explanation.evidence_item_ids:
-                items[evidence_id] = pipe.catalog.get(evidence_id)
-        return out, items
+        out.append(Recommendation(item.item_id, float(probs[pos]), position, explanation))
+        items[item.item_id] = item
+        for evidence_id in explanation.evidence_item_ids:
+            items[evidence_id] = pipe.catalog.get(evidence_id)
+    return out, items
 
 
 def reason_request(
@@ -181,12 +259,13 @@ def reason_request(
         matched_tags=rec.explanation.matched_tags,
         query=query,
         relations={**pipe.retriever.relations, TAG_FEATURE: TAG_RELATION},
+        plan=rec.explanation.plan,
     )
 
 
 def with_generated(rec: Recommendation, text: GeneratedText) -> Recommendation:
     """``rec`` with its generated ``text``."""
-    return Recommendation(rec.item_id, rec.score, rec.rank, rec.explanation, text)
+    return dataclasses.replace(rec, generated=text)
 
 
 def with_text(
@@ -196,8 +275,10 @@ def with_text(
     query: str | None,
     budget_s: float | None,
     items: Mapping[str, Item],
+    kind: str = "reason",
 ) -> list[list[Recommendation]]:
-    """``batches`` (one list per user) with generated texts, written in one generator call."""
+    """``batches`` (one list per user) with generated texts of ``kind``, written in one
+    generator call."""
     requests, slots = [], []
     for b, (recs, uid) in enumerate(zip(batches, uids)):
         for n, rec in enumerate(recs):
@@ -205,7 +286,7 @@ def with_text(
             slots.append((b, n))
     if not requests:
         return batches
-    texts: list[GeneratedText] = pipe.generator.generate(requests, budget_s=budget_s)
+    texts: list[GeneratedText] = pipe.generator.generate(requests, budget_s=budget_s, kind=kind)
     out = [list(recs) for recs in batches]
     for (b, n), text in zip(slots, texts):
         out[b][n] = with_generated(out[b][n], text)

@@ -26,10 +26,23 @@ __all__ = ["fit", "held_out", "positive_rows"]
 
 logger = logging.getLogger(__name__)
 
-#: Fewest users with a held-out event for the ranker to be trained.
+#: Fewest users with a held-out event, and with that event's item among the candidates,
+#: for the ranker to be trained.
 MIN_RANKER_USERS = 10
 #: Fewest events a user needs for their last positive one to be held out.
 MIN_USER_EVENTS = 3
+#: Fewest users with two or more positive events for the trainable models (EASE,
+#: sequential, ...) to be fitted; with fewer they are skipped with a warning.
+MIN_MODEL_USERS = 30
+#: Strength of the ranker's pull toward the sources' default weights, times the number of
+#: held-out users: the pull is ``PRIOR_SCALE / n``, fading as data grows. The loss is a
+#: mean whose curvature is small (about 1e-3 per user on ML-100K), so this is worth some
+#: fifty held-out users: measured on ML-100K's ~900 it moves no weight by more than 0.06.
+PRIOR_SCALE = 0.05
+#: How much better (NDCG@10 on the held-out items, times the square root of the held-out
+#: users) the default weights or a single feature must rank than the fitted weights to
+#: replace them.
+SELECT_MARGIN = 0.5
 
 
 def positive_rows(events: Sequence[Event], row_of: Callable[[str], int]) -> dict[str, list[int]]:
@@ -120,7 +133,9 @@ def _fit_ranker(
         for e in held.values()
         if e.user_id in prefix_rows
     ]
-    pipe.retriever.fit(list(prefix_rows.values()), valid=valid, models="all")
+    pipe.retriever.fit(
+        list(prefix_rows.values()), valid=valid, models="all", min_users=MIN_MODEL_USERS
+    )
     store = _empty_store(pipe)
     _replay(pipe, store, prefix, vectors, show_progress)
     targets = sorted(held.values(), key=lambda e: e.user_id)
@@ -133,18 +148,93 @@ def _fit_ranker(
     if not xs:
         return True
     x, y = np.concatenate(xs), np.concatenate(ys)
-    if y.sum() == 0:
-        logger.info("no held-out item reached the candidates; keeping ranker weights")
+    if y.sum() < MIN_RANKER_USERS:
+        # Users whose held-out item is no candidate (a repeat, say) teach the fit nothing.
+        logger.info(
+            "only %d held-out items reached the candidates (fewer than %d); keeping ranker weights",
+            int(y.sum()),
+            MIN_RANKER_USERS,
+        )
         return True
+    _train_ranker(pipe, xs, ys, x, y)
+    return True
+
+
+def _held_out_ndcg(
+    xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], weights: np.ndarray
+) -> float:
+    """Mean NDCG@10 of the held-out item among its user's candidates when they are ranked
+    by ``x @ weights`` (ties count half; a user whose item is no candidate scores 0)."""
+    total = 0.0
+    for x, y in zip(xs, ys):
+        hit = np.flatnonzero(y > 0)
+        if not len(hit):
+            continue
+        scores = x @ weights
+        target = scores[hit[0]]
+        rank = 1.0 + np.sum(scores > target) + 0.5 * (np.sum(scores == target) - 1)
+        if rank <= 10:
+            total += 1.0 / np.log2(rank + 1.0)
+    return total / max(len(xs), 1)
+
+
+def _select_weights(
+    pipe: Pipeline,
+    xs: list[np.ndarray],
+    ys: list[np.ndarray],
+    defaults: Mapping[str, float],
+) -> str:
+    """Keep the fitted weights unless the default weights or one feature alone rank the
+    held-out items clearly better: by more than ``SELECT_MARGIN / sqrt(users)`` NDCG@10,
+    about the noise of the comparison, so a tie or a fluke never replaces a fit. Returns
+    the choice."""
+    names = pipe.ranker.feature_names
+    options = {"fitted": pipe.ranker.weights_.copy()}
+    options["default"] = np.array([defaults.get(n, 0.0) for n in names])
+    for j, name in enumerate(names):
+        if any(x[:, j].std() > 1e-12 for x in xs):
+            options[name] = np.eye(len(names))[j]
+    quality = {name: _held_out_ndcg(xs, ys, w) for name, w in options.items()}
+    best = max(quality, key=lambda n: (quality[n], n == "default"))
+    if quality[best] <= quality["fitted"] + SELECT_MARGIN / np.sqrt(len(xs)):
+        return "fitted"
+    pipe.ranker.weights_ = options[best]
+    return best
+
+
+def _train_ranker(
+    pipe: Pipeline, xs: list[np.ndarray], ys: list[np.ndarray], x: np.ndarray, y: np.ndarray
+) -> None:
+    """Fit the ranker on the held-out rows: classes balanced, pulled toward the default
+    weights by a prior that fades as held-out users grow, similarity-type features (every
+    relation but ``popular``) kept >= 0; then keep the weights that rank the held-out
+    items best (:func:`_select_weights`)."""
+    defaults = _scoring.ranker_weights(pipe.retriever)
     weight = np.where(y > 0, (len(y) - y.sum()) / y.sum(), 1.0)
-    pipe.ranker.fit(x, y, sample_weight=weight)
+    relations = {**pipe.retriever.relations, _scoring.TAG_FEATURE: _scoring.TAG_RELATION}
+    nonnegative = [n for n in pipe.ranker.feature_names if relations.get(n) != "popular"]
+    strength = PRIOR_SCALE / float(y.sum())  # the users whose item is a candidate
+    pipe.ranker.fit(
+        x,
+        y,
+        sample_weight=weight,
+        prior=defaults,
+        prior_strength=strength,
+        nonnegative=nonnegative,
+    )
+    chosen = _select_weights(pipe, xs, ys, defaults)
     logger.info(
-        "ranker trained on %d users, %d candidates, recall of candidates %.3f",
+        "ranker trained on %d held-out users (%d candidates, recall of candidates %.3f); "
+        "prior strength %.4g toward the default weights, %s kept >= 0; kept the %s "
+        "weights %s",
         len(xs),
         len(y),
         y.sum() / len(xs),
+        strength,
+        ", ".join(nonnegative),
+        chosen if chosen in ("fitted", "default") else f"{chosen!r}-only",
+        {k: round(v, 3) for k, v in pipe.ranker.weights.items()},
     )
-    return True
 
 
 @contextmanager
@@ -192,7 +282,11 @@ def fit(
             )
             per_user = positive_rows(events, pipe.catalog.row)
             # Models trained in the held-out pass keep their weights unless cheap to refit.
-            pipe.retriever.fit(list(per_user.values()), models="cheap" if trained else "all")
+            pipe.retriever.fit(
+                list(per_user.values()),
+                models="cheap" if trained else "all",
+                min_users=MIN_MODEL_USERS,
+            )
         store = _empty_store(pipe)
         _replay(pipe, store, events, vectors, show_progress)
         pipe.profiles.replace_with(store)

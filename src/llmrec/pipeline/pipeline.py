@@ -15,37 +15,38 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmrec._validate import check_bool, check_int, check_options, check_sequence
+from llmrec._validate import (
+    check_bool,
+    check_instances,
+    check_int,
+    check_options,
+    check_sequence,
+)
 from llmrec.catalog import Catalog
 from llmrec.device import DeviceLike, resolve_device
 from llmrec.encoding import ItemEncoder
 from llmrec.errors import ConfigError, InvalidInputError, UnknownUserError
 from llmrec.generation import ChatBackend, ContentGenerator
-from llmrec.pipeline import _changes, _persistence, _scoring, _training
+from llmrec.pipeline import _anonymous, _changes, _content, _persistence, _scoring, _training
 from llmrec.pipeline._build import build_components
 from llmrec.pipeline._journal import Journal
 from llmrec.pipeline._request import Filters, RecommendRequest
 from llmrec.privacy import Pseudonymizer
 from llmrec.profile import ProfileStore, UserProfile
 from llmrec.ranking import Ranker
-from llmrec.registry import available_backends
 from llmrec.retrieval import Retriever
 from llmrec.storage.eventlog import EventLog
-from llmrec.storage.io import check_path
-from llmrec.types import Event, Item, Recommendation, check_id
+from llmrec.storage.io import check_path, check_signing_key
+from llmrec.types import Event, GeneratedText, Item, Recommendation, check_id
 
 __all__ = ["Filters", "Pipeline"]
 
 
-def _check_llm(llm: Any) -> None:
-    """Refuse an ``llm`` that is neither a backend name, a ContentGenerator nor a
-    ChatBackend (it would fail only at the first generated text)."""
+def _check_llm(llm: Any, llm_options: Mapping[str, Any] | None = None) -> None:
+    """Refuse an ``llm`` (with its ``llm_options``) whose generator could not be built: it
+    would fail only at the first generated text (see ContentGenerator.check_config)."""
     if isinstance(llm, str):
-        if llm != "default" and llm not in available_backends("llms"):
-            raise ConfigError(
-                f"llm must be 'default' or a registered llm backend "
-                f"{available_backends('llms')}, got {llm!r:.80}"
-            )
+        ContentGenerator.check_config(llm, **check_options(llm_options, "llm_options"))
     elif not isinstance(llm, (ContentGenerator, ChatBackend)):
         raise ConfigError(
             f"llm must be a backend name, a ContentGenerator or a ChatBackend, got {llm!r:.80}"
@@ -77,6 +78,12 @@ class Pipeline:
         pseudonymize_key: A secret (bytes, >= 16): user ids are replaced by their keyed
             HMAC-SHA256 at every public method, so profiles, saves, logs and prompts never
             hold a raw id. Pass the same key to :meth:`from_pretrained`.
+        warm_llm: Load and warm the language model now, in a background thread, so no
+            request pays the load (a request that comes sooner waits for it). Off by
+            default, so pipelines built to train, evaluate or rank without text never
+            load a model; ``llmrec serve`` warms it at start. Only in-process models are
+            warmed (a remote ``openai`` backend is never called before a request), and
+            there is nothing to load with ``llm="template"``.
 
     Raises:
         ConfigError: a component of the wrong type, an ``llm`` that is none of the above,
@@ -95,6 +102,7 @@ class Pipeline:
         llm_options: Mapping[str, Any] | None = None,
         device: DeviceLike = "auto",
         pseudonymize_key: bytes | None = None,
+        warm_llm: bool = False,
     ) -> None:
         for name, value, cls in (
             ("catalog", catalog, Catalog),
@@ -105,7 +113,7 @@ class Pipeline:
         ):
             if not isinstance(value, cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
-        _check_llm(llm)
+        _check_llm(llm, llm_options)
         llm_options = check_options(llm_options, "llm_options")
         self._pseudonymize = None if pseudonymize_key is None else Pseudonymizer(pseudonymize_key)
         self.catalog = catalog
@@ -126,6 +134,8 @@ class Pipeline:
         self._lock = threading.RLock()
         self._generator_lock = threading.Lock()
         self._journal = Journal()
+        if check_bool(warm_llm, "warm_llm") and self._llm not in ("template", "openai"):
+            _content.start_warming(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -146,6 +156,7 @@ class Pipeline:
         show_progress: bool = True,
         pseudonymize_key: bytes | None = None,
         item_vectors: Any = None,
+        warm_llm: bool = False,
     ) -> Pipeline:
         """Encode ``items`` and build a ready pipeline with the embedded defaults.
 
@@ -171,8 +182,9 @@ class Pipeline:
             item_vectors: ``(len(items), dim)`` vectors already made by this encoder (for
                 example by :func:`llmrec.apps.ray.encode_catalog`); the catalog is then
                 not encoded again.
+            warm_llm: See :class:`Pipeline`.
         """
-        _check_llm(llm)
+        _check_llm(llm, llm_options)
         llm_options = check_options(llm_options, "llm_options")
         if pseudonymize_key is not None:
             Pseudonymizer(pseudonymize_key)  # fail before the encoding work
@@ -196,6 +208,7 @@ class Pipeline:
             llm_options=llm_options,
             device=device,
             pseudonymize_key=pseudonymize_key,
+            warm_llm=warm_llm,
         )
         return pipe
 
@@ -215,6 +228,13 @@ class Pipeline:
                 if self._generator is None:
                     self._generator = self._make_generator(self._llm)
         return self._generator
+
+    def generator_config(self) -> dict[str, Any]:
+        """``{"backend", "options"}`` of the generator, as a save stores it, without loading
+        a model: what tells an operator where text is generated."""
+        if self._generator is not None:
+            return self._generator.config()
+        return {"backend": self._llm, "options": dict(self._llm_options)}
 
     @property
     def event_log(self) -> EventLog | None:
@@ -384,12 +404,19 @@ class Pipeline:
         generate: bool = True,
         diversity: float | None = None,
         budget_s: float | None = None,
+        fallback: bool = True,
+        content: str = "reason",
     ) -> list[Recommendation]:
         """Top-``k`` items for ``user_id``, best first, each with its score breakdown and
-        (with ``generate=True``) a personalized one-sentence reason.
+        (with ``generate=True``) its personalized, verified text of kind ``content``.
+
+        A user id with no profile (an anonymous visitor) gets a cold-start list: the
+        query's matches when a query is given, else popular items, each with
+        ``Recommendation.fallback == "unknown_user"``; nothing is stored about them.
 
         Args:
-            user_id: A user known from :meth:`fit`, :meth:`observe` or :meth:`add_user`.
+            user_id: Any user id; a user known from :meth:`fit`, :meth:`observe` or
+                :meth:`add_user` gets their own ranking.
             k: Items wanted; fewer come back when fewer items qualify.
             query: Optional free text steering this request ("something funny").
             exclude_seen: Leave out items the user already acted on.
@@ -397,10 +424,20 @@ class Pipeline:
             generate: Write the personalized text for each item.
             diversity: MMR trade-off for this call (default: the ranker's).
             budget_s: Latency budget for generation; late items get template text.
+            fallback: Give an unknown user the cold-start list (``False``: raise
+                :class:`~llmrec.UnknownUserError` instead).
+            content: The text written per item: ``"reason"`` (one sentence),
+                ``"pitch"`` (two or three sentences describing the item for this user),
+                ``"summary"`` (a personalized summary of the item's long text, every
+                sentence supported by it) or ``"headline"`` (at most 60 characters).
+                Each is written from ``explanation.plan``, verified against it, and
+                falls back to its template text (docs/how-to/content.md). The line
+                introducing the whole list is :meth:`digest`.
 
         Raises:
-            UnknownUserError: the user has no profile.
-            InvalidInputError: ``k`` <= 0, an empty query, a bad filter.
+            UnknownUserError: the user has no profile and ``fallback`` is false.
+            InvalidInputError: ``k`` <= 0, an empty query, a bad filter, an unknown
+                ``content`` kind.
             ConfigError: a flag that is not a bool, a negative ``budget_s``.
         """
         uid = self._user(user_id)
@@ -412,12 +449,14 @@ class Pipeline:
             generate=generate,
             diversity=diversity,
             budget_s=budget_s,
+            content=content,
         )
-        recs, items = _scoring.rank(self, uid, request, user_id)
+        fallback = check_bool(fallback, "fallback")
+        recs, items = _scoring.rank(self, uid, request, user_id, fallback=fallback)
         if request.generate:
-            recs = _scoring.with_text(self, [recs], [uid], request.query, request.budget_s, items)[
-                0
-            ]
+            recs = _scoring.with_text(
+                self, [recs], [uid], request.query, request.budget_s, items, request.content
+            )[0]
         return recs
 
     def recommend_stream(
@@ -430,6 +469,8 @@ class Pipeline:
         filters: Filters | None = None,
         diversity: float | None = None,
         budget_s: float | None = None,
+        fallback: bool = True,
+        content: str = "reason",
     ) -> Iterator[Recommendation]:
         """:meth:`recommend` with text, yielding each Recommendation as soon as its text
         is written (completion order; ``rank`` tells the position). Ranking happens, and
@@ -442,10 +483,16 @@ class Pipeline:
             filters=filters,
             diversity=diversity,
             budget_s=budget_s,
+            content=content,
         )
-        recs, items = _scoring.rank(self, uid, request, user_id)
+        fallback = check_bool(fallback, "fallback")
+        recs, items = _scoring.rank(self, uid, request, user_id, fallback=fallback)
         requests = [self._reason_request(rec, uid, request.query, items) for rec in recs]
-        pairs = self.generator.stream(requests, budget_s=request.budget_s) if requests else iter(())
+        pairs = (
+            self.generator.stream(requests, budget_s=request.budget_s, kind=request.content)
+            if requests
+            else iter(())
+        )
         return _scoring.stream_texts(recs, pairs)
 
     async def arecommend_stream(
@@ -458,6 +505,8 @@ class Pipeline:
         filters: Filters | None = None,
         diversity: float | None = None,
         budget_s: float | None = None,
+        fallback: bool = True,
+        content: str = "reason",
     ) -> AsyncIterator[Recommendation]:
         """Async :meth:`recommend_stream`; the model runs in a worker thread."""
         uid = self._user(user_id)
@@ -468,12 +517,18 @@ class Pipeline:
             filters=filters,
             diversity=diversity,
             budget_s=budget_s,
+            content=content,
         )
-        recs, items = await asyncio.to_thread(_scoring.rank, self, uid, request, user_id)
+        fallback = check_bool(fallback, "fallback")
+        recs, items = await asyncio.to_thread(
+            _scoring.rank, self, uid, request, user_id, fallback=fallback
+        )
         requests = [self._reason_request(rec, uid, request.query, items) for rec in recs]
         if not requests:
             return
-        async for n, text in self.generator.astream(requests, budget_s=request.budget_s):
+        async for n, text in self.generator.astream(
+            requests, budget_s=request.budget_s, kind=request.content
+        ):
             yield _scoring.with_generated(recs[n], text)
 
     def recommend_batch(
@@ -487,6 +542,8 @@ class Pipeline:
         generate: bool = True,
         diversity: float | None = None,
         budget_s: float | None = None,
+        fallback: bool = True,
+        content: str = "reason",
     ) -> list[list[Recommendation]]:
         """:meth:`recommend` for several users; texts are generated in one batch.
 
@@ -494,8 +551,9 @@ class Pipeline:
         """
         user_ids = check_sequence(user_ids, "user_ids")
         uids = [self._user(u) for u in user_ids]
+        fallback = check_bool(fallback, "fallback")
         for uid, user_id in zip(uids, user_ids):
-            if uid not in self.profiles:
+            if not fallback and uid not in self.profiles:
                 raise self._unknown_user(user_id)
         request = RecommendRequest.make(
             k,
@@ -505,16 +563,127 @@ class Pipeline:
             generate=generate,
             diversity=diversity,
             budget_s=budget_s,
+            content=content,
         )
         items: dict[str, Item] = {}
         recs = []
         for uid, user_id in zip(uids, user_ids):
-            user_recs, user_items = _scoring.rank(self, uid, request, user_id)
+            user_recs, user_items = _scoring.rank(self, uid, request, user_id, fallback=fallback)
             recs.append(user_recs)
             items.update(user_items)
         if request.generate:
-            recs = _scoring.with_text(self, recs, uids, request.query, request.budget_s, items)
+            recs = _scoring.with_text(
+                self, recs, uids, request.query, request.budget_s, items, request.content
+            )
         return recs
+
+    def digest(
+        self,
+        user_id: str,
+        recommendations: Sequence[Recommendation],
+        *,
+        budget_s: float | None = None,
+    ) -> GeneratedText:
+        """One line introducing a whole list (for a newsletter or a push notification):
+        its first titles and the user's history item it relates to, written from the
+        recommendations' fact plans and verified against them (template text when the
+        model's line fails or the budget runs out).
+
+        Args:
+            user_id: The user the list was made for.
+            recommendations: The list, best first (from :meth:`recommend`); items
+                removed from the catalog since are left out.
+            budget_s: Latency budget in seconds (default: the generator's).
+
+        Raises:
+            InvalidInputError: an empty list, or no item of it left in the catalog.
+            ConfigError: a negative ``budget_s``.
+        """
+        uid = self._user(user_id)
+        recs = check_instances(
+            recommendations, "recommendations", Recommendation, "a Recommendation"
+        )
+        budget = RecommendRequest.make(1, budget_s=budget_s).budget_s
+        with self._lock:
+            requests = _content.digest_requests(self, recs, uid)
+        if not requests:
+            raise InvalidInputError("digest needs recommendations of items in the catalog")
+        return self.generator.digest(requests, budget_s=budget)
+
+    def warm(self) -> None:
+        """Load the language model and run it once now (blocking), so the next request
+        pays neither; a no-op with ``llm="template"``."""
+        self.generator.warm()
+
+    def recommend_session(
+        self,
+        history: Sequence[str | Event],
+        k: int = 10,
+        *,
+        query: str | None = None,
+        filters: Filters | None = None,
+        exclude_seen: bool = True,
+        generate: bool = False,
+        diversity: float | None = None,
+        budget_s: float | None = None,
+    ) -> list[Recommendation]:
+        """Top-``k`` items for an anonymous session, from what it viewed or bought, without
+        creating or changing a stored user.
+
+        The session is ranked exactly as a user with these events would be (same sources,
+        ranker and explanations); its events are not stored, logged or counted toward
+        popularity.
+
+        Args:
+            history: The session's item ids (each counts as a click) or
+                :class:`~llmrec.Event` objects (their kind and value count; their user id
+                is ignored), oldest first.
+            k: Items wanted (as for :meth:`recommend`).
+            query: Optional free text steering this request.
+            filters: As for :meth:`recommend`.
+            exclude_seen: Leave out the session's own items.
+            generate: Write a reason for each item.
+            diversity: MMR trade-off for this call (default: the ranker's).
+            budget_s: Latency budget for generation.
+
+        Raises:
+            InvalidInputError: ``history`` is not a sequence of item ids and Events, or
+                an argument :meth:`recommend` refuses.
+            UnknownItemError: ``history`` names an item not in the catalog.
+        """
+        request = RecommendRequest.make(
+            k,
+            query=query,
+            exclude_seen=exclude_seen,
+            filters=filters,
+            generate=generate,
+            diversity=diversity,
+            budget_s=budget_s,
+        )
+        recs, items = _anonymous.session_rank(self, history, request)
+        if request.generate:
+            uid = _anonymous.SESSION_USER
+            recs = _scoring.with_text(self, [recs], [uid], request.query, request.budget_s, items)
+            recs = recs[0]
+        return recs
+
+    def similar_items(
+        self, item_id: str, k: int = 10, *, filters: Filters | None = None
+    ) -> list[Recommendation]:
+        """The ``k`` items most like ``item_id`` ("customers also bought"), best first,
+        the item itself excluded.
+
+        The item is ranked as a one-item session: co-occurrence neighbours and the
+        trained models blended with text and tag similarity by the ranker's weights; each
+        :class:`~llmrec.Recommendation` carries its score breakdown, with ``item_id`` as
+        its evidence.
+
+        Raises:
+            UnknownItemError: ``item_id`` is not in the catalog.
+            InvalidInputError: ``k`` <= 0 or a bad filter.
+        """
+        request = RecommendRequest.make(k, filters=filters, generate=False)
+        return _anonymous.similar_items(self, item_id, request)[0]
 
     # ------------------------------------------------------------------ asyncio
     # Each coroutine runs its blocking twin in a worker thread (asyncio.to_thread), so the
@@ -614,16 +783,24 @@ class Pipeline:
         self.close()
 
     # ------------------------------------------------------------------ persistence
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, *, signing_key: bytes | None = None) -> None:
         """Save everything to ``path`` atomically: a crash at any moment leaves the
         previous save (or the new one) loadable. The manifest records every file's size
         and SHA-256, and how far the event log had been applied.
 
+        Args:
+            path: The save directory.
+            signing_key: Sign the save (HMAC-SHA256 of the manifest, which lists every
+                file's SHA-256) so that ``from_pretrained(..., signing_key=...)`` refuses
+                any save not made with this key.
+
         Raises:
             PersistenceError: ``path`` is a file or a non-empty directory that is not an
                 llmrec save (it is never replaced), or the disk refused the write.
+            ConfigError: ``signing_key`` is not bytes of at least 16 bytes.
         """
-        _persistence.save(self, check_path(path, "save path"))
+        key = check_signing_key(signing_key)
+        _persistence.save(self, check_path(path, "save path"), signing_key=key)
 
     @classmethod
     def from_pretrained(
@@ -634,8 +811,19 @@ class Pipeline:
         llm: Any = None,
         llm_options: Mapping[str, Any] | None = None,
         pseudonymize_key: bytes | None = None,
+        allow_remote: bool = False,
+        allow_llms: Iterable[str] = (),
+        signing_key: bytes | None = None,
     ) -> Pipeline:
         """Load a pipeline saved by :meth:`save_pretrained`.
+
+        A save directory is input: it may come from elsewhere or have been edited. Its
+        generator is used only when it runs in this process (``"default"``,
+        ``"transformers"``, ``"template"``, ``"llamacpp"``) with no network address in
+        its options; a save that sends prompts over the network (``"openai"``, or any
+        ``scheme://`` address) needs ``allow_remote=True``, and any other backend name
+        needs to be listed in ``allow_llms``. Passing ``llm=`` or ``llm_options=`` makes
+        the choice yours and skips the check.
 
         To recover after a crash, open the event log on the loaded pipeline
         (:meth:`open_event_log`): it replays what happened after the save.
@@ -648,22 +836,38 @@ class Pipeline:
                 ``backend_options``) are then dropped.
             llm_options: Override the saved generator options.
             pseudonymize_key: The key the save was made with, if any.
+            allow_remote: Trust a saved generator that sends prompts over the network.
+            allow_llms: Other saved generator backend names to trust (registered ones).
+            signing_key: Accept only a save signed with this key (see
+                :meth:`save_pretrained`).
 
         Raises:
             PersistenceError: the directory is missing, truncated, corrupt or from a newer
-                llmrec.
+                llmrec; or its generator is remote or a backend not allowed (above).
             ConfigError: the save is pseudonymized and the key is missing or another one
                 (or a key is given for a save that is not pseudonymized).
         """
         path = check_path(path, "save path")
         if llm_options is not None:
             llm_options = check_options(llm_options, "llm_options")
+        allow_remote = check_bool(allow_remote, "allow_remote")
+        allowed = frozenset(check_instances(allow_llms, "allow_llms", str, "a backend name"))
+        signing_key = check_signing_key(signing_key)
         pseudonymize = None if pseudonymize_key is None else Pseudonymizer(pseudonymize_key)
         device = resolve_device(device)
         saved = _persistence.load(
-            path, device=device, key_check=None if pseudonymize is None else pseudonymize.key_check
+            path,
+            device=device,
+            key_check=None if pseudonymize is None else pseudonymize.key_check,
+            signing_key=signing_key,
         )
-        llm, options = _persistence.generator_choice(saved.parts["generator"], llm, llm_options)
+        llm, options = _persistence.generator_choice(
+            saved.parts["generator"],
+            llm,
+            llm_options,
+            allow_remote=allow_remote,
+            allow_llms=allowed,
+        )
         parts = saved.parts
         pipe = cls(
             parts["catalog"],

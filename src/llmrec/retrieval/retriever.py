@@ -206,6 +206,7 @@ class Retriever:
         *,
         valid: Sequence[tuple[Sequence[int], int]] | None = None,
         models: str = "all",
+        min_users: int = 0,
     ) -> None:
         """Fit the interaction-based sources from each user's positive rows.
 
@@ -214,8 +215,13 @@ class Retriever:
             valid: ``(history rows, next row)`` pairs for the models' early stopping.
             models: Which trainable models to fit: ``"all"``, ``"cheap"`` (those with
                 ``refit_on_all``) or ``"none"``.
+            min_users: Fewest users with two or more rows for the trainable models to
+                be fitted; below it they are skipped with a warning (a model fitted on
+                a handful of users is noise, not signal) and keep their current state.
         """
         models = check_choice(models, "models", ("all", "cheap", "none"))
+        min_users = check_int(min_users, "min_users", low=0)
+        enough = sum(len(rows) >= 2 for rows in user_rows) >= min_users
         indptr = np.cumsum([0] + [len(r) for r in user_rows])
         indices = np.fromiter(
             (row for rows in user_rows for row in rows), dtype=np.int64, count=int(indptr[-1])
@@ -231,8 +237,17 @@ class Retriever:
             self.popularity.resize(self.n_rows)
             self.cooccurrence.fit(matrix)
             for model in self.models.values():
-                if models == "all" or (models == "cheap" and model.refit_on_all):
-                    model.fit(user_rows, self.item_vectors, valid=valid, live=self.live)
+                if not (models == "all" or (models == "cheap" and model.refit_on_all)):
+                    continue
+                if not enough:
+                    logger.warning(
+                        "skipping the %r model: fewer than %d users with two or more "
+                        "interactions to train it on",
+                        model.name,
+                        min_users,
+                    )
+                    continue
+                model.fit(user_rows, self.item_vectors, valid=valid, live=self.live)
 
     def record(self, row: int, weight: float) -> None:
         """Count a live interaction towards popularity."""

@@ -102,6 +102,12 @@ def _is_record(obj: Mapping[str, Any]) -> bool:
     )
 
 
+def _base(header: Mapping[str, Any]) -> int:
+    """The sequence a compacted log starts after (0 for a log never compacted)."""
+    base = header.get("base", 0)
+    return base if isinstance(base, int) and not isinstance(base, bool) and base >= 0 else 0
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -165,6 +171,7 @@ class EventLog:
         self.log_id: str = header["log_id"]
         self.meta: dict[str, Any] = dict(header.get("meta") or {})
         self._salt = bytes.fromhex(header["salt"])
+        self._base = _base(header)
         self._last_seq = last_seq
         self._synced = last_seq
         self._end = end
@@ -245,6 +252,7 @@ class EventLog:
                             f"than this llmrec supports ({LOG_FORMAT}); upgrade llmrec"
                         )
                     header = obj
+                    last_seq = _base(obj)
                     end = offset + len(line)
                 else:
                     if not _is_record(obj):
@@ -283,6 +291,17 @@ class EventLog:
     def __len__(self) -> int:
         """Records in the log (the header not counted)."""
         return self._count
+
+    @property
+    def base_sequence(self) -> int:
+        """The last record :meth:`compact` dropped (0: the log holds every record)."""
+        return self._base
+
+    @property
+    def unsynced(self) -> int:
+        """Records written (and, under ``fsync="batch"`` or ``"never"``, acknowledged) but
+        not yet synced to disk by this log: what a machine crash could lose now."""
+        return max(0, self._last_seq - self._synced)
 
     @property
     def closed(self) -> bool:
@@ -404,6 +423,12 @@ class EventLog:
         after = check_int(after, "after", low=0, error=InvalidInputError)
         with self._lock:
             self._check_open()
+            if after < self._base:
+                raise PersistenceError(
+                    f"event log {str(self.path)!r} was compacted through record {self._base} "
+                    f"(a snapshot holds those); records after {after} are no longer all in "
+                    "it: load the save the snapshot wrote"
+                )
             end = self._end
             f = open(self.path, "rb")  # noqa: SIM115 - closed by the generator below
         return self._records(f, end, after)
@@ -469,20 +494,61 @@ class EventLog:
                     {"seq": seq, "op": "forget", "data": {"user_hash": self.user_hash(user_id)}}
                 )
             )
-            old_fd = self._fd
-            try:
-                size = self._replace_file(kept)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            except OSError as exc:
-                raise PersistenceError(
-                    f"cannot rewrite event log {str(self.path)!r}: {exc}"
-                ) from None
-            if old_fd is not None:
-                os.close(old_fd)
-            self._end = size
+            self._swap_in(kept)
             self._last_seq = self._synced = seq
-            self._count = len(kept) - 1
             return removed
+
+    # ------------------------------------------------------------------ compaction
+    def compact(self, through: int) -> int:
+        """Drop the records up to sequence ``through`` (a snapshot holds them), atomically
+        (temporary file, fsync, rename); later records and the numbering are kept.
+
+        A replay from before ``through`` is refused afterwards (:meth:`replay`), so an
+        older save cannot silently miss the dropped records.
+
+        Returns:
+            The number of records dropped.
+
+        Raises:
+            InvalidInputError: ``through`` is negative or beyond the last record.
+            PersistenceError: the log is closed or cannot be rewritten (it is left as it was).
+        """
+        through = check_int(through, "through", low=0, error=InvalidInputError)
+        with self._lock, self._sync_lock:
+            self._check_open()
+            if through > self._last_seq:
+                raise InvalidInputError(
+                    f"through must be at most the last record {self._last_seq}, got {through}"
+                )
+            if through <= self._base:
+                return 0
+            kept: list[bytes] = []
+            with open(self.path, "rb") as f:
+                for _, line, obj in self._lines(f, self._end):
+                    if "seq" not in obj:
+                        line = _encode({**obj, "base": through})
+                    elif obj["seq"] <= through:
+                        continue
+                    kept.append(line)
+            dropped = self._count - (len(kept) - 1)
+            self._swap_in(kept)
+            self._base = through
+            return dropped
+
+    def _swap_in(self, lines: list[bytes]) -> None:
+        """Replace the file by ``lines`` (header first) and append to the new file (under
+        both locks); everything in it is synced."""
+        old_fd = self._fd
+        try:
+            size = self._replace_file(lines)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise PersistenceError(f"cannot rewrite event log {str(self.path)!r}: {exc}") from None
+        if old_fd is not None:
+            os.close(old_fd)
+        self._end = size
+        self._synced = self._last_seq
+        self._count = len(lines) - 1
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from llmrec._validate import check_choice
-from llmrec.errors import InvalidInputError, PersistenceError
+from llmrec.errors import ConfigError, InvalidInputError, PersistenceError
 
 __all__ = [
     "CHECKSUM_NAME",
@@ -39,6 +40,7 @@ __all__ = [
     "check_tree",
     "load_array",
     "open_regular",
+    "check_signing_key",
     "parse_json",
     "read_json",
     "read_lines",
@@ -54,6 +56,11 @@ MANIFEST_NAME = "llmrec.json"
 #: Beside the manifest: the SHA-256 of its bytes, in ``sha256sum`` format, so an edited
 #: manifest (or one whose ``files`` list was dropped) is refused.
 CHECKSUM_NAME = "llmrec.sha256"
+#: Beside the manifest when a save is signed: the HMAC-SHA256 of the manifest's bytes under
+#: the user's key. The manifest lists every file's SHA-256, so the signature covers them all.
+SIGNATURE_NAME = "llmrec.sig"
+#: Shortest signing key accepted (bytes): HMAC-SHA256 keys below this are guessable.
+MIN_SIGNING_KEY = 16
 #: A save is untrusted input: JSON documents (and each JSONL line) above this are refused.
 MAX_JSON_BYTES = 64 << 20
 #: Deepest JSON nesting a save may hold; saves nest a few levels, attacks thousands.
@@ -373,13 +380,62 @@ def check_tree(root: Path) -> None:
                 raise PersistenceError(f"{entry.path!r} is not a regular file")
 
 
-def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    """Write ``manifest`` as ``llmrec.json`` in ``directory`` and its checksum beside it."""
+def check_signing_key(key: Any) -> bytes | None:
+    """``key`` as bytes (``None`` stays ``None``): at least :data:`MIN_SIGNING_KEY` bytes.
+
+    Raises:
+        ConfigError: not bytes, or too short.
+    """
+    if key is None:
+        return None
+    if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_SIGNING_KEY:
+        raise ConfigError(
+            f"signing_key must be bytes of at least {MIN_SIGNING_KEY} bytes (for example "
+            f"secrets.token_bytes(32)), got {type(key).__name__}"
+            + (f" of {len(key)} bytes" if isinstance(key, (bytes, bytearray)) else "")
+        )
+    return bytes(key)
+
+
+def _signature(key: bytes, data: bytes) -> str:
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def write_manifest(
+    directory: Path, manifest: dict[str, Any], *, signing_key: bytes | None = None
+) -> None:
+    """Write ``manifest`` as ``llmrec.json`` in ``directory`` and its checksum beside it,
+    and with ``signing_key`` its signature (:data:`SIGNATURE_NAME`)."""
     data = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
     with atomic_file(Path(directory) / MANIFEST_NAME, "wb") as f:
         f.write(data)
     with atomic_file(Path(directory) / CHECKSUM_NAME) as f:
         f.write(f"{hashlib.sha256(data).hexdigest()}  {MANIFEST_NAME}\n")
+    signature = Path(directory) / SIGNATURE_NAME
+    if signing_key is not None:
+        with atomic_file(signature) as f:
+            f.write(f"{_signature(signing_key, data)}  {MANIFEST_NAME}\n")
+    elif os.path.lexists(signature):  # a stale signature would no longer match
+        signature.unlink()
+
+
+def _check_signed(directory: Path, data: bytes, manifest: dict[str, Any], key: bytes) -> None:
+    """Refuse a manifest not signed with ``key`` (the caller asked for a signed save)."""
+    where = repr(str(directory))
+    if not os.path.lexists(directory / SIGNATURE_NAME):
+        raise PersistenceError(
+            f"{where} is not signed ({SIGNATURE_NAME} is missing) but a signing_key was "
+            "given: load it without signing_key only if you trust where it came from"
+        )
+    text = _read_bytes(directory / SIGNATURE_NAME, 4096).decode("ascii", errors="replace")
+    given = text.split(maxsplit=1)[0] if text.strip() else ""
+    if not hmac.compare_digest(given, _signature(key, data)):
+        raise PersistenceError(
+            f"{where} is not signed with this signing_key: the save was altered, or signed "
+            "with another key"
+        )
+    if "files" not in manifest:
+        raise PersistenceError(f"{str(directory / MANIFEST_NAME)!r} lists no files")
 
 
 def _check_sealed(directory: Path, data: bytes, manifest: dict[str, Any]) -> None:
@@ -521,11 +577,14 @@ def _recover(target: Path) -> None:
             os.replace(olds[-1], target)
 
 
-def read_manifest(directory: Path, expected_kind: str) -> dict[str, Any]:
+def read_manifest(
+    directory: Path, expected_kind: str, *, signing_key: bytes | None = None
+) -> dict[str, Any]:
     """Read and check ``llmrec.json`` in ``directory``.
 
     The directory must hold only regular files and folders (:func:`check_tree`), and the
-    manifest must match its checksum file (:data:`CHECKSUM_NAME`) where there is one.
+    manifest must match its checksum file (:data:`CHECKSUM_NAME`) where there is one, and
+    with ``signing_key`` its signature (:data:`SIGNATURE_NAME`), which must be there.
 
     Raises:
         PersistenceError: the directory or manifest is missing or corrupt, holds a link or
@@ -560,6 +619,8 @@ def read_manifest(directory: Path, expected_kind: str) -> dict[str, Any]:
             f"{str(directory)!r} holds a {manifest.get('kind')!r:.80}, expected {expected_kind!r}"
         )
     _check_sealed(directory, data, manifest)
+    if signing_key is not None:
+        _check_signed(directory, data, manifest, signing_key)
     return manifest
 
 

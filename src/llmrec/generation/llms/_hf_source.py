@@ -24,11 +24,12 @@ from typing import Any
 
 import torch
 
+from llmrec.device import quiet_model_loading
 from llmrec.errors import BackendUnavailableError, ConfigError, GenerationError
 from llmrec.generation.llms.base import default_llm_path
 from llmrec.storage.io import default_cache_dir
 
-__all__ = ["converted_copy", "import_transformers", "resolve_source"]
+__all__ = ["check_hub_model", "converted_copy", "import_transformers", "resolve_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +70,13 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     started = time.perf_counter()
     logger.info("converting %s to a safetensors copy in %s (once)", gguf, target)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name
-        )
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
-        )
+        with quiet_model_loading():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name
+            )
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
+            )
     except Exception as exc:
         raise GenerationError(f"cannot load the GGUF model {str(gguf)!r}: {exc}") from exc
     # The de-quantized weights are plain tensors; only the quantizer bookkeeping makes
@@ -147,4 +149,37 @@ def resolve_source(model: str, cache_dir: str | os.PathLike | None) -> str:
     )
     if looks_local:
         raise ConfigError(f"model path {model!r} does not exist")
-    return model  # a Hugging Face hub id; loading fails clearly when offline
+    check_hub_model(model)
+    return model  # a Hugging Face hub id
+
+
+def _hub_offline() -> bool:
+    """Whether Hugging Face hub downloads are switched off (read now, not at import)."""
+    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
+    return any(flag.strip().upper() in ("1", "ON", "YES", "TRUE") for flag in flags)
+
+
+def check_hub_model(model: str) -> None:
+    """Refuse a Hugging Face hub id that cannot load: hub downloads are off
+    (``HF_HUB_OFFLINE=1``) and the model is not in the local hub cache. Online nothing is
+    asked (a wrong id fails when the model loads).
+
+    Raises:
+        ConfigError: as above, or ``model`` is not a valid hub id.
+    """
+    if not _hub_offline():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(model, "config.json")
+    except ValueError:  # HFValidationError: not of the form "owner/name"
+        raise ConfigError(
+            f"model {model!r:.80} is neither a local path nor a Hugging Face hub id"
+        ) from None
+    if not isinstance(found, str):
+        raise ConfigError(
+            f"model {model!r:.80} is a Hugging Face hub id, but hub downloads are off "
+            f"(HF_HUB_OFFLINE) and it is not in the local cache {constants.HF_HUB_CACHE!r}: "
+            "download it once while online, or pass a local model directory"
+        )

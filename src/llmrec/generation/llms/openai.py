@@ -48,7 +48,8 @@ def _check_base_url(base_url: Any) -> str:
         if not base_url:
             raise ConfigError(
                 f"the openai backend needs base_url (e.g. 'http://localhost:8000/v1'), or the "
-                f"environment variable {BASE_URL_ENV}"
+                f"environment variable {BASE_URL_ENV}; in a pipeline: llm='openai', "
+                "llm_options={'model': ..., 'backend_options': {'base_url': ...}}"
             )
     if not isinstance(base_url, str):
         raise ConfigError(f"base_url must be a str, got {base_url!r}")
@@ -126,6 +127,18 @@ class OpenAIChat(StreamingChat):
         self._api_key = key.strip()
         self._served_model: str | None = None if model == "default" else model
         self._model_lock = threading.Lock()
+
+    @classmethod
+    def preflight(cls, **options: Any) -> None:
+        """Check constructor arguments without a request (see
+        :meth:`~llmrec.generation.ContentGenerator.check_config`): building this backend
+        touches no network, so it is built and dropped.
+
+        Raises:
+            ConfigError: what the constructor raises (no ``base_url`` and no
+                ``LLMREC_OPENAI_BASE_URL``, a bad URL, a bad option value).
+        """
+        cls(**options)
 
     @property
     def max_batch_size(self) -> int:

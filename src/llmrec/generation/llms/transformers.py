@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from llmrec._validate import check_bool, check_float, check_int
-from llmrec.device import DeviceLike, resolve_device, resolve_dtype
+from llmrec.device import DeviceLike, quiet_model_loading, resolve_device, resolve_dtype
 from llmrec.errors import ConfigError, GenerationError
-from llmrec.generation.llms._hf_source import import_transformers, resolve_source
+from llmrec.generation.llms._hf_source import check_hub_model, import_transformers, resolve_source
 from llmrec.generation.llms._llama import LlamaRunner
 from llmrec.generation.llms._llama import supports as llama_supports
 from llmrec.generation.llms.base import StreamingChat
@@ -110,14 +110,28 @@ class TransformersChat(StreamingChat):
             time.perf_counter() - started,
         )
 
+    @classmethod
+    def preflight(cls, model: str = "default", **options: Any) -> None:
+        """Check ``model`` without loading it (see
+        :meth:`~llmrec.generation.ContentGenerator.check_config`): a Hugging Face hub id
+        must be loadable (in the local cache while hub downloads are off). Local paths
+        and the other options are checked when the backend is built."""
+        del options
+        if isinstance(model, str) and model not in ("", "default"):
+            if not os.path.exists(os.path.expanduser(model)):
+                check_hub_model(model)
+
     def _load(self, transformers: Any, source: str) -> None:
         """Load the tokenizer and the model from ``source`` and learn what their forward
         pass needs: the padding and end-of-sequence ids, the name of the argument asking
         for the last position's logits only, whether heads can be reused, which forward
         runs."""
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-            self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype)
+            with quiet_model_loading():
+                self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+                self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                    source, dtype=self.dtype
+                )
         except Exception as exc:
             raise GenerationError(
                 f"cannot load language model {self.model_name!r} from {source!r}: {exc}"

@@ -1,0 +1,476 @@
+"""The independent checker of ``benchmarks/content.py``: claims in a text against the data.
+
+It shares no code with llmrec's verifier (``llmrec.generation.verify``) or its fact plan:
+it reads only the catalog (items and their attributes), the events and the users' stated
+preferences, and decides from them what is true. Rules:
+
+* **Claims**: a text is split into sentences (``.``, ``!``, ``?``) and each sentence into
+  clauses (``;``, ``:``, dashes, ``, and``, ``, but``, ``, so``, ``, while``); catalog titles
+  are masked first so a title with "and" in it stays whole. A clause whose words are
+  all function words or recommendation talk (:data:`GENERIC`: "great", "you", "enjoy",
+  ...) states nothing checkable and is not counted. Any other clause is a claim; it is
+  **supported** when none of the false-claim classes below fires in it and at least 75%
+  of its content words (lightly stemmed) occur in the data about the target (title, text,
+  attribute values; for a digest, any listed item) or, in a clause about the user ("you",
+  a history title), about this user (history items' titles, attributes, their own words).
+  ``popular``/``trending`` hold for an item at least as many users had as the median item.
+* **False-claim classes** (counted once per text that has them):
+  ``other_item`` a catalog title other than the target's and the user's history items;
+  ``other_category`` a category/genre/tag word or a type word (a shop title's last word,
+  e.g. "boots") that the target does not have, in a clause that says nothing about the
+  user or in what the text says the item is ("it is a ...");
+  ``user_tags_as_item`` the same, when the word is one of the user's own tags;
+  ``unsupported_relation`` a history item joined to the target by a relation the data
+  does not hold: "from the director of X" needs a shared director, "fans of X" / "people
+  who liked X" users who had both (at least 5% of X's), "like / similar to / close to X"
+  the same category or section, two shared genres or tags, or a shared person or brand
+  (what the items are, not who bought them), any other mention any shared value or such
+  fans; ``invented_number`` a number (price, figure, year, percentage) in neither the
+  target's nor the user's data nor a true co-consumption figure (count or share, positive
+  ratings or any event); ``invented_name`` a capitalized name (person, place, brand) in
+  neither, or a person named in a role (directed by, written by, starring) the target's
+  data does not give them; ``repeated_phrase`` a word written twice in a row or a
+  repeated 3-word phrase; ``target_not_named`` (reasons and pitches
+  only) the target's title absent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+STOP = frozenset(
+    """
+a an the and or but so if then than as at by for from in into of on onto to with without
+about over under after before since because while when where which who whom whose that
+this these those it its it's is are was were be been being am do does did has have had
+having not no nor very too also just only even still yet ever here there their them they
+he she his her him we our us i me my mine yours your you you're you'll you've one ones
+can could may might will would shall should must let lets let's up out off down again
+more most much many some any each every all both either neither other another such own
+same s t don't isn't can't won't what how why
+""".split()
+)
+GENERIC = frozenset(
+    """
+like likes liked love loves loved enjoy enjoys enjoyed enjoying fan fans favorite
+favourite great perfect ideal excellent good nice best better fine solid top strong
+choice choices pick picks option options selection recommend recommended recommendation
+suggest suggestion try check add want need looking look seem seems sure worth definitely
+really truly simply well quite pretty fun exciting interesting amazing wonderful classic
+must next new today now right way ways thing things something everything anything time
+times day days people person others folks customers shoppers readers viewers audience
+buyers reader viewer customer shopper user users watch watched watching read reading
+buy bought buying purchase purchased use used using wear wearing make makes made keep
+get gets got give gives go goes going take takes help helps helpful based taste tastes
+interest interests interested history recent recently past previous similar fans'
+item items product products article articles story stories film films movie movies
+gear pick list lists collection lineup here's there's got set fit fits suit suits
+appeal appeals appealing enjoyable worthwhile great-looking high quality
+cost costs priced price only just under
+brand brands tag tags section sections category categories genre genres description
+descriptions share shares shared sharing same topic topics theme themes kind type
+chosen choose led lead leads leading including include includes featuring feature
+features start starts starting headed topped round-up roundup
+released release releases runs run-time runtime minutes minute year years rated rating
+directed director directors written writer writers starring stars cast made
+""".split()
+)
+# Status words: true of an item that at least as many users had as the median item.
+POPULAR = frozenset({"popular", "trending", "bestseller", "best-selling", "favourite", "hit"})
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-.]*[A-Za-z0-9]|[A-Za-z0-9]")
+_NUMBER = re.compile(r"(?<![A-Za-z])\$?\d[\d,]*(?:\.\d+)?%?")
+_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+_CLAUSE = re.compile(r"\s*(?:;|:|\s[-\u2013\u2014]\s|\u2014|,\s*(?:and|but|so|while|which)\s)\s*")
+_MASK = re.compile(r"\u27e6([TH]|O)(\d+)\u27e7")
+# "it is a <phrase>": what the text says the item is, whoever else the clause mentions.
+_IDENTITY = re.compile(
+    r"\b(?:is|it's|are|was|makes it)\s+(?:a|an|the|one of the)\s+(.+?)"
+    r"(?=\s+(?:for|that|which|who|with|from|by|to|and you|because|since|if|so)\b|[,;.!?]|$)",
+    re.I,
+)
+# "directed by X", "written by X", "starring X": the name must hold that role in the data.
+_ROLES = (
+    (
+        re.compile(
+            r"\b(?i:directed by|a film by|from director|director)\s+((?:[A-Z][\w'.-]*\s?){1,3})"
+        ),
+        ("director",),
+    ),
+    (
+        re.compile(r"\b(?i:written by|writer|screenplay by)\s+((?:[A-Z][\w'.-]*\s?){1,3})"),
+        ("writer",),
+    ),
+    (
+        re.compile(
+            r"\b(?i:starring|stars|star|featuring|with actors?)\s+((?:[A-Z][\w'.-]*\s?){1,3})"
+        ),
+        ("cast",),
+    ),
+)
+_USER = frozenset({"you", "your", "you're", "you've", "you'll", "yours"})
+_RELATION = {
+    "director": re.compile(r"(director|directed|filmmaker|maker)s?\W+(?:\w+\W+){0,3}$", re.I),
+    "cast": re.compile(r"(star|stars|starring|actor|actress|cast)\W+(?:\w+\W+){0,3}$", re.I),
+    "fans": re.compile(
+        r"(fans|people|customers|readers|viewers|others|those|who)\W+(?:\w+\W+){0,3}$", re.I
+    ),
+    "like": re.compile(r"(like|similar|reminiscent|close|spirit|same)\W+(?:\w+\W+){0,2}$", re.I),
+}
+
+
+def stem(word: str) -> str:
+    """A light stem: lowercase, no possessive, no plural, no -ing/-ed."""
+    w = word.lower().strip(".'-")
+    w = w[:-2] if w.endswith("'s") else w
+    if len(w) >= 5 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) >= 5 and w.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return w[:-2]
+    if len(w) >= 4 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    if len(w) >= 6 and w.endswith("ing"):
+        return w[:-3]
+    if len(w) >= 5 and w.endswith("ed"):
+        return w[:-2]
+    return w
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def numbers(text: str) -> set[float]:
+    out = set()
+    for match in _NUMBER.findall(text):
+        try:
+            out.add(round(float(match.strip("$%").replace(",", "")), 2))
+        except ValueError:
+            continue
+    return out
+
+
+def _values(value: Any) -> Iterable[str]:
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _values(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _values(v)
+    elif value is not None:
+        yield str(value)
+
+
+def title_forms(title: str) -> list[str]:
+    """A title as written and with a trailing article moved to the front, no year."""
+    base = re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
+    forms = [base]
+    match = re.match(r"^(.*), (The|A|An)$", base)
+    if match:
+        forms.append(f"{match.group(2)} {match.group(1)}")
+        forms.append(match.group(1))
+    return [f for f in forms if f]
+
+
+@dataclass
+class Truth:
+    """What the data says: items, each user's history and words, co-consumption."""
+
+    items: dict[str, Any]  # item_id -> Item
+    history: dict[str, list[str]]
+    user_words: dict[str, str]
+    users_of: dict[str, set[str]] = field(default_factory=dict)
+    likers_of: dict[str, set[str]] = field(default_factory=dict)
+    people_fields: tuple[str, ...] = ("director", "cast", "writer", "people", "brand")
+    tag_fields: tuple[str, ...] = ("genres", "tags", "category", "section")
+
+    @classmethod
+    def build(cls, items: Iterable[Any], events: Iterable[Any]) -> Truth:
+        truth = cls({i.item_id: i for i in items}, {}, {})
+        for e in events:
+            if e.item_id is None:
+                truth.user_words[e.user_id] = (
+                    truth.user_words.get(e.user_id, "") + " " + (e.text or "")
+                )
+                continue
+            truth.history.setdefault(e.user_id, [])
+            if e.item_id not in truth.history[e.user_id]:
+                truth.history[e.user_id].append(e.item_id)
+            truth.users_of.setdefault(e.item_id, set()).add(e.user_id)
+            if e.kind != "rate" or (e.value or 0) >= 4:
+                truth.likers_of.setdefault(e.item_id, set()).add(e.user_id)
+        truth._index()
+        return truth
+
+    def _index(self) -> None:
+        self.titles: list[tuple[str, str]] = sorted(
+            ((form, iid) for iid, item in self.items.items() for form in title_forms(item.title)
+             if len(form) >= 4), key=lambda p: -len(p[0]))  # fmt: skip
+        self.vocab = {iid: self._item_vocab(item) for iid, item in self.items.items()}
+        self.tag_words = {iid: self._tags(item) for iid, item in self.items.items()}
+        self.all_tags = set().union(*self.tag_words.values()) if self.tag_words else set()
+        # what kind of thing an item is: a shop title's last word ("boots"), where items
+        # have a category (a film's or an article's title says no such thing)
+        self.type_words = {stem(words(f)[-1]) for f, iid in self.titles
+                           if words(f) and "category" in self.items[iid].attributes}  # fmt: skip
+        names = set()
+        for item in self.items.values():
+            for f in self.people_fields:
+                names |= {stem(w) for v in _values(item.attributes.get(f)) for w in words(v)}
+        self.names = names
+
+    def _tags(self, item: Any) -> set[str]:
+        out = set()
+        for f in self.tag_fields:
+            for v in _values(item.attributes.get(f)):
+                out |= {stem(w) for w in words(v)}
+        return out
+
+    def _item_vocab(self, item: Any) -> set[str]:
+        text = " ".join([item.title, item.text, *_values(dict(item.attributes))])
+        return {stem(w) for w in words(text)}
+
+    def item_numbers(self, item_id: str) -> set[float]:
+        item = self.items[item_id]
+        found = numbers(" ".join([item.title, item.text]))
+        for v in _values(dict(item.attributes)):
+            found |= numbers(v)
+        return found
+
+    def is_popular(self, item_id: str) -> bool:
+        counts = sorted(len(self.users_of.get(i, ())) for i in self.items)
+        return len(self.users_of.get(item_id, ())) >= counts[len(counts) // 2]
+
+    def relation(self, history_id: str, target_id: str, kind: str) -> bool:
+        """Whether the data holds ``kind`` between a history item and the target."""
+        a, b = self.items[history_id], self.items[target_id]
+        if kind in ("director", "cast"):
+            fields = ("director", "writer") if kind == "director" else ("cast",)
+            return any(set(_values(a.attributes.get(f))) & set(_values(b.attributes.get(f)))
+                       for f in fields)  # fmt: skip
+        of_x = self.users_of.get(history_id, set())
+        both = of_x & self.users_of.get(target_id, set())
+        # "fans of X": at least 5% of X's users had the target too
+        fans = bool(both) and len(both) >= 0.05 * len(of_x)
+        if kind == "fans":
+            return fans
+        people = any(set(_values(a.attributes.get(f))) & set(_values(b.attributes.get(f)))
+                     for f in ("director", "cast", "writer", "brand"))  # fmt: skip
+        same = any(a.attributes.get(f) is not None and a.attributes.get(f) == b.attributes.get(f)
+                   for f in ("category", "section"))  # fmt: skip
+        shared = sum(len(set(_values(a.attributes.get(f))) & set(_values(b.attributes.get(f))))
+                     for f in ("genres", "tags"))  # fmt: skip
+        # "like X": same category/section, two shared genres/tags, a shared person or brand
+        # (what the items are, not who bought them)
+        like = same or shared >= 2 or people
+        # a plain mention ("shares its tags, running, with X"): any shared value, or "fans"
+        return like if kind == "like" else like or shared >= 1 or fans
+
+    def figures(self, history_id: str, target_id: str) -> set[float]:
+        """True co-consumption figures: counts and percentages (either definition)."""
+        out: set[float] = set()
+        for table in (self.users_of, self.likers_of):
+            of_x = table.get(history_id, set())
+            both = of_x & self.users_of.get(target_id, set())
+            out |= {float(len(of_x)), float(len(both))}
+            if of_x:
+                pct = 100.0 * len(both) / len(of_x)
+                out |= {float(round(pct)), float(int(pct)), float(round(pct)) + 1,
+                        float(round(pct)) - 1, round(pct, 1)}  # fmt: skip
+        return out
+
+
+@dataclass
+class Verdict:
+    """The checker's decision on one text."""
+
+    claims: int = 0
+    supported: int = 0
+    flags: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    cites_user: bool = False
+
+    @property
+    def fully_supported(self) -> bool:
+        return self.claims == self.supported and not self.flags
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"claims": self.claims, "supported": self.supported, "flags": sorted(self.flags),
+                "notes": self.notes, "cites_user": self.cites_user,
+                "fully_supported": self.fully_supported}  # fmt: skip
+
+
+def _mask(truth: Truth, text: str, targets: set[str], history: list[str]) -> tuple[str, dict]:
+    """Catalog titles replaced by ``⟦T0⟧`` (target), ``⟦Hn⟧`` (history), ``⟦On⟧`` (other)."""
+    lower = text.lower()
+    slots: dict[str, str] = {}
+    for form, iid in truth.titles:
+        if form.lower() not in lower:
+            continue
+        flags = 0 if " " not in form else re.I
+        pattern = re.compile(r"(?<![\w\u27e6])" + re.escape(form) + r"(?![\w\u27e7])", flags)
+        if not pattern.search(text):
+            continue
+        role = "T" if iid in targets else "H" if iid in history else "O"
+        slot = f"\u27e6{role}{len(slots)}\u27e7"
+        slots[slot] = iid
+        text = pattern.sub(slot, text)
+        lower = text.lower()
+    return text, slots
+
+
+def _repeats(masked: str) -> list[str]:
+    tokens = [w.lower() for w in re.findall(r"\u27e6\w+\u27e7|[\w'-]+", masked)]
+    out = [f"'{a} {b}'" for a, b in zip(tokens, tokens[1:])
+           if a == b and not a.isdigit() and a not in ("very", "ha")]  # fmt: skip
+    grams = Counter(zip(tokens, tokens[1:], tokens[2:]))
+    out += [" ".join(g) for g, n in grams.items() if n > 1 and any(w not in STOP for w in g)]
+    return out
+
+
+def _names_in(clause: str, sentence_start: bool) -> list[tuple[str, bool]]:
+    """Capitalized words of a clause with whether each opens the sentence."""
+    out = []
+    for n, match in enumerate(re.finditer(r"[A-Za-z][\w'-]*", clause)):
+        word = match.group(0)
+        if word[0].isupper() and word not in ("I", "I'm", "I'd", "I've"):
+            out.append((word, n == 0 and sentence_start))
+    return out
+
+
+def check_text(truth: Truth, text: str, kind: str, user: str, target: str | None,
+               listed: Iterable[str] = (), extra_numbers: Iterable[float] = ()) -> Verdict:  # fmt: skip
+    """Split ``text`` into claims and check each against ``truth``; see the module doc.
+
+    ``target`` is the item the text is about (``None`` for a digest, whose ``listed``
+    items all count as its subject); ``extra_numbers`` may be stated too (a list's size).
+    """
+    listed = list(listed)
+    verdict = Verdict()
+    history = truth.history.get(user, [])
+    masked, slots = _mask(truth, text, {target, *listed} - {None}, history)
+    user_vocab = {stem(w) for w in words(truth.user_words.get(user, ""))}
+    user_tags: set[str] = set()
+    for h in history:
+        user_vocab |= truth.vocab[h]
+        user_tags |= truth.tag_words[h]
+    target_vocab = truth.vocab.get(target, set()) if target else set()
+    for i in listed:  # a list introduction may state what any listed item has
+        target_vocab = target_vocab | truth.vocab[i]
+    allowed = set(extra_numbers) | numbers(truth.user_words.get(user, ""))
+    for i in listed:
+        allowed |= truth.item_numbers(i)
+    if target:
+        allowed |= truth.item_numbers(target)
+        for h in history:
+            allowed |= truth.item_numbers(h) | truth.figures(h, target)
+    for phrase in _repeats(masked):
+        verdict.flags.add("repeated_phrase")
+        verdict.notes.append(f"repeated: {phrase}")
+    if kind in ("reason", "pitch") and target and not _named(truth, masked, slots, target):
+        verdict.flags.add("target_not_named")
+    pref = {stem(w) for w in words(truth.user_words.get(user, ""))} - {stem(w) for w in STOP}
+    for sentence in (s for s in _SENTENCE.split(masked.strip()) if s.strip()):
+        for n, clause in enumerate(c for c in _CLAUSE.split(sentence) if c and c.strip()):
+            _check_clause(truth, verdict, clause, n == 0, slots, target, target_vocab, user_vocab,
+                          user_tags, allowed, kind, [target] if target else listed)  # fmt: skip
+    text_stems = {stem(w) for w in words(_MASK.sub(" ", masked))}
+    verdict.cites_user = (
+        any(slot[1] == "H" for slot in slots)
+        or bool(text_stems & pref)
+        or (bool(text_stems & _USER) and bool(text_stems & user_tags))
+    )
+    return verdict
+
+
+def _named(truth: Truth, masked: str, slots: dict[str, str], target: str) -> bool:
+    if any(iid == target and slot[1] == "T" for slot, iid in slots.items()):
+        return True
+    title = truth.items[target].title
+    want = [stem(w) for w in words(title_forms(title)[0]) if w.lower() not in STOP]
+    have = {stem(w) for w in words(masked)}
+    return bool(want) and sum(w in have for w in want) / len(want) >= 0.6
+
+
+def _roles(truth: Truth, verdict: Verdict, clause: str, target: str) -> set[str]:
+    """A person named in a role (director, writer, cast) the target's data does not give them."""
+    attributes = truth.items[target].attributes
+    out = set()
+    for pattern, fields in _ROLES:
+        if not any(f in attributes for f in fields):
+            continue
+        people = {w.lower() for f in fields for v in _values(attributes.get(f)) for w in words(v)}
+        for match in pattern.finditer(clause):
+            names = [w for w in words(match.group(1)) if w[0].isupper()]
+            if names and not all(n.lower() in people for n in names):
+                out.add("invented_name")
+                verdict.notes.append(f"'{' '.join(names)}' is not {fields[0]} of the item")
+    return out
+
+
+def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
+                  slots: dict[str, str], target: str | None, target_vocab: set[str],
+                  user_vocab: set[str], user_tags: set[str], allowed: set[float],
+                  kind: str, subjects: list[str]) -> None:  # fmt: skip
+    grounded = target_vocab | user_vocab
+    flags: set[str] = set()
+    found = _MASK.findall(clause)
+    for match in _MASK.finditer(clause):
+        role, iid = match.group(1), slots.get(match.group(0))
+        if role == "O":
+            flags.add("other_item")
+            verdict.notes.append(f"other item: {truth.items[iid].title}")
+        elif role == "H" and subjects:
+            prefix = clause[: match.start()]
+            rel = next((k for k, rx in _RELATION.items() if rx.search(prefix)), "any")
+            if not any(truth.relation(iid, s, rel) for s in subjects):
+                flags.add("unsupported_relation")
+                verdict.notes.append(
+                    f"relation {rel!r} to {truth.items[iid].title} not in the data"
+                )
+    plain = _MASK.sub(" ", clause)
+    tokens = words(plain)
+    user_ref = any(r == "H" for r, _ in found) or any(w.lower() in _USER for w in tokens)
+    content = [
+        stem(w)
+        for w in tokens
+        if w.lower() not in STOP and w.lower() not in GENERIC and not w[0].isdigit()
+    ]
+    content = [c for c in content if c not in STOP and c not in GENERIC]  # fmt: skip
+    popular = target is not None and truth.is_popular(target)
+    content = [c for c in content if not (c in POPULAR and popular)]
+    identity = {stem(w) for m in _IDENTITY.finditer(plain) for w in words(m.group(1))}
+    for c in content:
+        if target and kind != "digest" and c in (truth.all_tags | truth.type_words) \
+                and c not in truth.vocab[target]:  # fmt: skip
+            if user_ref and c in user_vocab and c not in identity:
+                continue
+            flags.add("user_tags_as_item" if c in user_tags else "other_category")
+            verdict.notes.append(f"'{c}' said of the item, which lacks it")
+    for value in numbers(plain) - allowed:
+        flags.add("invented_number")
+        verdict.notes.append(f"number {value:g} not in the data")
+    if not user_ref:  # what only the user's data holds is grounded only in a clause about them
+        grounded = grounded - (user_vocab - target_vocab)
+    for word, at_start in _names_in(plain, opens):
+        s = stem(word)
+        if s in grounded or word.lower() in STOP or word.lower() in GENERIC:
+            continue
+        if not at_start or s in truth.names:
+            flags.add("invented_name")
+            verdict.notes.append(f"name '{word}' not in the data")
+    if target:
+        flags |= _roles(truth, verdict, plain, target)
+    verdict.flags |= flags
+    if not content and not found and not numbers(plain):
+        return  # recommendation talk only: no checkable claim
+    verdict.claims += 1
+    share = sum(c in grounded for c in content) / len(content) if content else 1.0
+    if not flags and share >= 0.75:
+        verdict.supported += 1
+    elif not flags:
+        missing = sorted({c for c in content if c not in grounded})
+        verdict.notes.append(f"unsupported words: {', '.join(missing[:6])}")

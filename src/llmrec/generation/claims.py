@@ -1,0 +1,254 @@
+"""Checks of a text's claims against its fact plan, used by :func:`~llmrec.generation.verify_text`.
+
+Each check takes the verifier's shared context (the text's normalized words, the words no
+allowed title covers, the target, the evidence items and the plan) and returns its
+problems. They cover what the word-level checks cannot: what the item *is* ("it is a Kids
+Hiking Boots" about a jacket), relation claims ("fans of X", "from the director of X")
+without the plan's relation, a status ("popular") the plan lacks, immediately repeated
+phrases ("zip-up zip-up"), and, per content kind, the text's shape (one sentence, two or
+three, a headline of at most 60 characters, a summary whose every sentence the article
+supports).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from llmrec.generation.text import (
+    STOPWORDS,
+    display_title,
+    normalize,
+    title_forms,
+    title_prefixes,
+)
+from llmrec.types import Fact, Item
+
+__all__ = [
+    "CONTENT_KINDS",
+    "HEADLINE_CHARS",
+    "ITEM_KINDS",
+    "check_identity",
+    "check_relations",
+    "check_repeats",
+    "check_shape",
+    "check_status",
+    "check_support",
+    "sentences",
+]
+
+#: The kinds of text a generator writes: one per item, and the list's digest.
+ITEM_KINDS = ("reason", "pitch", "summary", "headline")
+CONTENT_KINDS = (*ITEM_KINDS, "digest")
+#: Longest headline.
+HEADLINE_CHARS = 60
+
+#: Words that say what an item is like without stating a fact of it.
+_DESCRIPTORS = frozenset(
+    """great good fine nice popular perfect classic fun solid strong top smart pick choice
+    title item product option read watch favourite favorite must excellent lovely real true
+    well loved beloved timeless memorable engaging gripping compelling thoughtful charming
+    delightful enjoyable worthy worthwhile welcome natural next obvious safe sure wise bold
+    fresh new little big fitting ideal useful handy practical reliable sturdy light quality
+    film movie story one piece thing way addition follow up see have try buy own gem treat
+    experience ride journey option upgrade essential staple companion match fit""".split()
+)
+_COPULA = re.compile(
+    r"\b(?:it is|it s|its|this is|that is|is|as|being|makes for|offers)\s+(?:a|an)\s+"
+    r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
+    r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
+    r"of|at|than|so|but|or)\b|$)"
+)
+#: Cue words before a history title -> the relation kinds (and attributes) that allow them.
+_CUES: tuple[tuple[re.Pattern[str], tuple[str, ...], tuple[str, ...]], ...] = (
+    (
+        re.compile(r"\b(?:director|directed|filmmaker)\b"),
+        ("shared_attribute",),
+        ("director", "directors"),
+    ),
+    (
+        re.compile(r"\b(?:star|stars|starring|cast|actor|actress|actors)\b"),
+        ("shared_attribute",),
+        ("cast", "actors"),
+    ),
+    (
+        re.compile(r"\b(?:writer|written|screenwriter)\b"),
+        ("shared_attribute",),
+        ("writer", "writers"),
+    ),
+    (re.compile(r"\b(?:author|novelist)\b"), ("shared_attribute",), ("author", "authors")),
+    (re.compile(r"\b(?:brand|maker|makers|made by)\b"), ("shared_attribute",), ("brand",)),
+    (
+        re.compile(
+            r"\b(?:fans|people|viewers|readers|shoppers|customers|buyers|those|others|users|"
+            r"audiences) (?:of|who|that)\b|\bliked by\b|\bpercent\b|\bloved by\b|\benjoyed by\b"
+        ),
+        ("co_consumption",),
+        (),
+    ),
+    (
+        re.compile(
+            r"\b(?:similar|close to|reminiscent|theme|themes|vein|echoes|recalls|much like|just like|"
+            r"kind of|same spirit|akin)\b|(?<!you )(?<!you d )(?<!you ll )\blike$"
+        ),
+        ("similar_text", "shared_attribute"),
+        (),
+    ),
+)
+_STATUS_WORDS = ("popular", "trending", "bestseller", "bestselling", "best selling", "hit")
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split into sentences at ``.``, ``!`` or ``?`` followed by a space and a capital."""
+    parts = re.split(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])", text.strip())
+    return [p for p in (s.strip() for s in parts) if p]
+
+
+def _own_words(target: Item, plan: Sequence[Fact]) -> set[str]:
+    """Words of the target itself: title, tags, attribute values and text, and the plan's
+    facts about it (not its relation facts, which name other items)."""
+    parts = [target.title, display_title(target.title), target.text, *target.tags]
+    for value in target.attributes.values():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        parts.extend(str(v) for v in values)
+    parts.extend(f.text + " " + " ".join(f.values) for f in plan if f.item_id is None)
+    words = set(normalize(" ".join(parts)).split())
+    return words | {w[:-1] for w in words if w.endswith("s")} | {w + "s" for w in words}
+
+
+def check_identity(c: Any) -> list[str]:
+    """What the text says the item is ("it is a <phrase>"): the phrase's head noun must
+    be the item's own word (its title, tags, attributes or text, or another spelling of
+    a tag) or a generic one ("pick", "film")."""
+    own = _own_words(c.target, c.plan) | c.alias_words
+    # All words, titles included: "it is a Kids Hiking Boots" names another item.
+    for m in _COPULA.finditer(c.norm):
+        head = m.group(1).split()[-1]
+        if head in STOPWORDS or head in _DESCRIPTORS or head.isdigit() or head in own:
+            continue
+        return [f"says the item is something it is not ({m.group(1)})"]
+    return []
+
+
+def _history_spans(c: Any) -> list[tuple[int, int, str]]:
+    """``(start, end, item id)`` of each mention of an evidence item in the text (not
+    the words of a mention of the target: "Star Wars" of "Star Wars: Episode V")."""
+    words = c.words
+    spans: list[tuple[int, int, str]] = []
+    for form in c.target_mentions:
+        needle = form.split()
+        spans += [(i, i + len(needle), "") for i in _find(words, needle)]
+    for item in c.evidence:
+        forms = title_forms(item.title) | title_prefixes(item.title)
+        for form in sorted(forms, key=len, reverse=True):
+            needle = form.split()
+            for i in range(len(words) - len(needle) + 1):
+                end = i + len(needle)
+                if words[i:end] == needle and not any(s <= i and end <= e for s, e, _ in spans):
+                    spans.append((i, i + len(needle), item.item_id))
+    return sorted(s for s in spans if s[2])
+
+
+def check_relations(c: Any) -> list[str]:
+    """A history item may be cited only with a relation the plan holds: any fact about it
+    for a plain "you liked X", the matching relation for "fans of X", "the director of
+    X", "similar to X"; "theme" words need a similar-text fact."""
+    plan: Sequence[Fact] = c.plan
+    for start, end, item_id in _history_spans(c):
+        facts = [f for f in plan if f.item_id == item_id]
+        shown = _title_of(c.evidence, item_id)
+        if not facts:
+            return [f"cites {shown!r} without a relation in the plan"]
+        before = " ".join(c.words[max(0, start - 7) : start])
+        after = " ".join(c.words[end : end + 4])
+        for pattern, kinds, attributes in _CUES:
+            if not (pattern.search(before) or (not attributes and pattern.search(after))):
+                continue
+            if not any(
+                f.kind in kinds and (not attributes or f.attribute in attributes) for f in facts
+            ):
+                return [f"claims a relation to {shown!r} the plan does not hold"]
+    if re.search(r"\btheme", c.norm) and not any(f.kind == "similar_text" for f in plan):
+        return ["claims a shared theme the plan does not hold"]
+    return []
+
+
+def _find(words: list[str], needle: list[str]) -> list[int]:
+    n = len(needle)
+    return [i for i in range(len(words) - n + 1) if n and words[i : i + n] == needle]
+
+
+def _title_of(items: Sequence[Item], item_id: str) -> str:
+    return next((display_title(i.title) for i in items if i.item_id == item_id), item_id)
+
+
+def check_status(c: Any) -> list[str]:
+    """ "Popular", "trending", "bestseller" only with a status fact (or the item's words)."""
+    if any(f.kind == "status" for f in c.plan):
+        return []
+    own = _own_words(c.target, c.plan)
+    free = f" {' '.join(c.free_words)} "
+    for word in _STATUS_WORDS:
+        if f" {word} " in free and word not in own:
+            return [f"states a status the plan lacks ({word})"]
+    return []
+
+
+def check_repeats(c: Any) -> list[str]:
+    """No phrase of one to three words written twice in a row ("zip-up zip-up")."""
+    words = c.free_words
+    for size in (1, 2, 3):
+        for i in range(len(words) - 2 * size + 1):
+            first = words[i : i + size]
+            if first == words[i + size : i + 2 * size] and not set(first) <= STOPWORDS:
+                return [f"repeats '{' '.join(first)}'"]
+    return []
+
+
+def check_shape(c: Any) -> list[str]:
+    """The shape of the content kind: a reason is one sentence, a pitch two or three, a
+    headline one line of at most :data:`HEADLINE_CHARS` characters, a digest one line."""
+    kind, text = c.kind, c.text
+    if kind in ("headline", "digest") and "\n" in text.strip():
+        return [f"a {kind} is one line"]
+    if kind == "headline":
+        return (
+            [f"headline longer than {HEADLINE_CHARS} characters"]
+            if len(text) > HEADLINE_CHARS
+            else []
+        )
+    n = len(sentences(text))
+    if kind == "reason" and n > 1:
+        return [f"{n} sentences (a reason is one)"]
+    if kind == "pitch" and not 2 <= n <= 3:
+        return [f"{n} sentences (a pitch has two or three)"]
+    return []
+
+
+def _stems(text: str) -> set[str]:
+    words = normalize(text).split()
+    return {w.rstrip("s") for w in words} | set(words)
+
+
+def check_support(c: Any) -> list[str]:
+    """A summary's every sentence must be supported by the item's text: at least 70% of
+    its content words (past the title) are the article's."""
+    if c.kind != "summary":
+        return []
+    source = _stems(" ".join([c.target.text, c.target.title, *c.target.tags]))
+    for sentence in sentences(c.text):
+        words = [
+            w
+            for w in normalize(sentence).split()
+            if w not in STOPWORDS
+            and len(w) > 2
+            and w not in _DESCRIPTORS
+            and w not in {"you", "your", "article", "story", "piece", "report", "follow"}
+        ]
+        if not words:
+            continue
+        supported = sum(1 for w in words if w in source or w.rstrip("s") in source)
+        if supported / len(words) < 0.7:
+            return [f"a sentence the article does not support: {sentence[:60]!r}"]
+    return []

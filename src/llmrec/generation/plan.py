@@ -1,0 +1,408 @@
+"""The fact plan: what a text about one recommendation may say, chosen before it is written.
+
+A plan is a tuple of :class:`~llmrec.Fact`, each a checked statement with its provenance:
+
+- the item's own attributes, whatever the catalog has (category, brand, price, director,
+  cast, runtime, year, genres, ...) and a snippet of its text (:func:`item_facts`);
+- the user's history items joined to it by the relation that holds
+  (:func:`relation_facts`): co-consumption with its strength ("Liked by 41% of the 230
+  people who liked Fargo."), a shared attribute value (same director, cast member, brand,
+  category) or text similarity above a threshold; no relation fact when none holds;
+- the user's matched preferences and query words, the item's status (new, trending) and
+  the ranking signals that fired (:func:`context_facts`).
+
+The pipeline builds plans from its own data (``Explanation.plan``); for a
+:class:`~llmrec.generation.ReasonRequest` without one, :func:`request_plan` builds one
+from the request alone. The prompt, the templates and the verifier read the same plan.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from llmrec.generation.text import (
+    STOPWORDS,
+    display_title,
+    join_words,
+    normalize,
+    sanitize_text,
+)
+from llmrec.types import Fact, Item
+
+__all__ = [
+    "MIN_CO_USERS",
+    "PEOPLE_ATTRIBUTES",
+    "RELATION_KINDS",
+    "context_facts",
+    "format_value",
+    "item_facts",
+    "plan_numbers",
+    "plan_words",
+    "relation_facts",
+    "relation_items",
+    "request_plan",
+]
+
+#: Fact kinds that join a history item to the recommended item.
+RELATION_KINDS = ("co_consumption", "shared_attribute", "similar_text")
+#: Fewest people who liked both items before co-consumption is stated (one shared user
+#: is chance, not a pattern).
+MIN_CO_USERS = 2
+#: Attributes holding people or makers: a shared value is a strong relation.
+PEOPLE_ATTRIBUTES = (
+    "director",
+    "directors",
+    "writer",
+    "writers",
+    "cast",
+    "actors",
+    "author",
+    "authors",
+    "artist",
+    "brand",
+    "creator",
+    "publisher",
+    "studio",
+)
+#: Attributes never stated: the item's identity, internal flags, long text.
+_HIDDEN = frozenset({"item_id", "id", "title", "text", "description", "image", "url", "new"})
+_STATUS = {
+    "new": "New in the catalog.",
+    "is_new": "New in the catalog.",
+    "trending": "Trending now.",
+}
+#: How each known attribute reads as a statement; ``{}`` is the value.
+_LABELS: Mapping[str, str] = {
+    "director": "Directed by {}.",
+    "directors": "Directed by {}.",
+    "writer": "Written by {}.",
+    "writers": "Written by {}.",
+    "cast": "Starring {}.",
+    "actors": "Starring {}.",
+    "author": "By {}.",
+    "authors": "By {}.",
+    "brand": "Made by {}.",
+    "category": "Category: {}.",
+    "categories": "Category: {}.",
+    "genres": "Genres: {}.",
+    "tags": "Tags: {}.",
+    "price": "Priced at {}.",
+    "year": "From {}.",
+    "runtime": "Runs {} minutes.",
+    "runtime_min": "Runs {} minutes.",
+    "age_rating": "Rated {}.",
+}
+#: Shared values of these attributes are too common to relate two items.
+_WEAK_SHARED = frozenset({"year", "price", "runtime", "runtime_min", "age_rating"})
+_MAX_VALUES = 4
+_SNIPPET_CHARS = 200
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _shown_title(title: str) -> str:
+    return sanitize_text(display_title(title), 100)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _clean_value(value: str) -> str:
+    return sanitize_text(value, 60)
+
+
+def format_value(key: str, value: Any) -> tuple[str, ...]:
+    """An attribute value as the strings a text may write (``price`` 129 -> ``"$129"``);
+    empty for values that are not plain scalars or lists of them."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in values[:_MAX_VALUES]:
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            continue
+        if key == "price" and isinstance(v, (int, float)):
+            out.append(f"${v:,.2f}".replace(".00", ""))
+        elif isinstance(v, (int, float)):
+            out.append(str(int(v)) if float(v).is_integer() else f"{v:g}")
+        elif isinstance(v, str) and v.strip():
+            out.append(_clean_value(v))
+    return tuple(v for v in out if v)
+
+
+def _statement(key: str, values: Sequence[str]) -> str:
+    shown = join_words(list(values))
+    label = _LABELS.get(key)
+    if label is None:
+        label = key.replace("_", " ").capitalize() + ": {}."
+    return label.format(shown)
+
+
+def item_facts(item: Item) -> list[Fact]:
+    """The item's own attribute values and a snippet of its text, each one fact."""
+    out = []
+    for key, value in item.attributes.items():
+        if not isinstance(key, str) or key in _HIDDEN or key in _STATUS:
+            continue
+        values = format_value(key, value)
+        if values:
+            out.append(
+                Fact("attribute", _statement(key, values), f"catalog:{key}", values, None, key)
+            )
+    snippet = sanitize_text(item.text, _SNIPPET_CHARS) if item.text else ""
+    if snippet:
+        out.append(Fact("description", snippet, "catalog:text", (), None, "text"))
+    for key, text in _STATUS.items():
+        if item.attributes.get(key) is True:
+            out.append(Fact("status", text, f"catalog:{key}", (), None, key, 1.0))
+    return out
+
+
+def _strings(value: Any) -> list[str]:
+    """The string values of an attribute (a str or a list of them), as given."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [v for v in values[:_MAX_VALUES] if isinstance(v, str) and v.strip()]
+
+
+def _shared_values(target: Item, other: Item) -> list[tuple[str, tuple[str, ...]]]:
+    """``(attribute, shared values)`` of two items, people first. Values are matched
+    case-blind as given and only the shared ones are formatted: this runs for every
+    history item of every recommendation."""
+    shared = []
+    for key, value in target.attributes.items():
+        if not isinstance(key, str) or key in _HIDDEN or key in _WEAK_SHARED or key in _STATUS:
+            continue
+        theirs = {v.strip().casefold() for v in _strings(other.attributes.get(key))}
+        if not theirs:
+            continue
+        common = [v for v in _strings(value) if v.strip().casefold() in theirs]
+        values = format_value(key, common) if common else ()
+        if values:
+            shared.append((key, values))
+    shared.sort(key=lambda kv: kv[0] not in PEOPLE_ATTRIBUTES)
+    return shared
+
+
+def relation_facts(
+    target: Item,
+    other: Item,
+    *,
+    co_users: tuple[int, int] | None = None,
+    similarity: float | None = None,
+    threshold: float = 1.0,
+) -> list[Fact]:
+    """The relations that hold between the user's history item ``other`` and ``target``.
+
+    Args:
+        target: The recommended item.
+        other: A history item of the user.
+        co_users: ``(people who liked both, people who liked other)``, if known.
+        similarity: Text similarity of the two items, if known.
+        threshold: Least similarity stated as a relation.
+
+    Returns:
+        Co-consumption (with ``MIN_CO_USERS`` or more people), each shared attribute and
+        similar text, strongest first; empty when no relation holds.
+    """
+    name = _shown_title(other.title)
+    out = []
+    if co_users is not None and co_users[0] >= MIN_CO_USERS and co_users[1] > 0:
+        both, liked = co_users
+        share = round(100 * both / liked)
+        out.append(
+            Fact(
+                "co_consumption",
+                f"Liked by {share}% of the {liked} people who liked {name}.",
+                "profiles:co-consumption",
+                (f"{share}%", str(liked), str(both)),
+                other.item_id,
+                None,
+                both / liked,
+            )
+        )
+    for key, values in _shared_values(target, other):
+        people = key in PEOPLE_ATTRIBUTES
+        label = key.replace("_", " ")
+        out.append(
+            Fact(
+                "shared_attribute",
+                f"Shares {label} {join_words(list(values))} with {name}.",
+                f"catalog:{key}",
+                values,
+                other.item_id,
+                key,
+                1.0 if people else 0.3,
+            )
+        )
+    if similarity is not None and similarity >= threshold:
+        out.append(
+            Fact(
+                "similar_text",
+                f"Its description is close to that of {name}.",
+                "encoder:similarity",
+                (),
+                other.item_id,
+                None,
+                float(similarity),
+            )
+        )
+    return out
+
+
+def context_facts(
+    item: Item,
+    *,
+    matched_tags: Iterable[str] = (),
+    query: str | None = None,
+    signals: Mapping[str, float] | None = None,
+    relations: Mapping[str, str] | None = None,
+    threshold: float = 0.05,
+) -> list[Fact]:
+    """The user's matched preferences and query words, and the signals that fired."""
+    out = []
+    tags = [t for t in matched_tags if t in item.tags][:2]
+    if tags:
+        out.append(
+            Fact(
+                "preference",
+                f"Matches your interest in {join_words(tags)}.",
+                "profile:tag_affinity",
+                tuple(tags),
+                weight=1.0,
+            )
+        )
+    if query:
+        words = _query_matches(item, query)
+        if words:
+            out.append(
+                Fact(
+                    "query",
+                    f"Matches your search for '{' '.join(words)}'.",
+                    "request:query",
+                    tuple(words),
+                )
+            )
+    fired = sorted(
+        ((float(v), k) for k, v in (signals or {}).items() if _number(v) and v > threshold),
+        reverse=True,
+    )
+    for value, name in fired[:3]:
+        relation = (relations or {}).get(name)
+        out.append(
+            Fact(
+                "signal",
+                f"Ranked by {name.replace('_', ' ')} ({value:.2f}).",
+                f"ranker:{name}",
+                (),
+                attribute=relation,
+                weight=value,
+            )
+        )
+        if relation == "popular" and value > 0.2:
+            out.append(
+                Fact("status", "Popular right now.", "ranker:popularity", (), None, None, value)
+            )
+    return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def _query_matches(item: Item, query: str) -> list[str]:
+    """The query's content words that the item's title, tags, attributes or text has."""
+    own = set(
+        normalize(" ".join([item.title, item.text, *item.tags, *map(str, _flat(item))])).split()
+    )
+    words = []
+    for raw in re.findall(r"[\w'-]+", sanitize_text(query, 100)):
+        norm = normalize(raw)
+        if norm and norm not in STOPWORDS and len(norm) > 2 and set(norm.split()) <= own:
+            words.append(raw)
+    return list(dict.fromkeys(words))[:3]
+
+
+def _flat(item: Item) -> list[Any]:
+    out: list[Any] = []
+    for key, value in item.attributes.items():
+        if key in _HIDDEN:
+            continue
+        out.extend(value if isinstance(value, (list, tuple)) else [value])
+    return out
+
+
+def request_plan(
+    item: Item,
+    evidence: Sequence[Item],
+    *,
+    signals: Mapping[str, float] | None = None,
+    relations: Mapping[str, str] | None = None,
+    matched_tags: Iterable[str] = (),
+    query: str | None = None,
+) -> tuple[Fact, ...]:
+    """A plan built from a request alone (no pipeline data): the item's facts, each
+    evidence item as the user's history with the shared attributes that hold, and a
+    co-consumption or similar-text relation only where the request's signals say it
+    ranked the item (without figures: the counts are not known here)."""
+    plan = item_facts(item)
+    fired = {
+        (relations or {}).get(name)
+        for name, value in (signals or {}).items()
+        if _number(value) and value > 0.05
+    }
+    for n, other in enumerate(evidence):
+        name = sanitize_text(display_title(other.title), 100)
+        plan.append(Fact("history", f"You liked {name}.", "request:evidence", (), other.item_id))
+        plan += relation_facts(item, other)
+        if n == 0 and "co_consumption" in fired:
+            plan.append(
+                Fact(
+                    "co_consumption",
+                    f"People who liked {name} also liked it.",
+                    "request:signals",
+                    (),
+                    other.item_id,
+                    None,
+                    0.5,
+                )
+            )
+        if n == 0 and "similar_text" in fired:
+            plan.append(
+                Fact(
+                    "similar_text",
+                    f"Its description is close to that of {name}.",
+                    "request:signals",
+                    (),
+                    other.item_id,
+                    None,
+                    0.5,
+                )
+            )
+    plan += context_facts(
+        item, matched_tags=matched_tags, query=query, signals=signals, relations=relations
+    )
+    return tuple(plan)
+
+
+def relation_items(plan: Iterable[Fact], kinds: Iterable[str] = RELATION_KINDS) -> set[str]:
+    """Ids of the history items the plan joins to the item by one of ``kinds``."""
+    wanted = set(kinds)
+    return {f.item_id for f in plan if f.item_id is not None and f.kind in wanted}
+
+
+def plan_words(plan: Iterable[Fact]) -> str:
+    """The normalized words of every fact's text and values (what a text may state)."""
+    return normalize(" ".join(f"{f.text} {' '.join(f.values)}" for f in plan))
+
+
+def plan_numbers(plan: Iterable[Fact]) -> set[float]:
+    """Every number the plan states (``"$1,299.50"`` -> 1299.5, ``"41%"`` -> 41)."""
+    out = set()
+    for fact in plan:
+        for m in re.finditer(r"\d[\d,]*(?:\.\d+)?", f"{fact.text} {' '.join(fact.values)}"):
+            try:
+                out.add(float(m.group().replace(",", "")))
+            except ValueError:
+                continue
+    return out

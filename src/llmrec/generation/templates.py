@@ -1,0 +1,218 @@
+"""Texts written without a model, from the fact plan alone: :func:`template_text`.
+
+Every template states only plan facts, in one of several sentence shapes (chosen per item
+and user, so a list does not read the same twelve times), and passes
+:func:`~llmrec.generation.verify_text` by construction. A summary's template is
+extractive: the sentences of the item's text that best match what the user follows, in
+their order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from llmrec.generation.claims import HEADLINE_CHARS, sentences
+from llmrec.generation.evidence import Facts
+from llmrec.generation.plan import PEOPLE_ATTRIBUTES
+from llmrec.generation.prompts import select_facts, shape_index
+from llmrec.generation.text import STOPWORDS, join_words, normalize
+from llmrec.types import Fact
+
+__all__ = ["digest_text", "template_text"]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _history_name(f: Facts, fact: Fact) -> str:
+    for item, title in zip(f.evidence_items, f.evidence):
+        if item.item_id == fact.item_id:
+            return title
+    return ""
+
+
+def _kind_words(f: Facts) -> str:
+    """What the item is, in its own words: up to two genres or its category."""
+    if f.genres:
+        return join_words(list(f.genres[:2]))
+    for fact in f.plan:
+        if fact.kind == "attribute" and fact.attribute in ("category", "categories", "type"):
+            return fact.values[0]
+    return ""
+
+
+def _people_tail(f: Facts) -> str:
+    """ ", directed by X" / ", made by X" from the item's own attributes, or empty."""
+    for fact in f.plan:
+        if fact.kind == "attribute" and fact.attribute in PEOPLE_ATTRIBUTES and fact.values:
+            verb = fact.text.split(" by ")[0].lower() if " by " in fact.text else ""
+            if verb in ("directed", "written", "made"):
+                return f", {verb} by {fact.values[0]}"
+    return ""
+
+
+def _relation_sentence(f: Facts, fact: Fact, shape: int) -> str | None:
+    """One sentence stating a relation fact, in one of two shapes."""
+    name, title = _history_name(f, fact), f.title
+    if not name:
+        return None
+    if fact.kind == "co_consumption" and len(fact.values) >= 2:
+        share, liked = fact.values[0], fact.values[1]
+        if shape % 2:
+            return f"Of the {liked} people who liked {name}, {share} also liked {title}."
+        return f"{title} was liked by {share} of the {liked} people who liked {name}."
+    if fact.kind == "co_consumption":
+        return f"People who liked {name} also liked {title}."
+    if fact.kind == "shared_attribute":
+        label = (fact.attribute or "").replace("_", " ")
+        value = join_words(list(fact.values[:2]))
+        if shape % 2:
+            return f"You liked {name}, and {title} has the same {label}: {value}."
+        return f"{title} shares its {label}, {value}, with {name}, which you liked."
+    if fact.kind == "similar_text":
+        return f"If you enjoyed {name}, {title} has a similar description."
+    return None
+
+
+def _reason(f: Facts) -> str:
+    shape = shape_index(f, 4)
+    chosen = select_facts(f, limit=8)
+    kind = _kind_words(f)
+    for fact in chosen:
+        if fact.kind in ("co_consumption", "shared_attribute", "similar_text"):
+            sentence = _relation_sentence(f, fact, shape)
+            if sentence:
+                return sentence
+    pick = f"{_article(kind)} {kind} pick" if kind else "a pick"
+    for fact in chosen:
+        if fact.kind == "preference":
+            tags = join_words(list(fact.values))
+            if shape % 2:
+                return f"For your interest in {tags}, {f.title} is {pick}{_people_tail(f)}."
+            return f"{f.title} is {pick} that matches your interest in {tags}."
+        if fact.kind == "query":
+            return f"{f.title} matches your search for {' '.join(fact.values)}."
+        if fact.kind == "status":
+            status = fact.text.rstrip(".").lower()
+            return f"{f.title} is {pick}{_people_tail(f)}, {status}."
+    history = [t for t in f.evidence[:2] if t]
+    if history:
+        return f"You enjoyed {join_words(history)}; {f.title} is {pick}{_people_tail(f)}."
+    return f"{f.title} is {pick}{_people_tail(f)}."
+
+
+def _opening(f: Facts) -> str:
+    """The pitch's first sentence: what the item is, in its own words."""
+    kind = _kind_words(f)
+    description = [x for x in f.plan if x.kind == "description"]
+    first = sentences(description[0].text)[0] if description else ""
+    if first and len(first.split()) <= 30 and first.endswith((".", "!")):
+        return f"{f.title}: {first}"
+    pick = f"{_article(kind)} {kind} pick" if kind else "a pick"
+    return f"{f.title} is {pick}{_people_tail(f)}."
+
+
+def _pitch(f: Facts) -> str:
+    parts = [_opening(f), _reason(f)]
+    if parts[1].startswith(f"{f.title} is "):  # the reason restated what it is
+        parts[1] = ""
+    extra = [
+        x.text
+        for x in f.plan
+        if x.kind == "attribute"
+        and x.attribute in ("price", "director", "brand", "year")
+        and not any(normalize(v) in normalize(" ".join(parts)) for v in x.values)
+    ]
+    if extra:
+        parts.append(extra[0])
+    if len([p for p in parts if p]) < 2:
+        parts.append(next((x.text for x in f.plan if x.kind == "attribute"), f"{f.title} is here."))
+    return " ".join(p for p in parts if p)
+
+
+def _interest_words(f: Facts) -> set[str]:
+    words = {
+        w
+        for fact in f.plan
+        if fact.kind in ("preference", "query")
+        for v in fact.values
+        for w in normalize(v).split()
+    }
+    words |= {w for t in f.evidence for w in normalize(t).split()}
+    words |= set(normalize(f.query or "").split())
+    return words - STOPWORDS
+
+
+def _summary(f: Facts) -> str:
+    """The article's sentences that best match the user's interests, in article order
+    (two or three; the opening sentence when none match)."""
+    found = sentences(re.sub(r"\s+", " ", f.article or f.text))
+    if not found:
+        return _reason(f)
+    interests = _interest_words(f)
+    scored = sorted(
+        range(len(found)),
+        key=lambda i: (-len(interests & set(normalize(found[i]).split())), i),
+    )
+    keep = sorted(scored[:3]) if len(found) > 3 else list(range(len(found)))
+    words, out = 0, []
+    for i in keep:
+        n = len(found[i].split())
+        if out and words + n > 90:
+            break
+        out.append(found[i])
+        words += n
+    return " ".join(out)
+
+
+def _headline(f: Facts) -> str:
+    candidates = []
+    for fact in select_facts(f, limit=6):
+        name = _history_name(f, fact)
+        if fact.kind == "co_consumption" and name:
+            candidates.append(f"{f.title}, for fans of {name}")
+        elif fact.kind == "shared_attribute" and name and fact.values:
+            candidates.append(f"{f.title}: {fact.values[0]}, as in {name}")
+        elif fact.kind == "preference":
+            candidates.append(f"{f.title}: more {join_words(list(fact.values))} for you")
+    kind = _kind_words(f)
+    if kind:
+        candidates.append(f"{f.title}: {_article(kind)} {kind} pick")
+    candidates.append(f.title)
+    for text in candidates:
+        if len(text) <= HEADLINE_CHARS:
+            return text
+    return f.title[: HEADLINE_CHARS - 3].rsplit(" ", 1)[0] + "..."
+
+
+def template_text(f: Facts) -> str:
+    """The template text of ``f.kind`` built from the plan only."""
+    if f.kind == "pitch":
+        text = _pitch(f)
+    elif f.kind == "summary":
+        text = _summary(f)
+    elif f.kind == "headline":
+        return _headline(f)
+    elif f.kind == "digest":
+        pairs = list(zip(f.evidence_items, f.evidence))
+        listed = [t for e, t in pairs if e.item_id in f.listed]
+        related = {x.item_id for x in f.plan if x.kind in ("co_consumption", "shared_attribute")}
+        history = [t for e, t in pairs if e.item_id not in f.listed and e.item_id in related]
+        return digest_text([f.title, *listed], history)
+    else:
+        text = _reason(f)
+    return text[0].upper() + text[1:] if text else text
+
+
+def digest_text(titles: Sequence[str], history: Sequence[str]) -> str:
+    """One line introducing a list: its first titles and, when known, the user's
+    history item most of it relates to."""
+    shown = [t for t in titles if t][:2]
+    if not shown:
+        return "Your picks are ready."
+    lead = join_words(shown)
+    if history:
+        return f"Your picks, led by {lead}, chosen because you enjoyed {history[0]}."
+    return f"Your picks for today, led by {lead}."

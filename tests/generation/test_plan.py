@@ -1,0 +1,467 @@
+"""The fact plan, verification against it, and the content kinds (no model needed)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from llmrec import Event, Fact, Item, Pipeline
+from llmrec.catalog import Catalog
+from llmrec.errors import ConfigError, InvalidInputError
+from llmrec.generation import (
+    HEADLINE_CHARS,
+    ContentGenerator,
+    ReasonRequest,
+    item_facts,
+    relation_facts,
+    request_plan,
+    verify_text,
+)
+from llmrec.testing import FunctionChat
+
+# --------------------------------------------------------------------------- catalogs
+
+SHOP = [
+    Item("j1", "Alpine Down Jacket", "A warm down jacket for cold alpine days.",
+         {"category": "Jackets", "brand": "Summit", "price": 189.0}),
+    Item("b1", "Kids Hiking Boots", "Waterproof boots for young hikers.",
+         {"category": "Footwear", "brand": "Trailkid", "price": 59.0}),
+    Item("h1", "Hydration Running Belt", "A belt that holds two bottles on long runs.",
+         {"category": "Running", "brand": "Stride", "price": 35.0}),
+    Item("r1", "Road Running Shoes", "Light shoes for road running.",
+         {"category": "Running", "brand": "Stride", "price": 120.0, "tags": ["running"]}),
+    Item("p1", "Mini Bike Pump", "A small pump that fits in a jersey pocket.",
+         {"category": "Cycling", "brand": "Velo", "price": 25.0}),
+    Item("m1", "Cycling Helmet MIPS", "A light helmet with MIPS protection.",
+         {"category": "Cycling", "brand": "Velo", "price": 120.0, "tags": ["cycling"]}),
+    Item("f1", "Polar Fleece Pullover", "A soft fleece pullover for cool evenings.",
+         {"category": "Fleece", "brand": "Summit", "price": 70.0}),
+    Item("s1", "Two-in-One Shell Jacket", "A two-in-one shell with a zip-up liner.",
+         {"category": "Jackets", "brand": "Summit", "price": 240.0}),
+    Item("c1", "Climbing Harness", "A harness for sport climbing.",
+         {"category": "Climbing", "brand": "Rockit", "price": 80.0, "tags": ["climbing"]}),
+]  # fmt: skip
+
+MOVIES = [
+    Item("sbm", "Stand by Me (1986)", "", {"genres": ["Adventure", "Comedy", "Drama"], "year": 1986}),
+    Item("wok", "Star Trek: The Wrath of Khan (1982)", "",
+         {"genres": ["Action", "Adventure", "Sci-Fi"], "year": 1982}),
+    Item("ll", "Liar Liar (1997)", "", {"genres": ["Comedy"], "year": 1997}),
+    Item("rotj", "Return of the Jedi (1983)", "",
+         {"genres": ["Action", "Adventure", "Romance", "Sci-Fi", "War"], "year": 1983}),
+    Item("lis", "Lost in Space (1998)", "", {"genres": ["Action", "Sci-Fi", "Thriller"], "year": 1998}),
+    Item("brian", "Monty Python's Life of Brian (1979)", "", {"genres": ["Comedy"], "year": 1979}),
+    Item("ala", "Aladdin (1992)", "", {"genres": ["Animation", "Children's", "Comedy"], "year": 1992}),
+    Item("fargo", "Fargo (1996)", "A kidnapping in snowy Minnesota goes wrong.",
+         {"genres": ["Crime", "Drama"], "year": 1996, "director": ["Joel Coen"]}),
+    Item("nc", "No Country for Old Men (2007)", "A hunter finds drug money in Texas.",
+         {"genres": ["Crime", "Thriller"], "year": 2007, "director": ["Joel Coen"]}),
+    Item("heat", "Heat (1995)", "", {"genres": ["Action", "Crime"], "year": 1995,
+                                      "director": ["Michael Mann"]}),
+]  # fmt: skip
+
+
+@pytest.fixture
+def shop() -> Catalog:
+    return Catalog(SHOP)
+
+
+@pytest.fixture
+def movies() -> Catalog:
+    return Catalog(MOVIES)
+
+
+def _verify(catalog: Catalog, text: str, target: str, evidence=(), plan=None, **kw):
+    return verify_text(
+        text,
+        plan,
+        target=catalog.get(target),
+        evidence=[catalog.get(e) for e in evidence],
+        catalog=catalog,
+        **kw,
+    )
+
+
+# --------------------------------------------------------------------------- plan facts
+
+
+def test_item_facts_state_whatever_the_catalog_has(shop) -> None:
+    facts = {f.attribute: f for f in item_facts(shop.get("j1"))}
+    assert facts["brand"].text == "Made by Summit." and facts["brand"].provenance == "catalog:brand"
+    assert facts["price"].values == ("$189",)
+    assert facts["category"].values == ("Jackets",)
+    assert facts["text"].kind == "description"
+
+
+def test_a_shared_director_is_a_relation(movies) -> None:
+    [fact] = [
+        f
+        for f in relation_facts(movies.get("nc"), movies.get("fargo"))
+        if f.attribute == "director"
+    ]
+    assert fact.kind == "shared_attribute" and fact.item_id == "fargo"
+    assert fact.text == "Shares director Joel Coen with Fargo." and fact.values == ("Joel Coen",)
+
+
+def test_no_relation_fact_when_none_holds(movies, shop) -> None:
+    assert relation_facts(movies.get("heat"), movies.get("ala")) == []
+    assert relation_facts(shop.get("c1"), shop.get("p1"), co_users=(1, 30), similarity=0.1) == []
+
+
+def test_a_co_consumption_figure_needs_two_people(movies) -> None:
+    facts = relation_facts(movies.get("nc"), movies.get("heat"), co_users=(92, 230))
+    [fact] = [f for f in facts if f.kind == "co_consumption"]
+    assert fact.kind == "co_consumption"
+    assert fact.text == "Liked by 40% of the 230 people who liked Heat." and fact.weight == 0.4
+    facts = relation_facts(movies.get("nc"), movies.get("heat"), co_users=(1, 230))
+    assert [f.kind for f in facts] == ["shared_attribute"]  # the genre Crime, no figure
+
+
+def _pipeline(items, events) -> Pipeline:
+    pipe = Pipeline.from_catalog(
+        items, encoder="hashing", llm="template", device="cpu", show_progress=False
+    )
+    pipe.observe_many(events)
+    return pipe
+
+
+def test_the_pipeline_plan_counts_co_consumption_from_the_profiles() -> None:
+    items = MOVIES
+    events, t = [], 0.0
+    # 10 people liked Heat; 4 of them also liked Fargo.
+    for n in range(10):
+        events.append(Event(f"p{n}", "heat", "like", timestamp=(t := t + 1)))
+        if n < 4:
+            events.append(Event(f"p{n}", "fargo", "like", timestamp=(t := t + 1)))
+    events.append(Event("me", "heat", "like", timestamp=(t := t + 1)))
+    pipe = _pipeline(items, events)
+    [rec] = [r for r in pipe.recommend("me", k=len(items), generate=False) if r.item_id == "fargo"]
+    co = [f for f in rec.explanation.plan if f.kind == "co_consumption"]
+    # "me" liked Heat too: 11 people liked Heat, 4 of them Fargo.
+    assert [f.text for f in co] == ["Liked by 36% of the 11 people who liked Heat."]
+    assert (
+        co[0].provenance == "profiles:co-consumption"
+        and "heat" in rec.explanation.evidence_item_ids
+    )
+    assert rec.to_dict()["explanation"]["plan"][0]["kind"] == "attribute"
+
+
+def test_the_pipeline_plan_has_a_shared_director_and_no_unrelated_evidence() -> None:
+    events = [
+        Event("me", "fargo", "like", timestamp=1.0),
+        Event("me", "ala", "like", timestamp=2.0),
+    ]
+    pipe = _pipeline(MOVIES, events)
+    [rec] = [r for r in pipe.recommend("me", k=len(MOVIES), generate=True) if r.item_id == "nc"]
+    plan = rec.explanation.plan
+    assert any(f.kind == "shared_attribute" and f.values == ("Joel Coen",) for f in plan)
+    # Aladdin shares nothing with No Country for Old Men: it is not evidence.
+    assert "ala" not in rec.explanation.evidence_item_ids
+    assert not [f for f in plan if f.item_id == "ala"]
+    assert "Joel Coen" in rec.text and "Fargo" in rec.text
+    assert verify_text(rec.text, plan, target=pipe.catalog.get("nc"), catalog=pipe.catalog).ok
+
+
+# --------------------------------------------------------------------------- false claims
+
+
+@pytest.mark.parametrize(
+    "text,target,evidence",
+    [
+        ("You may like Stand by Me because it is a Comedy with a theme close to Star Trek: "
+         "The Wrath of Khan.", "sbm", ("wok",)),
+        ("You may like Liar Liar because it is a comedy with a theme similar to Return of "
+         "the Jedi.", "ll", ("rotj",)),
+        ("You may like Lost in Space because it is a Sci-Fi thriller with a theme similar "
+         "to The Jedi.", "lis", ("rotj",)),
+        ("You may like Monty Python's Life of Brian because it is a Comedy with a theme "
+         "similar to Aladdin; it is similar to Aladdin.", "brian", ("ala",)),
+    ],
+)  # fmt: skip
+def test_movie_false_claims_are_rejected(movies, text, target, evidence) -> None:
+    assert not _verify(movies, text, target, evidence).ok
+
+
+@pytest.mark.parametrize(
+    "text,target,evidence",
+    [
+        ("You may like Alpine Down Jacket because it is a Kids Hiking Boots.", "j1", ("b1",)),
+        ("Alpine Down Jacket is a Kids Hiking Boots for your next trip.", "j1", ()),
+        ("You may like Hydration Running Belt because it is a popular running shoe and "
+         "accessories brand.", "h1", ("r1",)),
+        ("You may like Mini Bike Pump because it is a Cycling Helmet MIPS.", "p1", ("m1",)),
+        ("Polar Fleece Pullover is a popular climbing and cycling outfit.", "f1", ("c1", "m1")),
+        ("Polar Fleece Pullover is great for climbing and cycling.", "f1", ("c1", "m1")),
+        ("Two-in-One Shell Jacket is a two-in-one shell with a zip-up zip-up.", "s1", ()),
+        ("Alpine Down Jacket is a warm jacket for $149.", "j1", ()),
+        ("Alpine Down Jacket is a warm jacket made by Patagonia.", "j1", ()),
+        ("Fans of Polar Fleece Pullover also bought Alpine Down Jacket.", "j1", ("f1",)),
+        ("Alpine Down Jacket comes from the makers of Kids Hiking Boots.", "j1", ("b1",)),
+        ("Because you liked Climbing Harness, Alpine Down Jacket is a Jackets pick.", "j1", ("c1",)),
+    ],
+)  # fmt: skip
+def test_shop_false_claims_are_rejected(shop, text, target, evidence) -> None:
+    plan = item_facts(shop.get(target))
+    plan += [f for e in evidence for f in relation_facts(shop.get(target), shop.get(e))]
+    v = _verify(shop, text, target, evidence, plan=plan)
+    assert not v.ok, v
+
+
+def test_relation_claims_pass_only_with_the_relation(movies) -> None:
+    target, other = movies.get("nc"), movies.get("fargo")
+    shared = item_facts(target) + relation_facts(target, other)
+    text = "No Country for Old Men is from the director of Fargo, Joel Coen."
+    assert _verify(movies, text, "nc", ("fargo",), plan=shared).ok
+    assert not _verify(movies, "Fans of Fargo also liked No Country for Old Men.", "nc",
+                       ("fargo",), plan=shared).ok  # fmt: skip
+    co = shared + relation_facts(target, other, co_users=(92, 230))
+    assert _verify(movies, "Fans of Fargo also liked No Country for Old Men.", "nc", ("fargo",),
+                   plan=co).ok  # fmt: skip
+    text = "No Country for Old Men was liked by 40% of the 230 people who liked Fargo."
+    assert _verify(movies, text, "nc", ("fargo",), plan=co).ok
+    assert not _verify(movies, text.replace("40%", "60%"), "nc", ("fargo",), plan=co).ok
+    # Heat shares no director with No Country for Old Men.
+    heat = item_facts(target) + relation_facts(target, movies.get("heat"), co_users=(5, 50))
+    text = "No Country for Old Men is from the director of Heat."
+    assert not _verify(movies, text, "nc", ("heat",), plan=heat).ok
+
+
+def test_true_shop_texts_pass(shop) -> None:
+    target, other = shop.get("s1"), shop.get("f1")
+    plan = item_facts(target) + relation_facts(target, other, co_users=(9, 22))
+    for text in (
+        "Two-in-One Shell Jacket is a shell jacket from Summit for $240.",
+        "Liked by 41% of the 22 people who liked Polar Fleece Pullover, the Two-in-One Shell "
+        "Jacket is made by Summit too.",
+    ):
+        v = _verify(shop, text, "s1", ("f1",), plan=plan, kind="reason")
+        assert v.ok, (text, v)
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+def _request(catalog: Catalog, target: str, evidence=()) -> ReasonRequest:
+    item = catalog.get(target)
+    others = tuple(catalog.get(e) for e in evidence)
+    plan = item_facts(item)
+    for o in others:
+        plan += relation_facts(item, o, co_users=(6, 20))
+    return ReasonRequest("u", item, others, signals={"co_occurrence": 1.0}, plan=tuple(plan))
+
+
+def _title_of(conversation) -> str:
+    user = conversation[-1]["content"]
+    return user.split('Item: "', 1)[1].split('"', 1)[0]
+
+
+@pytest.mark.parametrize("kind", ["reason", "pitch", "summary", "headline"])
+def test_each_kind_streams_completely_within_its_budget(shop, kind) -> None:
+    def slow(conversation):
+        time.sleep(0.05)
+        return f"{_title_of(conversation)} is a pick."
+
+    gen = ContentGenerator(FunctionChat(slow), catalog=shop, cache_size=0)
+    requests = [_request(shop, i, ("f1",)) for i in ("j1", "s1", "b1", "h1", "p1", "m1")]
+    started = time.perf_counter()
+    seen = dict(gen.stream(requests, budget_s=0.2, kind=kind))
+    assert time.perf_counter() - started < 1.5
+    assert sorted(seen) == list(range(len(requests)))
+    assert any(t.fallback_reason == "latency budget" for t in seen.values())
+    for index, text in seen.items():
+        assert gen.verify(text.text, requests[index], kind=kind).ok, text
+
+
+def test_a_pitch_is_two_or_three_verified_sentences(shop) -> None:
+    good = (
+        "The Alpine Down Jacket is a warm down jacket for cold alpine days. "
+        "Liked by 30% of the 20 people who liked Polar Fleece Pullover, it is made by Summit."
+    )
+    gen = ContentGenerator(FunctionChat(lambda c: good), catalog=shop)
+    [out] = gen.generate([_request(shop, "j1", ("f1",))], kind="pitch")
+    assert out.source == "llm" and out.text == good
+    gen = ContentGenerator(FunctionChat(lambda c: "Alpine Down Jacket is warm."), catalog=shop)
+    [out] = gen.generate([_request(shop, "j1", ("f1",))], kind="pitch")
+    assert out.source == "template" and "a pitch has two or three" in out.fallback_reason
+    assert 2 <= out.text.count(". ") + 1 <= 3 and "Alpine Down Jacket" in out.text
+
+
+def test_a_headline_is_short_and_names_the_item(shop) -> None:
+    gen = ContentGenerator("template", catalog=shop)
+    [out] = gen.generate([_request(shop, "s1", ("f1",))], kind="headline")
+    assert len(out.text) <= HEADLINE_CHARS and "Two-in-One Shell Jacket" in out.text
+    long = "Two-in-One Shell Jacket: " + "warm " * 20
+    assert not gen.verify(long, _request(shop, "s1"), kind="headline").ok
+
+
+ARTICLE = (
+    "The city council approved a new bike lane network on Tuesday. The plan adds forty "
+    "kilometres of protected lanes by 2026. Cycling groups welcomed the vote. Some shop "
+    "owners worried about parking. The mayor said buses will also get priority signals."
+)
+
+
+def test_a_summary_is_supported_by_the_article_and_follows_the_user() -> None:
+    news = Catalog([Item("n1", "Council backs bike lanes", ARTICLE, {"tags": ["cycling"]})])
+    item = news.get("n1")
+    request = ReasonRequest("u", item, matched_tags=("cycling",))
+    gen = ContentGenerator("template", catalog=news)
+    [out] = gen.generate([request], kind="summary")
+    assert out.text and all(s.strip(". ") in ARTICLE for s in out.text.split(". "))
+    assert "Cycling groups welcomed the vote" in out.text
+    assert gen.verify(out.text, request, kind="summary").ok
+    invented = "The council banned all cars from the centre. Cycling groups welcomed the vote."
+    assert not gen.verify(invented, request, kind="summary").ok
+
+
+def test_digest_introduces_the_list(shop) -> None:
+    gen = ContentGenerator("template", catalog=shop)
+    requests = [_request(shop, "j1", ("f1",)), _request(shop, "s1", ("f1",))]
+    out = gen.digest(requests)
+    assert "Alpine Down Jacket" in out.text and "Polar Fleece Pullover" in out.text
+    line = "Your picks start with the Alpine Down Jacket and the Two-in-One Shell Jacket."
+    gen = ContentGenerator(FunctionChat(lambda c: line), catalog=shop)
+    assert gen.digest(requests).text == line
+    bad = ContentGenerator(FunctionChat(lambda c: "Try the Kids Hiking Boots today."), catalog=shop)
+    out = bad.digest(requests)
+    assert out.source == "template" and "Kids Hiking Boots" in out.fallback_reason
+    with pytest.raises(InvalidInputError):
+        gen.digest([])
+
+
+def test_pipeline_content_and_digest() -> None:
+    events = [Event("me", "f1", "like", timestamp=1.0), Event("me", "c1", "like", timestamp=2.0)]
+    pipe = _pipeline(SHOP, events)
+    for content in ("reason", "pitch", "summary", "headline"):
+        recs = pipe.recommend("me", k=3, content=content)
+        assert all(r.generated is not None and r.text for r in recs)
+        streamed = list(pipe.recommend_stream("me", k=3, content=content))
+        assert len(streamed) == 3
+    assert all(len(r.text) <= HEADLINE_CHARS for r in recs)
+    [batch] = pipe.recommend_batch(["me"], k=2, content="pitch")
+    assert all(2 <= len(r.text.split(". ")) <= 3 for r in batch)
+
+    async def collect():
+        return [r async for r in pipe.arecommend_stream("me", k=2, content="headline")]
+
+    import asyncio
+
+    assert all(len(r.text) <= HEADLINE_CHARS for r in asyncio.run(collect()))
+    digest = pipe.digest("me", recs)
+    assert digest.text and any(pipe.catalog.get(r.item_id).title in digest.text for r in recs)
+    with pytest.raises(InvalidInputError, match="content"):
+        pipe.recommend("me", k=3, content="poem")
+    with pytest.raises(InvalidInputError):
+        pipe.digest("me", [])
+
+
+# --------------------------------------------------------------------------- realization
+
+
+def test_no_prefilled_opening_and_varied_shapes(shop) -> None:
+    gen = ContentGenerator(FunctionChat(lambda c: "x"), catalog=shop)
+    shapes = set()
+    for item_id in ("j1", "s1", "b1", "h1", "p1", "m1", "f1", "c1"):
+        messages = gen.prompt(_request(shop, item_id, ("f1",) if item_id != "f1" else ()))
+        assert messages[-1]["role"] == "user"
+        assert "You may like" not in messages[-1]["content"]
+        shapes.add(messages[-1]["content"].rsplit("Shape: ", 1)[1])
+    assert len(shapes) >= 2
+
+
+def test_template_texts_vary_and_pass(shop) -> None:
+    gen = ContentGenerator("template", catalog=shop)
+    texts = []
+    for item_id in ("j1", "s1", "b1", "h1", "p1", "m1", "c1"):
+        request = _request(shop, item_id, ("f1",))
+        text = gen.template_text(request)
+        assert gen.verify(text, request).ok, text
+        texts.append(text)
+    assert len({" ".join(t.split()[:3]) for t in texts}) >= 3
+
+
+def test_tone_and_length_are_validated_options(shop) -> None:
+    gen = ContentGenerator(
+        FunctionChat(lambda c: "x"), catalog=shop, tone="friendly", length="long"
+    )
+    system = gen.prompt(_request(shop, "j1"))[0]["content"]
+    assert "friendly" in system and gen.config()["options"]["tone"] == "friendly"
+    for option, value in (("tone", "sarcastic"), ("length", 3), ("tone", True)):
+        with pytest.raises(ConfigError, match=option):
+            ContentGenerator("template", catalog=shop, **{option: value})
+    with pytest.raises(InvalidInputError, match="kind"):
+        gen.generate([_request(shop, "j1")], kind="digest")
+
+
+def test_verify_text_takes_a_plan(shop) -> None:
+    plan = request_plan(shop.get("j1"), ())
+    assert _verify(shop, "Alpine Down Jacket is made by Summit.", "j1", plan=plan).ok
+    with pytest.raises(InvalidInputError):
+        verify_text("x.", ["not a fact"], target=shop.get("j1"), catalog=shop)
+    with pytest.raises(InvalidInputError):
+        verify_text("x.", (), target=shop.get("j1"), catalog=shop, kind="poem")
+    assert isinstance(plan[0], Fact)
+
+
+def test_warm_runs_the_model_once(shop) -> None:
+    calls = []
+    gen = ContentGenerator(FunctionChat(lambda c: calls.append(c) or "OK"), catalog=shop)
+    gen.warm()
+    assert len(calls) == 1
+    ContentGenerator("template", catalog=shop).warm()  # nothing to warm
+
+
+class _CountingChat(FunctionChat):
+    """A chat backend registered by name, counting the conversations it answers."""
+
+    answered: list = []
+
+    def __init__(self, device=None) -> None:
+        super().__init__(lambda c: _CountingChat.answered.append(c) or "OK", name="counting")
+
+
+def test_a_pipeline_warms_its_model_on_creation_unless_deferred(request) -> None:
+    import threading
+
+    from llmrec import registry
+
+    registry.register_backend("llms", "h5-counting", _CountingChat)
+    # Other tests list every registered backend: leave none behind.
+    request.addfinalizer(lambda: registry._REGISTRY["llms"].pop("h5-counting", None))
+    _CountingChat.answered.clear()
+    options = dict(encoder="hashing", device="cpu", show_progress=False, llm="h5-counting")
+    pipe = Pipeline.from_catalog(SHOP, warm_llm=True, **options)
+    for thread in threading.enumerate():
+        if thread.name == "llmrec-warm-llm":
+            thread.join(10)
+    assert pipe._generator is not None and len(_CountingChat.answered) == 1
+    _CountingChat.answered.clear()
+    deferred = Pipeline.from_catalog(SHOP, **options)  # the default defers
+    assert deferred._generator is None and not _CountingChat.answered
+    deferred.warm()
+    assert len(_CountingChat.answered) == 1
+    with pytest.raises(ConfigError, match="warm_llm"):
+        Pipeline.from_catalog(SHOP, warm_llm="yes", **options)
+
+
+def test_template_texts_of_every_kind_pass_on_a_real_shop() -> None:
+    from tests.shop import shop_events, shop_items
+
+    events, _ = shop_events()
+    pipe = _pipeline(shop_items(), events)
+    users = sorted({e.user_id for e in events})[:6]
+    gen = pipe.generator
+    for kind in ("reason", "pitch", "summary", "headline"):
+        texts = []
+        for user in users:
+            recs = pipe.recommend(user, k=4, generate=False)
+            for rec in recs:
+                req = pipe._reason_request(rec, user, None, {
+                    i: pipe.catalog.get(i) for i in (rec.item_id, *rec.explanation.evidence_item_ids)
+                })  # fmt: skip
+                text = gen.template_text(req, kind)
+                v = gen.verify(text, req, kind)
+                assert v.ok, (kind, text, v.problems)
+                texts.append(text)
+        assert len(set(texts)) > len(texts) // 2, kind  # not one text for every item
