@@ -393,3 +393,30 @@ def test_load_of_damaged_saves(damage, rng, tmp_path: Path) -> None:
         jsonl.write_text("\n".join([json.dumps(record)] + lines[1:]) + "\n")
     with pytest.raises(PersistenceError):
         ProfileStore.load(tmp_path / "p", config)
+
+
+def test_likers_stay_equal_to_a_rebuild_through_every_change() -> None:
+    import random
+
+    from llmrec.profile import ProfileStore as Store
+
+    def rebuilt(store: Store) -> dict:
+        fresh = Store(4, max_history=store.max_history)
+        fresh._profiles = dict(store._profiles)
+        return {k: v for k, v in fresh.likers().items() if v}
+
+    rng = random.Random(7)
+    store = Store(4, max_history=5)
+    store.observe(Event("u0", "i0", "click"), None)
+    assert store.likers() == {"i0": {"u0"}}  # built here, then kept current
+    kinds = ["click", "purchase", "dislike", "skip", "view"]
+    for step in range(600):
+        user = f"u{rng.randrange(6)}"
+        if step % 97 == 96 and user in store:
+            store.forget(user)
+        else:
+            store.observe(Event(user, f"i{rng.randrange(8)}", rng.choice(kinds)), None)
+        live = {k: set(v) for k, v in store.likers().items() if v}
+        assert live == rebuilt(store), f"step {step}"
+    store.clear()
+    assert store.likers() == {}

@@ -6,7 +6,7 @@ import json
 import math
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,9 @@ class ProfileStore:
         self.max_history = max_history
         self._decay = 0.5 ** (1.0 / self.half_life)
         self._profiles: dict[str, UserProfile] = {}
+        # item id -> users whose kept history has a positive event on it; built on first
+        # use (:meth:`likers`), then kept current by every change below.
+        self._likers: dict[str, set[str]] | None = None
         self.lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -198,7 +201,11 @@ class ProfileStore:
                     ).astype(np.float32)
                 return profile
             assert event.item_id is not None
-            profile.history.append(HistoryEntry(event.item_id, event.kind, weight, event.timestamp))
+            full = len(profile.history) == profile.history.maxlen
+            dropped = profile.history[0] if full and profile.history else None
+            entry = HistoryEntry(event.item_id, event.kind, weight, event.timestamp)
+            profile.history.append(entry)
+            self._update_likers(profile, entry, dropped)
             profile.seen.add(event.item_id)
             if item_vector is not None:
                 if profile.interest is None:
@@ -212,16 +219,52 @@ class ProfileStore:
                     profile.tag_affinity[tag] = profile.tag_affinity.get(tag, 0.0) + weight
             return profile
 
+    def _update_likers(
+        self, profile: UserProfile, added: HistoryEntry, dropped: HistoryEntry | None
+    ) -> None:
+        """Keep :meth:`likers` current after ``added`` entered and ``dropped`` (if any) left
+        ``profile``'s history (under the lock)."""
+        if self._likers is None:
+            return
+        if added.is_positive:
+            self._likers.setdefault(added.item_id, set()).add(profile.user_id)
+        if dropped is not None and dropped.is_positive:
+            still = any(h.is_positive and h.item_id == dropped.item_id for h in profile.history)
+            if not still:
+                self._likers.get(dropped.item_id, set()).discard(profile.user_id)
+
+    def likers(self) -> Mapping[str, set[str]]:
+        """item id -> ids of the users whose kept history holds a positive event on it.
+
+        Built on first use, then updated by every change, so a caller pays a scan of the
+        profiles once rather than per request. The mapping is live: read it under
+        :attr:`lock` (or the pipeline's lock, which orders every change) and do not
+        modify it.
+        """
+        with self.lock:
+            if self._likers is None:
+                index: dict[str, set[str]] = {}
+                for user_id, profile in self._profiles.items():
+                    for entry in profile.history:
+                        if entry.is_positive:
+                            index.setdefault(entry.item_id, set()).add(user_id)
+                self._likers = index
+            return self._likers
+
     def forget(self, user_id: str) -> None:
         """Erase everything stored about ``user_id``."""
         with self.lock:
-            self.get(user_id)
+            profile = self.get(user_id)
             del self._profiles[user_id]
+            if self._likers is not None:
+                for entry in profile.history:
+                    self._likers.get(entry.item_id, set()).discard(user_id)
 
     def clear(self) -> None:
         """Erase every profile."""
         with self.lock:
             self._profiles.clear()
+            self._likers = None
 
     def replace_with(self, other: ProfileStore) -> None:
         """Take every profile of ``other`` in place of this store's own (``other`` is left
@@ -238,6 +281,7 @@ class ProfileStore:
             )
         with self.lock, other.lock:
             self._profiles = dict(other._profiles)
+            self._likers = None
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path) -> dict[str, Any]:

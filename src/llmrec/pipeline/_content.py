@@ -8,9 +8,9 @@ really related to, and states each relation as a :class:`~llmrec.Fact`
   event on the history item, the share that also has one on the recommended item
   ("Liked by 41% of the 230 people who liked Fargo."). The counts come from the
   profiles, not from the co-occurrence source's normalized similarities (which cannot be
-  turned back into counts once live events moved the popularity counts): an inverted
-  index item -> users with a positive event, rebuilt when the profiles changed (their
-  count or their total number of events), under the profiles' lock;
+  turned back into counts once live events moved the popularity counts): the profile
+  store's inverted index item -> users with a positive event, built once and kept current
+  by every change;
 - a **shared attribute value** (same director, cast member, brand, category);
 - **similar text**, only above a threshold calibrated per catalog: the 95th percentile
   of the similarity of random item pairs (at least :data:`MIN_SIMILARITY`), so "close to"
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -60,32 +59,17 @@ logger = logging.getLogger(__name__)
 MIN_SIMILARITY = 0.5
 #: Most recent history items looked at for relations (each costs a comparison per
 #: recommended item, under the pipeline lock).
-MAX_HISTORY = 20
+MAX_HISTORY = 10
 #: Item pairs sampled to calibrate the similarity threshold.
 _SAMPLE_PAIRS = 4000
 _LOCK = threading.Lock()
-_CONSUMERS: weakref.WeakKeyDictionary[ProfileStore, tuple[tuple[int, int], dict[str, set[str]]]]
-_CONSUMERS = weakref.WeakKeyDictionary()
 _THRESHOLDS: dict[tuple[int, int, int], float] = {}
 
 
-def consumers_of(profiles: ProfileStore) -> dict[str, set[str]]:
-    """item id -> ids of the users with a positive event on it (cached per store state)."""
-    with profiles.lock:
-        users = list(profiles)
-        stamp = (len(users), sum(profiles.get(u).n_events for u in users))
-        with _LOCK:
-            cached = _CONSUMERS.get(profiles)
-            if cached is not None and cached[0] == stamp:
-                return cached[1]
-        index: dict[str, set[str]] = {}
-        for user_id in users:
-            for entry in profiles.get(user_id).history:
-                if entry.is_positive:
-                    index.setdefault(entry.item_id, set()).add(user_id)
-    with _LOCK:
-        _CONSUMERS[profiles] = (stamp, index)
-    return index
+def consumers_of(profiles: ProfileStore) -> Mapping[str, set[str]]:
+    """item id -> ids of the users with a positive event on it
+    (:meth:`~llmrec.ProfileStore.likers`, kept current by every change)."""
+    return profiles.likers()
 
 
 def co_users(index: Mapping[str, set[str]], target: str, other: str) -> tuple[int, int]:
