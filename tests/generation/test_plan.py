@@ -465,3 +465,28 @@ def test_template_texts_of_every_kind_pass_on_a_real_shop() -> None:
                 assert v.ok, (kind, text, v.problems)
                 texts.append(text)
         assert len(set(texts)) > len(texts) // 2, kind  # not one text for every item
+
+
+def test_a_text_pasting_a_fact_label_is_rejected() -> None:
+    from llmrec.catalog import Catalog
+    from llmrec.generation import verify_text
+    from llmrec.types import Fact, Item
+
+    toy = Item("t", "Toy Story (1995)", "", {"genres": ["Animation", "Comedy"]})
+    aladdin = Item("a", "Aladdin (1992)", "", {"genres": ["Animation", "Comedy"]})
+    plan = (
+        Fact(
+            "attribute",
+            "Genres: Animation and Comedy.",
+            "catalog:genres",
+            ("Animation", "Comedy"),
+            None,
+            "genres",
+        ),
+    )
+    catalog = Catalog([toy, aladdin])
+    pasted = (
+        "If you liked the Aladdin, the Toy Story, the Genres: Animation and Comedy with Aladdin."
+    )
+    result = verify_text(pasted, plan, target=toy, evidence=[aladdin], catalog=catalog)
+    assert not result.ok and any("fact label" in p for p in result.problems)

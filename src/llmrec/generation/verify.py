@@ -419,6 +419,11 @@ def _check_form(c: _Context) -> list[str]:
         return ["chat-template tokens or an instruction echo"]
     if c.kind != "headline" and not re.search(r"[.!?][\"')]*\s*$", c.text):
         return ["unfinished sentence"]
+    labels = {f.text.split(":", 1)[0] for f in c.plan if f.kind == "attribute" and ":" in f.text}
+    labels = {label for label in labels if len(label.split()) <= 3}
+    copied = sorted(label for label in labels if f"{label}:" in c.text)
+    if copied:  # the model pasted a plan line ("the Genres: Animation ...")
+        return [f"copies the fact label {copied[0]!r}"]
     return []
 
 
