@@ -105,3 +105,28 @@ def test_event_log_rewrite_goes_through_atomic_file(
         monkeypatch.undo()
         assert log.forget("u1") == 1
         assert [e.user_id for r in log.replay() for e in r.events] == ["u2"]
+
+
+def test_a_short_array_write_reports_the_os_reason(tmp_path) -> None:
+    """A write cut short (a full disk; here a file-size limit) raises the OS error with its
+    errno, not numpy's 'N requested and M written'."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        f"""
+        import errno, resource, signal
+        from pathlib import Path
+        import numpy as np
+        from llmrec.storage.io import save_array
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+        try:
+            save_array(Path({str(tmp_path / "a.npy")!r}), np.zeros(100_000))
+        except OSError as exc:
+            print(exc.errno == errno.EFBIG, "requested" not in str(exc))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"], out

@@ -205,9 +205,19 @@ def read_lines(path: Path) -> Iterator[Any]:
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
-    """Save ``array`` as ``.npy`` without pickle."""
+    """Save ``array`` as ``.npy`` without pickle.
+
+    The data goes through Python's own ``write`` rather than numpy's ``tofile``: on a
+    short write (a full disk, a file-size limit) that raises an ``OSError`` with the
+    operating system's errno and reason, where ``tofile`` reports only the byte counts.
+    """
+    array = np.ascontiguousarray(array)
+    if array.dtype.hasobject:
+        raise ValueError("object arrays are not saved (no pickle)")
     with open(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+        if array.size:
+            f.write(memoryview(array.reshape(-1)).cast("B"))
 
 
 def load_array(path: Path, *, dtype: Any = None, ndim: int | None = None) -> np.ndarray:
