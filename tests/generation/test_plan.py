@@ -490,3 +490,30 @@ def test_a_text_pasting_a_fact_label_is_rejected() -> None:
     )
     result = verify_text(pasted, plan, target=toy, evidence=[aladdin], catalog=catalog)
     assert not result.ok and any("fact label" in p for p in result.problems)
+
+
+def test_people_in_the_wrong_role_are_rejected() -> None:
+    from llmrec.catalog import Catalog
+    from llmrec.generation import verify_text
+    from llmrec.types import Item
+
+    phenomenon = Item(
+        "p",
+        "Phenomenon (1996)",
+        "",
+        {
+            "directors": ["Jon Turteltaub"],
+            "writers": ["Gerald Di Pego"],
+            "cast": ["John Travolta", "Kyra Sedgwick"],
+        },
+    )
+    catalog = Catalog([phenomenon, Item("x", "Other (1990)", "", {})])
+    swapped = (
+        "Phenomenon is a film by Jon Turteltaub, directed by Gerald Di Pego, "
+        "and written by John Travolta."
+    )
+    result = verify_text(swapped, target=phenomenon, catalog=catalog)
+    assert not result.ok and any("role" in p for p in result.problems), result
+    right = "Phenomenon, directed by Jon Turteltaub and starring John Travolta, is a drama."
+    problems = verify_text(right, target=phenomenon, catalog=catalog).problems
+    assert not any("role" in p for p in problems), problems

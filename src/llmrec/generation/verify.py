@@ -546,6 +546,51 @@ def _check_names(c: _Context) -> list[str]:
     return []
 
 
+#: A role a text gives a person ("directed by X", "a film by X") -> the item attributes
+#: that may hold that person.
+_ROLES = {
+    "directed": ("director", "directors"),
+    "film": ("director", "directors"),
+    "movie": ("director", "directors"),
+    "written": ("writer", "writers"),
+    "starring": ("cast", "actors", "stars"),
+}
+_ROLE_CLAIM = re.compile(r"\b(directed|written|film|movie)\s+by\s+|\b(starring)\s+", re.IGNORECASE)
+_PERSON = re.compile(r"[A-Z][\w.'-]*(?:\s+(?:[A-Z][\w.'-]*|de|di|van|von|der|la|le))*")
+
+
+def _role_people(item: Item, keys: Sequence[str]) -> set[str] | None:
+    """The normalized names ``item`` holds under ``keys``; ``None`` if it has none of them."""
+    found: set[str] | None = None
+    for key in keys:
+        value = item.attributes.get(key)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        names = {normalize(v) for v in values if isinstance(v, str) and v.strip()}
+        if names:
+            found = (found or set()) | names
+    return found
+
+
+def _check_roles(c: _Context) -> list[str]:
+    """A person named in a role ("directed by X", "written by X", "starring X") must hold
+    that role in the item's own attributes (people from the evidence in another role are
+    the classic swap: "directed by <its writer>")."""
+    for match in _ROLE_CLAIM.finditer(c.text):
+        role = (match.group(1) or match.group(2)).lower()
+        person = _PERSON.match(c.text, match.end())
+        if person is None:
+            continue
+        name = normalize(person.group(0))
+        people = _role_people(c.target, _ROLES[role])
+        if people is None:
+            if role in ("film", "movie"):
+                continue  # "a film by" with no director known: the names check covers it
+            people = set()
+        if not any(name == p or name.startswith(p + " ") or p.startswith(name) for p in people):
+            return [f"gives {person.group(0)!r} a role ({role}) the item's data does not"]
+    return []
+
+
 #: The checks, in the order their problems are listed.
 _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     _check_length,
@@ -558,6 +603,7 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     _check_genres,
     _check_media,
     _check_names,
+    _check_roles,
     _check_injected,
     _check_contacts,
     claims.check_shape,
