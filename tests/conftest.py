@@ -106,6 +106,29 @@ def make_events(
     return events, favourites
 
 
+def no_network(monkeypatch) -> list:
+    """Make every socket connect fail the test; the list of attempts (empty if none)."""
+    import socket
+
+    tried: list = []
+
+    def refuse(*args, **kwargs):
+        tried.append(args)
+        raise AssertionError("the network was touched")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return tried
+
+
+def small_save(path):
+    """A fitted 40-item pipeline (template text, no trainable models) saved at ``path``."""
+    items = make_items(40)
+    events, _ = make_events(items, n_users=8, per_user=6)
+    build_pipeline(items, models=()).fit(events, show_progress=False).save_pretrained(path)
+    return path
+
+
 def build_pipeline(items: list[Item], **options) -> Pipeline:
     options.setdefault("encoder", "hashing")
     options.setdefault("llm", "template")

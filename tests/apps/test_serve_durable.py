@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import build_pipeline, make_events, make_items
+from conftest import small_save
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
@@ -25,11 +25,7 @@ NEW_ITEM = {"item_id": "web-item", "title": "Galaxy Robots", "text": "space robo
 
 @pytest.fixture
 def save(tmp_path):
-    items = make_items(40)
-    events, _ = make_events(items, n_users=8, per_user=6)
-    pipe = build_pipeline(items, models=()).fit(events, show_progress=False)
-    pipe.save_pretrained(tmp_path / "recsys")
-    return tmp_path / "recsys"
+    return small_save(tmp_path / "recsys")
 
 
 class _Serve:

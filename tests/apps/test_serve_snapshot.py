@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from conftest import build_pipeline, make_events, make_items
+from conftest import small_save
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -27,11 +27,7 @@ from llmrec.types import Event  # noqa: E402
 
 @pytest.fixture
 def save(tmp_path):
-    items = make_items(40)
-    events, _ = make_events(items, n_users=8, per_user=6)
-    pipe = build_pipeline(items, models=()).fit(events, show_progress=False)
-    pipe.save_pretrained(tmp_path / "recsys")
-    return tmp_path / "recsys"
+    return small_save(tmp_path / "recsys")
 
 
 def _state(pipe) -> dict:

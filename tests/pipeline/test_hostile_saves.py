@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_pipeline, make_events, make_items
+from conftest import build_pipeline, make_events, make_items, no_network
 
 from llmrec import Pipeline
 from llmrec.errors import PersistenceError
@@ -317,22 +317,8 @@ def _point_generation(path: Path, backend: str, options: dict) -> None:
     )
 
 
-def _no_network(monkeypatch) -> list:
-    import socket
-
-    tried: list = []
-
-    def refuse(*args, **kwargs):
-        tried.append(args)
-        raise AssertionError("the network was touched")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    return tried
-
-
 def test_a_save_pointing_generation_at_a_server_is_refused(save, monkeypatch) -> None:
-    tried = _no_network(monkeypatch)
+    tried = no_network(monkeypatch)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     options = {"model": "m", "backend_options": {"base_url": "http://attacker.example/v1"}}
     _point_generation(save, "openai", options)
@@ -358,7 +344,7 @@ def test_a_backend_the_caller_did_not_allow_is_refused(save) -> None:
 
 
 def test_a_remote_save_loads_when_the_caller_opts_in_or_overrides(save, monkeypatch) -> None:
-    tried = _no_network(monkeypatch)
+    tried = no_network(monkeypatch)
     _point_generation(
         save, "openai", {"model": "m", "backend_options": {"base_url": "http://127.0.0.1:9/v1"}}
     )

@@ -4,11 +4,10 @@ of a positive event, and what the pipeline hands the ranker and the generator.""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
-from conftest import build_pipeline, make_events, make_items
+from conftest import build_pipeline, make_events, make_items, no_network
 
 from llmrec import ContentGenerator, Event, GeneratedText, Pipeline
 from llmrec.errors import ConfigError, InvalidInputError
@@ -80,16 +79,8 @@ def test_bad_options_for_a_chat_backend_are_a_config_error() -> None:
 # --------------------------------------------------------------------------- saved generator
 
 
-def _no_network(monkeypatch) -> None:
-    def refuse(*args, **kwargs):
-        raise AssertionError("the network was touched")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-
 def test_an_openai_generator_survives_save_and_load(small, tmp_path: Path, monkeypatch) -> None:
-    _no_network(monkeypatch)
+    no_network(monkeypatch)
     generator = ContentGenerator(
         "openai",
         catalog=small.catalog,
