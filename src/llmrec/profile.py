@@ -179,14 +179,17 @@ class ProfileStore:
             item_tags: The item's tags.
             text_vector: The encoded ``event.text`` for query events.
         """
+        # A non-finite entry makes the squared norm non-finite (a cheaper test per event).
         if item_vector is not None and (
-            item_vector.shape != (self.dim,) or not np.isfinite(item_vector).all()
+            item_vector.shape != (self.dim,) or not math.isfinite(float(item_vector @ item_vector))
         ):
             raise InvalidInputError(
                 f"item vector for {event.item_id!r} is not a finite ({self.dim},) vector"
             )
         with self.lock:
-            profile = self.get_or_create(event.user_id)
+            profile = self._profiles.get(event.user_id)  # an Event's ids are checked
+            if profile is None:
+                profile = self.get_or_create(event.user_id)
             weight = event.weight
             profile.n_events += 1
             profile.last_timestamp = event.timestamp

@@ -93,6 +93,18 @@ def parse_timestamp(value: str) -> float:
     return moment.timestamp()
 
 
+def _tags_of(attributes: Mapping[str, Any]) -> tuple[str, ...]:
+    """The distinct ``genres``, ``tags`` and ``categories`` values of an item, in order."""
+    out: list[str] = []
+    for key in ("genres", "tags", "categories"):
+        value = attributes.get(key)
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, (list, tuple)):
+            out.extend(str(v) for v in value if str(v).strip())
+    return tuple(dict.fromkeys(out))
+
+
 @dataclass(frozen=True)
 class Item:
     """A catalog entry.
@@ -121,18 +133,13 @@ class Item:
                 f"got {type(self.attributes).__name__}"
             )
         object.__setattr__(self, "attributes", dict(self.attributes))
+        # Read on every event of the item (profiles keep per-tag affinities): computed once.
+        object.__setattr__(self, "_tags", _tags_of(self.attributes))
 
     @property
     def tags(self) -> tuple[str, ...]:
         """Genres and tags, the keys of a user's tag affinities."""
-        out: list[str] = []
-        for key in ("genres", "tags", "categories"):
-            value = self.attributes.get(key)
-            if isinstance(value, str):
-                value = [value]
-            if isinstance(value, (list, tuple)):
-                out.extend(str(v) for v in value if str(v).strip())
-        return tuple(dict.fromkeys(out))
+        return self._tags  # type: ignore[attr-defined,no-any-return]
 
     @classmethod
     def from_dict(

@@ -18,6 +18,7 @@ from llmrec.generation import (
     request_plan,
     verify_text,
 )
+from llmrec.generation.plan import share_lower_bound
 from llmrec.testing import FunctionChat
 
 # --------------------------------------------------------------------------- catalogs
@@ -104,6 +105,13 @@ def test_a_shared_director_is_a_relation(movies) -> None:
     assert fact.text == "Shares director Joel Coen with Fargo." and fact.values == ("Joel Coen",)
 
 
+def test_few_people_rank_below_many_with_a_lower_share() -> None:
+    # 5 of 6 people is a higher share than 49 of 71 but much weaker evidence.
+    assert share_lower_bound(5, 6) < share_lower_bound(49, 71) < 49 / 71
+    assert share_lower_bound(0, 10) == 0.0 and share_lower_bound(3, 0) == 0.0
+    assert 0.0 < share_lower_bound(1, 1) < share_lower_bound(100, 100) < 1.0
+
+
 def test_no_relation_fact_when_none_holds(movies, shop) -> None:
     assert relation_facts(movies.get("heat"), movies.get("ala")) == []
     assert relation_facts(shop.get("c1"), shop.get("p1"), co_users=(1, 30), similarity=0.1) == []
@@ -113,7 +121,8 @@ def test_a_co_consumption_figure_needs_two_people(movies) -> None:
     facts = relation_facts(movies.get("nc"), movies.get("heat"), co_users=(92, 230))
     [fact] = [f for f in facts if f.kind == "co_consumption"]
     assert fact.kind == "co_consumption"
-    assert fact.text == "Liked by 40% of the 230 people who liked Heat." and fact.weight == 0.4
+    assert fact.text == "Liked by 40% of the 230 people who liked Heat."
+    assert fact.weight == pytest.approx(share_lower_bound(92, 230)) and 0.33 < fact.weight < 0.4
     facts = relation_facts(movies.get("nc"), movies.get("heat"), co_users=(1, 230))
     assert [f.kind for f in facts] == ["shared_attribute"]  # the genre Crime, no figure
 
@@ -330,6 +339,24 @@ def test_digest_introduces_the_list(shop) -> None:
         gen.digest([])
 
 
+def test_template_co_consumption_reasons_and_digests_vary_and_pass(movies, shop) -> None:
+    gen = ContentGenerator("template", catalog=movies)
+    texts = []
+    for target in ("nc", "heat", "sbm", "ll", "lis", "brian", "rotj", "wok", "ala"):
+        request = _request(movies, target, ("fargo",))
+        text = gen.template_text(request)
+        assert gen.verify(text, request).ok, text
+        texts.append(text)
+    assert len({" ".join(t.split()[:3]) for t in texts}) >= 4, texts
+    shops = ContentGenerator("template", catalog=shop)
+    ids = ["j1", "s1", "b1", "h1", "p1", "m1", "c1", "r1"]
+    lines = {
+        shops.digest([_request(shop, a, ("f1",)), _request(shop, b, ("f1",))]).text.split()[0]
+        for a, b in zip(ids, ids[1:])
+    }
+    assert len(lines) >= 2, lines
+
+
 def test_pipeline_content_and_digest() -> None:
     events = [Event("me", "f1", "like", timestamp=1.0), Event("me", "c1", "like", timestamp=2.0)]
     pipe = _pipeline(SHOP, events)
@@ -357,6 +384,68 @@ def test_pipeline_content_and_digest() -> None:
 
 
 # --------------------------------------------------------------------------- realization
+
+
+def test_figures_of_one_relation_are_not_moved_onto_another_item(movies) -> None:
+    target = movies.get("nc")
+    plan = item_facts(target)
+    plan += relation_facts(target, movies.get("fargo"), co_users=(92, 230))
+    plan += relation_facts(target, movies.get("heat"), co_users=(30, 100))
+    evidence = ("fargo", "heat")
+    good = "No Country for Old Men is a Crime pick, liked by 40% of the 230 people who liked Fargo."
+    assert _verify(movies, good, "nc", evidence, plan=plan).ok
+    # 30% and 100 are Heat's figures, written as if they were Fargo's.
+    moved = "No Country for Old Men is a Crime pick: 30% of the 100 people who liked Fargo."
+    v = _verify(movies, moved, "nc", evidence, plan=plan)
+    assert not v.ok and "not its figure" in "; ".join(v.problems), v
+    # The item's own year next to a title is not a moved figure.
+    year = "If you liked Heat, No Country for Old Men is a 2007 Crime pick."
+    assert _verify(movies, year, "nc", evidence, plan=plan).ok
+
+
+def test_a_title_between_two_words_is_no_repeat(movies) -> None:
+    target = movies.get("nc")
+    plan = item_facts(target) + relation_facts(target, movies.get("fargo"), co_users=(92, 230))
+    text = (
+        "If you liked Fargo, No Country for Old Men is a Crime pick: 40% of the 230 people "
+        "who liked Fargo liked it too."
+    )
+    assert _verify(movies, text, "nc", ("fargo",), plan=plan).ok
+    text = "No Country for Old Men is a Crime pick liked by 40% of the 230 people who liked Fargo."
+    assert _verify(movies, text, "nc", ("fargo",), plan=plan).ok  # "pick liked by": no identity
+
+
+class _PrefillChat(FunctionChat):
+    continues_prefill = True
+
+
+def test_a_prefill_backend_gets_true_and_varied_openings(movies) -> None:
+    gen = ContentGenerator(_PrefillChat(lambda c: "x"), catalog=movies)
+    openings = []
+    for target in ("nc", "heat", "sbm", "ll", "lis", "brian", "rotj", "wok"):
+        request = _request(movies, target, ("fargo",))
+        messages = gen.prompt(request)
+        assert messages[-1]["role"] == "assistant" and messages[-2]["role"] == "user"
+        opening = messages[-1]["content"]
+        title = _title_of(messages[:-1])
+        assert opening.endswith(f"{title} is"), opening
+        related = any(f.item_id == "fargo" for f in request.plan)
+        # A history item is named only where the plan relates the item to it.
+        assert ("Fargo" in opening) <= related, opening
+        openings.append(opening)
+    assert len({" ".join(o.split()[:3]) for o in openings}) >= 4
+    # A backend that writes whole answers gets no prefill.
+    plain = ContentGenerator(FunctionChat(lambda c: "x"), catalog=movies)
+    assert plain.prompt(_request(movies, "nc", ("fargo",)))[-1]["role"] == "user"
+
+
+def test_worked_examples_match_the_kind_of_catalog(movies, shop) -> None:
+    media = ContentGenerator(FunctionChat(lambda c: "x"), catalog=movies)
+    text = " ".join(m["content"] for m in media.prompt(_request(movies, "nc", ("fargo",))))
+    assert "jacket" not in text.lower() and "Genres:" in text
+    goods = ContentGenerator(FunctionChat(lambda c: "x"), catalog=shop)
+    text = " ".join(m["content"] for m in goods.prompt(_request(shop, "j1", ("f1",))))
+    assert "Category:" in text and "Genres:" not in text
 
 
 def test_no_prefilled_opening_and_varied_shapes(shop) -> None:

@@ -276,3 +276,39 @@ def test_models_named_in_from_catalog_follow_the_pipeline_device(monkeypatch) ->
     pipe = build_pipeline(_cycle_items(), models=("recording-seq", "ease"), device="cpu")
     assert seen == [torch.device("cpu")]
     assert pipe.retriever.models["recording"].device == torch.device("cpu")
+
+
+def test_fit_profiles_equal_a_replay_of_every_event(items) -> None:
+    """The fit reuses the held-out pass's profiles; they must equal a replay from scratch,
+    also for users whose last events come after their last positive one (dislikes, low
+    ratings, queries)."""
+    events, _ = make_events(items, n_users=40, per_user=10)
+    t = max(e.timestamp for e in events)
+    tail = []
+    for n, uid in enumerate(sorted({e.user_id for e in events})[::3]):
+        tail.append(Event(uid, items[n].item_id, kind="dislike", timestamp=t + 1 + n))
+        tail.append(Event(uid, None, kind="query", text="space robots", timestamp=t + 100 + n))
+        tail.append(Event(uid, items[n + 1].item_id, kind="rate", value=1.0, timestamp=t + 200))
+    events = events + tail
+    fitted = build_pipeline(items, models=()).fit(events, show_progress=False)
+    assert fitted.ranker.weights != build_pipeline(items, models=()).ranker.weights
+    replayed = build_pipeline(items, models=())
+    replayed.fit(events, train_ranker=False, show_progress=False)
+    assert set(fitted.profiles) == set(replayed.profiles)
+    for uid in replayed.profiles:
+        a, b = fitted.profiles.get(uid), replayed.profiles.get(uid)
+        assert list(a.history) == list(b.history), uid
+        assert a.seen == b.seen and a.n_events == b.n_events, uid
+        assert a.last_timestamp == b.last_timestamp, uid
+        assert a.stated_preferences == b.stated_preferences, uid
+        np.testing.assert_allclose(a.interest, b.interest, rtol=1e-6, atol=1e-7)
+        assert a.tag_affinity.keys() == b.tag_affinity.keys(), uid
+        for tag, value in b.tag_affinity.items():
+            assert a.tag_affinity[tag] == pytest.approx(value, rel=1e-9), (uid, tag)
+        if b.preference_vector is None:
+            assert a.preference_vector is None
+        else:
+            np.testing.assert_allclose(a.preference_vector, b.preference_vector, atol=1e-7)
+    assert {u: sorted(v) for u, v in fitted.profiles.likers().items()} == {
+        u: sorted(v) for u, v in replayed.profiles.likers().items()
+    }

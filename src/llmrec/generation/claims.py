@@ -31,6 +31,7 @@ __all__ = [
     "ITEM_KINDS",
     "check_identity",
     "check_relations",
+    "check_figures",
     "check_repeats",
     "check_shape",
     "check_status",
@@ -58,7 +59,7 @@ _COPULA = re.compile(
     r"\b(?:it is|it s|its|this is|that is|is|as|being|makes for|offers)\s+(?:a|an)\s+"
     r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
-    r"of|at|than|so|but|or)\b|$)"
+    r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked)\b|$)"
 )
 #: Cue words before a history title -> the relation kinds (and attributes) that allow them.
 _CUES: tuple[tuple[re.Pattern[str], tuple[str, ...], tuple[str, ...]], ...] = (
@@ -174,6 +175,28 @@ def check_relations(c: Any) -> list[str]:
     return []
 
 
+def check_figures(c: Any) -> list[str]:
+    """A share or count written just before a history item's title ("58% of the 71 people
+    who liked X") must be one of that item's own co-consumption figures: the numbers of one
+    relation are not moved onto another item."""
+    own = {normalize(v) for f in c.plan if f.item_id is None for v in f.values}
+    previous = 0
+    for start, end, item_id in _history_spans(c):
+        figures = {
+            normalize(v)
+            for f in c.plan
+            if f.item_id == item_id and f.kind == "co_consumption"
+            for v in f.values
+        }
+        window = c.words[max(previous, start - 8) : start]
+        previous = end
+        moved = [w for w in window if w.isdigit() and w not in figures and w not in own]
+        if moved:
+            shown = _title_of(c.evidence, item_id)
+            return [f"states {moved[0]} of {shown!r}, which is not its figure"]
+    return []
+
+
 def _find(words: list[str], needle: list[str]) -> list[int]:
     n = len(needle)
     return [i for i in range(len(words) - n + 1) if n and words[i : i + n] == needle]
@@ -196,8 +219,10 @@ def check_status(c: Any) -> list[str]:
 
 
 def check_repeats(c: Any) -> list[str]:
-    """No phrase of one to three words written twice in a row ("zip-up zip-up")."""
-    words = c.free_words
+    """No phrase of one to three words written twice in a row ("zip-up zip-up"); a title
+    between two words parts them ("who liked Alien liked it" repeats nothing)."""
+    marked = ["<title>" if covered else w for w, covered in zip(c.words, c.covered)]
+    words = [w for n, w in enumerate(marked) if w != "<title>" or marked[n - 1 : n] != [w]]
     for size in (1, 2, 3):
         for i in range(len(words) - 2 * size + 1):
             first = words[i : i + size]

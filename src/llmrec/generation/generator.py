@@ -141,6 +141,7 @@ class ContentGenerator:
             self.backend = backend
             self.backend_name = str(backend.name)
         self._is_template = self.backend_name == "template"
+        self._prefill = getattr(self.backend, "continues_prefill", False) is True
         self._cache: OrderedDict[tuple[str, str], GeneratedText] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._scheduler = BatchScheduler(
@@ -244,7 +245,9 @@ class ContentGenerator:
 
     def prompt(self, request: ReasonRequest, kind: str = "reason") -> list[dict[str, str]]:
         """The chat messages sent to the model for ``request``."""
-        return conversation(self._facts(request, _check_kind(kind)), length=self.length)
+        return conversation(
+            self._facts(request, _check_kind(kind)), length=self.length, prefill=self._prefill
+        )
 
     def plan(self, request: ReasonRequest) -> tuple[Fact, ...]:
         """The fact plan a text about ``request`` is written from and checked against
@@ -366,7 +369,7 @@ class ContentGenerator:
         owner = Owner(None if budget is None else started + budget)
         jobs: list[Job] = []
         for index, evidence in enumerate(evidences):
-            messages = conversation(evidence, length=self.length)
+            messages = conversation(evidence, length=self.length, prefill=self._prefill)
             key = self._key(evidence, messages)
             hit = self._cache_get(key)
             if hit is not None:
@@ -401,7 +404,9 @@ class ContentGenerator:
             return Job(
                 job.index,
                 job.facts,
-                conversation(job.facts, attempt=job.attempt + 1, length=self.length),
+                conversation(
+                    job.facts, attempt=job.attempt + 1, length=self.length, prefill=self._prefill
+                ),
                 job.key,
                 job.owner,
                 first=job.first,

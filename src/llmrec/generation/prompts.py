@@ -2,10 +2,18 @@
 
 :func:`conversation` builds the chat messages of one request: a system prompt for the
 content kind, tone and length, two worked examples in different sentence shapes, and the
-request's selected facts as delimited data. Nothing of the answer is prefilled: the model
-writes the whole text, and a shape hint chosen per item and user varies how it opens.
-:func:`answer_text` turns the model's answer into the text that is verified. The template
-texts used when no model text passes are in :mod:`.templates`.
+request's selected facts as delimited data. The worked examples are of the request's own
+kind of catalog (media with genres, or products with categories and brands), since a small
+model copies the examples' words ("a jacket") into texts about anything.
+
+For a backend that continues a final assistant message (``continues_prefill``: the
+embedded ``transformers`` and ``llamacpp`` backends), a reason's opening is written for
+the model, by construction true: the item's name, or "If you liked <a history item the
+item relates to>, <item> is"; the model writes the rest. The opening is chosen per item and user (:func:`shape_index`), so the
+texts of a list vary, and it removes the small model's commonest failures, a text that
+never names the item or misspells it. :func:`answer_text` turns the model's answer into
+the text that is verified. The template texts used when no model text passes are in
+:mod:`.templates`.
 """
 
 from __future__ import annotations
@@ -23,9 +31,11 @@ from llmrec.types import Fact
 
 __all__ = [
     "LENGTHS",
+    "OPENINGS",
     "TONES",
     "answer_text",
     "conversation",
+    "opening",
     "select_facts",
     "shape_index",
 ]
@@ -65,19 +75,36 @@ SHAPES = (
     "Start with what the item is.",
     "Start with 'If you'.",
 )
-_SHOTS = (
+#: Worked examples for catalogs of media (genres, directors, cast): (user, assistant).
+_MEDIA_SHOTS = (
     (
-        'Item: "Heat"\nFacts:\n- "Genres: Action, Crime."\n'
-        '- "Liked by 38% of the 120 people who liked Ronin."\nShape: Start with the item\'s name.',
-        "Heat was liked by 38% of the 120 people who liked Ronin, and it is an Action and "
-        "Crime pick.",
+        'Item: "Heat"\nFacts:\n- "Liked by 38% of the 120 people who liked Ronin."\n'
+        '- "Matches your interest in Crime."\n- "Genres: Action, Crime."\n'
+        "Shape: Start with the item's name.",
+        "Heat is an Action and Crime pick, liked by 38% of the 120 people who liked Ronin.",
     ),
+    (
+        'Item: "Alien"\nFacts:\n- "Liked by 61% of the 90 people who liked Aliens."\n'
+        "- \"Genres: Horror, Sci-Fi.\"\nShape: Start with 'If you'.",
+        "If you liked Aliens, Alien is a Horror and Sci-Fi pick: 61% of the 90 people who "
+        "liked Aliens liked it too.",
+    ),
+)
+#: Worked examples for catalogs of products (categories, brands).
+_PRODUCT_SHOTS = (
     (
         'Item: "Trail Shell"\nFacts:\n- "Category: Jackets."\n- "Made by Ridge."\n'
         "- \"Shares brand Ridge with Ridge Fleece.\"\nShape: Start with 'If you'.",
-        "If you liked the Ridge Fleece, the Trail Shell is a jacket from the same brand, Ridge.",
+        "If you liked the Ridge Fleece, Trail Shell is a jacket from the same brand, Ridge.",
+    ),
+    (
+        'Item: "Pour-Over Kettle"\nFacts:\n- "Liked by 40% of the 55 people who liked '
+        'Burr Grinder."\n- "Category: Kitchen."\nShape: Start with the item\'s name.',
+        "Pour-Over Kettle is a Kitchen pick, liked by 40% of the 55 people who liked Burr Grinder.",
     ),
 )
+#: Attributes that mark a product catalog.
+_PRODUCT_ATTRIBUTES = frozenset({"category", "categories", "brand", "price"})
 #: Facts shown per kind (the verifier accepts the whole plan).
 _PROMPT_FACTS = {"reason": 4, "pitch": 7, "summary": 3, "headline": 3, "digest": 4}
 
@@ -133,7 +160,11 @@ def _user_message(f: Facts, attempt: int) -> str:
         lines.append(f'Article: "{f.article}"')
     if f.query:
         lines.append(f'Reader searched for: "{f.query}"')
-    lines.append("Shape: " + SHAPES[(shape_index(f, len(SHAPES)) + attempt - 1) % len(SHAPES)])
+    if f.kind == "reason":
+        shape = _opening(f, attempt)[1]
+    else:
+        shape = (shape_index(f, len(SHAPES)) + attempt - 1) % len(SHAPES)
+    lines.append("Shape: " + SHAPES[shape])
     if attempt > 1:
         lines.append("Use the facts' own words. " + _RULES)
     return "\n".join(lines)
@@ -148,18 +179,61 @@ def _system(f: Facts, length: str) -> str:
     )
 
 
-def conversation(f: Facts, attempt: int = 1, *, length: str = "short") -> list[dict[str, str]]:
+def conversation(
+    f: Facts, attempt: int = 1, *, length: str = "short", prefill: bool = False
+) -> list[dict[str, str]]:
     """The chat messages of one request; a second ``attempt`` asks for another shape and
-    the facts' own words."""
+    the facts' own words. With ``prefill`` (a backend that continues a final assistant
+    message) a reason's conversation ends with its :func:`opening`."""
     messages = [{"role": "system", "content": _system(f, length)}]
     if f.kind in ("reason", "pitch"):
-        for user, assistant in _SHOTS:
+        for user, assistant in _shots(f):
             messages += [
                 {"role": "user", "content": user},
                 {"role": "assistant", "content": assistant},
             ]
     messages.append({"role": "user", "content": _user_message(f, attempt)})
+    if prefill and f.kind == "reason":
+        messages.append({"role": "assistant", "content": opening(f, attempt)})
     return messages
+
+
+def _shots(f: Facts) -> tuple[tuple[str, str], ...]:
+    """The worked examples of the request's kind of catalog."""
+    attributes = {x.attribute for x in f.plan if x.attribute} | set(f.item.attributes)
+    return _PRODUCT_SHOTS if attributes & _PRODUCT_ATTRIBUTES else _MEDIA_SHOTS
+
+
+#: A reason's prefilled openings: the item's name, or a clause naming a history item the
+#: plan relates the item to, each with the shape hint it matches (an index into SHAPES).
+OPENINGS = (
+    ("{item} is", 0),
+    ("{item} is", 2),
+    ("If you liked {other}, {item} is", 3),
+    ("If you enjoyed {other}, {item} is", 3),
+    ("Because you liked {other}, {item} is", 1),
+    ("Since you enjoyed {other}, {item} is", 1),
+    ("You liked {other}, and {item} is", 1),
+)
+
+
+def _opening(f: Facts, attempt: int) -> tuple[str, int]:
+    """The request's opening and shape: stable per item and user (texts stay cacheable),
+    varied across a list; a second attempt takes the next one. Openings that name a
+    history item are used only where the plan relates the item to one."""
+    related = [x.item_id for x in f.plan if x.kind in RELATION_KINDS and x.item_id]
+    names = dict(zip((e.item_id for e in f.evidence_items), f.evidence))
+    other = next((names[i] for i in related if i in names), None)
+    choices = [o for o in OPENINGS if other is not None or "{other}" not in o[0]]
+    pattern, shape = choices[(shape_index(f, len(choices)) + attempt - 1) % len(choices)]
+    return pattern.format(item=f.title, other=other), shape
+
+
+def opening(f: Facts, attempt: int = 1) -> str:
+    """The first words of a reason, written for the model: "<item> is", or a clause such
+    as "If you liked <history item>, <item> is" where the plan relates the item to that
+    history item (so the opening is true by construction)."""
+    return _opening(f, attempt)[0]
 
 
 _LEAD_IN = re.compile(

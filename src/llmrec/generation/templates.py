@@ -9,6 +9,8 @@ their order.
 
 from __future__ import annotations
 
+import hashlib
+
 import re
 from collections.abc import Sequence
 
@@ -60,9 +62,14 @@ def _relation_sentence(f: Facts, fact: Fact, shape: int) -> str | None:
         return None
     if fact.kind == "co_consumption" and len(fact.values) >= 2:
         share, liked = fact.values[0], fact.values[1]
-        if shape % 2:
-            return f"Of the {liked} people who liked {name}, {share} also liked {title}."
-        return f"{title} was liked by {share} of the {liked} people who liked {name}."
+        return (
+            f"{title} was liked by {share} of the {liked} people who liked {name}.",
+            f"Of the {liked} people who liked {name}, {share} also liked {title}.",
+            f"Since you liked {name}, {title} may suit you: {share} of the {liked} people "
+            f"who liked {name} also liked it.",
+            f"{share} of the {liked} people who liked {name} also liked {title}, so it may "
+            "suit you too.",
+        )[shape % 4]
     if fact.kind == "co_consumption":
         return f"People who liked {name} also liked {title}."
     if fact.kind == "shared_attribute":
@@ -213,6 +220,16 @@ def digest_text(titles: Sequence[str], history: Sequence[str]) -> str:
     if not shown:
         return "Your picks are ready."
     lead = join_words(shown)
+    # The wording follows the list, so digests of different lists open differently.
+    shape = int(hashlib.blake2s("|".join(shown).encode(), digest_size=4).hexdigest(), 16) % 3
     if history:
-        return f"Your picks, led by {lead}, chosen because you enjoyed {history[0]}."
-    return f"Your picks for today, led by {lead}."
+        return (
+            f"Your picks, led by {lead}, chosen because you enjoyed {history[0]}.",
+            f"Because you enjoyed {history[0]}, your list starts with {lead}.",
+            f"Up first for a fan of {history[0]}: {lead}.",
+        )[shape]
+    return (
+        f"Your picks for today, led by {lead}.",
+        f"Today's list starts with {lead}.",
+        f"Up first for you: {lead}.",
+    )[shape]

@@ -609,6 +609,7 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     claims.check_shape,
     claims.check_identity,
     claims.check_relations,
+    claims.check_figures,
     claims.check_status,
     claims.check_repeats,
     claims.check_support,

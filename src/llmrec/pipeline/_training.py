@@ -88,7 +88,7 @@ def _replay(
         unit="event",
         disable=not show_progress or len(events) < 10_000,
     ):
-        _changes.apply_event(pipe, store, event, vectors.get(event.text) if event.text else None)
+        _changes.apply_event(pipe, store, event, _text_vector(event, vectors))
 
 
 def _ranker_rows(
@@ -117,15 +117,17 @@ def _fit_ranker(
     ranker_users: int,
     seed: int,
     show_progress: bool,
-) -> bool:
+) -> tuple[ProfileStore, dict[int, Event]] | None:
     """Train the sources on all but each user's last positive event, then the ranker on
-    those held-out events. Returns whether the held-out pass ran."""
+    those held-out events. Returns the profiles replayed without the held-out events and
+    those events by index (:func:`_complete` turns them into every event's profiles), or
+    ``None`` when there were too few users for the held-out pass."""
     held = held_out(events)
     if len(held) < MIN_RANKER_USERS:
         logger.info(
             "too few users with history (%d) to train the ranker; keeping weights", len(held)
         )
-        return False
+        return None
     prefix = [e for n, e in enumerate(events) if n not in held]
     prefix_rows = positive_rows(prefix, pipe.catalog.row)
     valid = [
@@ -146,7 +148,7 @@ def _fit_ranker(
         ]
     xs, ys = _ranker_rows(pipe, store, targets, show_progress)
     if not xs:
-        return True
+        return store, held
     x, y = np.concatenate(xs), np.concatenate(ys)
     if y.sum() < MIN_RANKER_USERS:
         # Users whose held-out item is no candidate (a repeat, say) teach the fit nothing.
@@ -155,9 +157,41 @@ def _fit_ranker(
             int(y.sum()),
             MIN_RANKER_USERS,
         )
-        return True
+        return store, held
     _train_ranker(pipe, xs, ys, x, y)
-    return True
+    return store, held
+
+
+def _complete(
+    pipe: Pipeline,
+    store: ProfileStore,
+    events: Sequence[Event],
+    held: Mapping[int, Event],
+    vectors: Mapping[str, np.ndarray],
+) -> None:
+    """Turn ``store``, the profiles of every event but the ``held`` ones, into the profiles
+    of every event, as a replay of all of them from scratch would build them.
+
+    A profile depends only on its own user's events in order, so a held-out event that is
+    its user's last event is applied on top; a user with later events is replayed anew.
+    """
+    last: dict[str, int] = {}
+    for n, event in enumerate(events):
+        last[event.user_id] = n
+    redo = {e.user_id for n, e in held.items() if last[e.user_id] != n}
+    for _, event in sorted(held.items()):
+        if event.user_id not in redo:
+            _changes.apply_event(pipe, store, event, _text_vector(event, vectors))
+    for user_id in redo:
+        if user_id in store:
+            store.forget(user_id)
+    for event in events:
+        if event.user_id in redo:
+            _changes.apply_event(pipe, store, event, _text_vector(event, vectors))
+
+
+def _text_vector(event: Event, vectors: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    return vectors.get(event.text) if event.text else None
 
 
 def _held_out_ndcg(
@@ -277,16 +311,22 @@ def fit(
                 l2=pipe.ranker.l2,
             )
         with _model_settings(pipe, seed, show_progress):
-            trained = train_ranker and _fit_ranker(
-                pipe, events, vectors, ranker_users, 0 if seed is None else seed, show_progress
-            )
+            held_pass = None
+            if train_ranker:
+                held_pass = _fit_ranker(
+                    pipe, events, vectors, ranker_users, 0 if seed is None else seed, show_progress
+                )
             per_user = positive_rows(events, pipe.catalog.row)
             # Models trained in the held-out pass keep their weights unless cheap to refit.
             pipe.retriever.fit(
                 list(per_user.values()),
-                models="cheap" if trained else "all",
+                models="cheap" if held_pass is not None else "all",
                 min_users=MIN_MODEL_USERS,
             )
-        store = _empty_store(pipe)
-        _replay(pipe, store, events, vectors, show_progress)
+        if held_pass is None:
+            store = _empty_store(pipe)
+            _replay(pipe, store, events, vectors, show_progress)
+        else:
+            store, held = held_pass
+            _complete(pipe, store, events, held, vectors)
         pipe.profiles.replace_with(store)

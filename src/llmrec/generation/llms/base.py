@@ -31,7 +31,14 @@ ChatMessage = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "co
 
 @runtime_checkable
 class ChatBackend(Protocol):
-    """A chat language model answering batches of conversations."""
+    """A chat language model answering batches of conversations.
+
+    A backend may also set ``continues_prefill = True`` when it continues a conversation
+    that ends with an ``assistant`` message and returns only the continuation (as the
+    ``transformers`` and ``llamacpp`` backends do); the generator then writes the opening
+    of each reason itself. Without it (hosted APIs, most test doubles) the model writes
+    the whole text.
+    """
 
     name: str
 

@@ -171,6 +171,8 @@ class LlamaCppChat(StreamingChat):
     """
 
     name = "llamacpp"
+    #: Continues a final assistant message (the generator prefills a reason's opening).
+    continues_prefill = True
     #: llama.cpp decodes one sequence at a time; callers batching by this size get each
     #: answer as soon as it is done.
     max_batch_size = 1

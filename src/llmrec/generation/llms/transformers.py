@@ -69,6 +69,8 @@ class TransformersChat(StreamingChat):
     """
 
     name = "transformers"
+    #: Continues a final assistant message (the generator prefills a reason's opening).
+    continues_prefill = True
 
     def __init__(
         self,
