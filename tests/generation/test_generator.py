@@ -421,6 +421,28 @@ def test_cache_returns_the_same_text(catalog) -> None:
     assert not third.cached and len(fake.calls) == 2
 
 
+def test_a_plan_change_the_prompt_does_not_show_reuses_the_checked_text(catalog) -> None:
+    import dataclasses
+
+    from llmrec.types import Fact
+
+    fake = FakeChat(lambda conv: f"{title_of(conv)} is a fine pick.")
+    gen = ContentGenerator(fake, catalog=catalog)
+    base = request(catalog, "1")
+    first = gen.generate([base])[0]
+    # A new ranking signal is part of the plan but not of the prompt.
+    signal = Fact("signal", "Ranked by recency.", "ranker:recency", weight=0.4)
+    changed = dataclasses.replace(base, plan=(*gen.plan(base), signal))
+    assert gen.prompt(changed) == gen.prompt(base) and gen.plan(changed) != gen.plan(base)
+    again = gen.generate([changed])[0]
+    assert again.cached and again.text == first.text and len(fake.calls) == 1
+    # A cached text that no longer passes against the request's plan is written anew.
+    real_verify = gen._verify
+    gen._verify = lambda text, facts: dataclasses.replace(real_verify(text, facts), ok=False)
+    rewritten = gen.generate([changed])[0]
+    assert not rewritten.cached and len(fake.calls) == 3  # written anew, and failing, once more
+
+
 def test_cache_is_bounded(catalog) -> None:
     fake = FakeChat()
     gen = ContentGenerator(fake, catalog=catalog, cache_size=2)
@@ -726,6 +748,16 @@ def test_stream_stopped_early_leaves_the_generator_usable(catalog) -> None:
     assert [t.source for t in gen.generate(reqs)] == ["llm"] * 5
 
 
+def test_generate_without_budget_writes_every_request_in_one_batch(catalog) -> None:
+    fake = FakeChat(lambda conv: f"{title_of(conv)} is a fine pick.", max_batch_size=16)
+    gen = ContentGenerator(fake, catalog=catalog)
+    gen.generate([request(catalog, str(i)) for i in (1, 3, 4, 5, 6)])
+    assert [len(call) for call in fake.calls] == [5]
+    gen.clear_cache()
+    gen.generate([request(catalog, str(i)) for i in (1, 3, 4, 5, 6)], budget_s=30.0)
+    assert [len(call) for call in fake.calls[1:]] == [2, 3]  # the first two, then the rest
+
+
 def test_concurrent_calls_share_batches(catalog) -> None:
     import threading
 
@@ -744,7 +776,9 @@ def test_concurrent_calls_share_batches(catalog) -> None:
 
     def work(n: int) -> None:
         started.wait()
-        results[n] = gen.generate(groups[n])
+        # With a budget (as the server and CLI run) each call's first two requests go in
+        # a small batch; the callers' requests then meet in the next one.
+        results[n] = gen.generate(groups[n], budget_s=30.0)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in (0, 1)]
     for t in threads:

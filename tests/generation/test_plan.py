@@ -415,6 +415,13 @@ def test_a_title_between_two_words_is_no_repeat(movies) -> None:
     assert _verify(movies, text, "nc", ("fargo",), plan=plan).ok  # "pick liked by": no identity
 
 
+def test_a_genre_named_twice_is_a_repeat(movies) -> None:
+    text = "Aladdin is an Animation, Children's, Comedy and Children's pick."
+    v = _verify(movies, text, "ala", plan=item_facts(movies.get("ala")))
+    assert not v.ok and "twice" in "; ".join(v.problems), v
+    assert _verify(movies, "Aladdin is an Animation, Children's and Comedy pick.", "ala").ok
+
+
 class _PrefillChat(FunctionChat):
     continues_prefill = True
 

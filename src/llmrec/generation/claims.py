@@ -228,6 +228,16 @@ def check_repeats(c: Any) -> list[str]:
             first = words[i : i + size]
             if first == words[i + size : i + 2 * size] and not set(first) <= STOPWORDS:
                 return [f"repeats '{' '.join(first)}'"]
+    # A list naming one of the item's genres twice ("Children's, Drama and Children's"):
+    # two mentions with only genres and "and" between them.
+    listed = {w for tag in c.target.tags for w in normalize(tag).split()} | {"and", "or"}
+    for tag in c.target.tags:
+        needle = normalize(tag).split()
+        at = _find(words, needle) if needle else []
+        for i, j in zip(at, at[1:]):
+            between = words[i + len(needle) : j]
+            if between and set(between) <= listed:
+                return [f"names {tag!r} twice in one list"]
     return []
 
 

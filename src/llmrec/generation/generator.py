@@ -288,15 +288,27 @@ class ContentGenerator:
             self._cache.clear()
 
     def _key(self, f: Facts, messages: list[dict[str, str]]) -> tuple[str, str]:
-        # The prompt and the plan are functions of the evidence alone (no user id), so
-        # they are the key; the plan decides what the template and the verifier allow.
-        plan = [f.kind, *(fact.text for fact in f.plan)]
+        # The prompt is a function of the evidence alone (no user id): the same prompt
+        # gets the same (greedy) answer, so it is the key. The rest of the plan decides
+        # what the verifier allows and the template says: a hit is checked against the
+        # request's own plan (:meth:`_reuse`), so an event that changes facts the prompt
+        # does not show costs no new text.
         payload = json.dumps(
-            [messages, self.backend_name, self.max_new_tokens, self.max_words, plan],
+            [messages, self.backend_name, self.max_new_tokens, self.max_words, f.kind],
             ensure_ascii=False,
             sort_keys=True,
         )
         return f.item.item_id, hashlib.sha256(payload.encode()).hexdigest()
+
+    def _reuse(self, hit: GeneratedText, f: Facts) -> GeneratedText | None:
+        """A cached text for the same prompt, valid for ``f``'s plan: model text that
+        still passes verification against it, or the template of ``f`` where the model's
+        answer to this prompt had failed (it would fail again). ``None``: write anew."""
+        if hit.source == "llm":
+            if not self._verify(hit.text, f).ok:
+                return None
+            return dataclasses.replace(hit, cached=True)
+        return dataclasses.replace(hit, text=template_text(f), cached=True)
 
     def _cache_get(self, key: tuple[str, str]) -> GeneratedText | None:
         if not self.cache_size:
@@ -336,8 +348,13 @@ class ContentGenerator:
                 list is :meth:`digest`.
         """
         requests = _check_requests(requests)
+        kind = check_choice(kind, "kind", ITEM_KINDS, error=InvalidInputError)
+        budget = self.budget_s if budget_s is None else _check_budget(budget_s)
         out: list[GeneratedText | None] = [None] * len(requests)
-        for index, text in self.stream(requests, budget_s=budget_s, kind=kind):
+        # Without a budget nothing is gained by writing two texts ahead of the others
+        # (the caller waits for all): every request shares the batches.
+        evidences = [self._facts(r, kind) for r in requests]
+        for index, text in self._stream(evidences, budget, first_batch=budget is not None):
             out[index] = text
         return out  # type: ignore[return-value]
 
@@ -363,8 +380,10 @@ class ContentGenerator:
         return self._stream([self._facts(r, kind) for r in requests], budget)
 
     def _stream(
-        self, evidences: list[Facts], budget: float | None
+        self, evidences: list[Facts], budget: float | None, *, first_batch: bool = True
     ) -> Iterator[tuple[int, GeneratedText]]:
+        """Cache hits, then the model's texts as they end; with ``first_batch`` the two
+        best-ranked requests are written in a batch of their own first."""
         started = time.perf_counter()
         owner = Owner(None if budget is None else started + budget)
         jobs: list[Job] = []
@@ -372,8 +391,9 @@ class ContentGenerator:
             messages = conversation(evidence, length=self.length, prefill=self._prefill)
             key = self._key(evidence, messages)
             hit = self._cache_get(key)
-            if hit is not None:
-                yield index, dataclasses.replace(hit, cached=True)
+            reused = None if hit is None else self._reuse(hit, evidence)
+            if reused is not None:
+                yield index, reused
             elif self._is_template:
                 text = GeneratedText(template_text(evidence), "template", "template backend")
                 self._cache_put(key, text)
@@ -386,7 +406,7 @@ class ContentGenerator:
                         messages,
                         key,
                         owner,
-                        first=len(jobs) < FIRST_BATCH,
+                        first=first_batch and len(jobs) < FIRST_BATCH,
                         max_new_tokens=self._limits(evidence.kind)[0],
                     )
                 )

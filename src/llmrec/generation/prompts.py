@@ -106,7 +106,9 @@ _PRODUCT_SHOTS = (
 #: Attributes that mark a product catalog.
 _PRODUCT_ATTRIBUTES = frozenset({"category", "categories", "brand", "price"})
 #: Facts shown per kind (the verifier accepts the whole plan).
-_PROMPT_FACTS = {"reason": 4, "pitch": 7, "summary": 3, "headline": 3, "digest": 4}
+_PROMPT_FACTS = {"reason": 3, "pitch": 7, "summary": 3, "headline": 3, "digest": 4}
+#: Relations to the user's history shown per kind: a one-sentence reason states one.
+_PROMPT_RELATIONS = {"reason": 1}
 
 
 def shape_index(f: Facts, n: int) -> int:
@@ -130,7 +132,8 @@ def select_facts(f: Facts, limit: int | None = None) -> list[Fact]:
         relation = order.get(x.kind, "shared_tags")
         return (fired.index(relation) if relation in fired else len(fired), -x.weight)
 
-    relations = sorted((x for x in plan if x.kind in RELATION_KINDS), key=strength)[:2]
+    relations = sorted((x for x in plan if x.kind in RELATION_KINDS), key=strength)
+    relations = relations[: _PROMPT_RELATIONS.get(f.kind, 2)]
     personal = [x for x in plan if x.kind in ("preference", "query")][:2]
     own = [x for x in plan if x.kind == "attribute"]
     own.sort(key=lambda x: _attribute_rank(x.attribute))
@@ -145,7 +148,7 @@ def _attribute_rank(attribute: str | None) -> int:
     return order.index(attribute) if attribute in order else len(order)
 
 
-def _user_message(f: Facts, attempt: int) -> str:
+def _user_message(f: Facts, attempt: int, prefill: bool = False) -> str:
     # Data goes inside double quotes; sanitize_text turned any quote in it into ' so
     # item text cannot close the delimiter.
     lines = [f'Item: "{f.title}"']
@@ -160,11 +163,9 @@ def _user_message(f: Facts, attempt: int) -> str:
         lines.append(f'Article: "{f.article}"')
     if f.query:
         lines.append(f'Reader searched for: "{f.query}"')
-    if f.kind == "reason":
-        shape = _opening(f, attempt)[1]
-    else:
+    if not (prefill and f.kind == "reason"):  # a prefilled opening is the shape
         shape = (shape_index(f, len(SHAPES)) + attempt - 1) % len(SHAPES)
-    lines.append("Shape: " + SHAPES[shape])
+        lines.append("Shape: " + SHAPES[shape])
     if attempt > 1:
         lines.append("Use the facts' own words. " + _RULES)
     return "\n".join(lines)
@@ -192,7 +193,7 @@ def conversation(
                 {"role": "user", "content": user},
                 {"role": "assistant", "content": assistant},
             ]
-    messages.append({"role": "user", "content": _user_message(f, attempt)})
+    messages.append({"role": "user", "content": _user_message(f, attempt, prefill)})
     if prefill and f.kind == "reason":
         messages.append({"role": "assistant", "content": opening(f, attempt)})
     return messages
@@ -221,7 +222,10 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
     """The request's opening and shape: stable per item and user (texts stay cacheable),
     varied across a list; a second attempt takes the next one. Openings that name a
     history item are used only where the plan relates the item to one."""
-    related = [x.item_id for x in f.plan if x.kind in RELATION_KINDS and x.item_id]
+    # The history item of the strongest relation the prompt shows: the figures the model
+    # writes after the opening are most likely that relation's.
+    shown = [x.item_id for x in select_facts(f) if x.kind in RELATION_KINDS and x.item_id]
+    related = shown or [x.item_id for x in f.plan if x.kind in RELATION_KINDS and x.item_id]
     names = dict(zip((e.item_id for e in f.evidence_items), f.evidence))
     other = next((names[i] for i in related if i in names), None)
     choices = [o for o in OPENINGS if other is not None or "{other}" not in o[0]]
