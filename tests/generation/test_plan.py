@@ -450,6 +450,11 @@ def test_worked_examples_match_the_kind_of_catalog(movies, shop) -> None:
     media = ContentGenerator(FunctionChat(lambda c: "x"), catalog=movies)
     text = " ".join(m["content"] for m in media.prompt(_request(movies, "nc", ("fargo",))))
     assert "jacket" not in text.lower() and "Genres:" in text
+    assert "%" in text  # the request's figures, and the examples' own
+    # Co-consumption known without figures: the examples show none to copy.
+    plain = ReasonRequest("u", movies.get("nc"), (movies.get("fargo"),), {"co_occurrence": 1.0})
+    text = " ".join(m["content"] for m in media.prompt(plain))
+    assert "People who liked Fargo also liked it." in text and "%" not in text
     goods = ContentGenerator(FunctionChat(lambda c: "x"), catalog=shop)
     text = " ".join(m["content"] for m in goods.prompt(_request(shop, "j1", ("f1",))))
     assert "Category:" in text and "Genres:" not in text

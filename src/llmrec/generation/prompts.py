@@ -103,6 +103,32 @@ _PRODUCT_SHOTS = (
         "Pour-Over Kettle is a Kitchen pick, liked by 40% of the 55 people who liked Burr Grinder.",
     ),
 )
+#: The same examples where co-consumption is known without figures ("People who liked X
+#: also liked it."): a small model copies an example's figures into a text whose facts
+#: have none.
+_PLAIN_SHOTS = {
+    id(_MEDIA_SHOTS): (
+        (
+            'Item: "Heat"\nFacts:\n- "People who liked Ronin also liked it."\n'
+            '- "Genres: Action, Crime."\nShape: Start with the item\'s name.',
+            "Heat is an Action and Crime pick that people who liked Ronin also liked.",
+        ),
+        (
+            'Item: "Alien"\nFacts:\n- "People who liked Aliens also liked it."\n'
+            "- \"Genres: Horror, Sci-Fi.\"\nShape: Start with 'If you'.",
+            "If you liked Aliens, Alien is a Horror and Sci-Fi pick that people who liked "
+            "Aliens also liked.",
+        ),
+    ),
+    id(_PRODUCT_SHOTS): (
+        _PRODUCT_SHOTS[0],
+        (
+            'Item: "Pour-Over Kettle"\nFacts:\n- "People who liked Burr Grinder also liked '
+            'it."\n- "Category: Kitchen."\nShape: Start with the item\'s name.',
+            "Pour-Over Kettle is a Kitchen pick that people who liked Burr Grinder also liked.",
+        ),
+    ),
+}
 #: Attributes that mark a product catalog.
 _PRODUCT_ATTRIBUTES = frozenset({"category", "categories", "brand", "price"})
 #: Facts shown per kind (the verifier accepts the whole plan).
@@ -202,7 +228,11 @@ def conversation(
 def _shots(f: Facts) -> tuple[tuple[str, str], ...]:
     """The worked examples of the request's kind of catalog."""
     attributes = {x.attribute for x in f.plan if x.attribute} | set(f.item.attributes)
-    return _PRODUCT_SHOTS if attributes & _PRODUCT_ATTRIBUTES else _MEDIA_SHOTS
+    shots = _PRODUCT_SHOTS if attributes & _PRODUCT_ATTRIBUTES else _MEDIA_SHOTS
+    shown = [x for x in select_facts(f) if x.kind == "co_consumption"]
+    if shown and not any(len(x.values) >= 2 for x in shown):
+        return _PLAIN_SHOTS[id(shots)]
+    return shots
 
 
 #: A reason's prefilled openings: the item's name, or a clause naming a history item the
