@@ -17,7 +17,8 @@ Speed: the system prompt and worked examples are the same for every request, so 
 backend can keep their keys and values (the ``transformers`` backend does); the two
 best-ranked requests of a call are written first, in a small batch, so a text streams back
 quickly, the others in batches shared with concurrent callers (:mod:`.scheduler`);
-finished texts are cached by (item, evidence).
+finished texts are cached by (item, prompt) and used again only when they pass the new
+request's own fact plan.
 """
 
 from __future__ import annotations
