@@ -226,10 +226,10 @@ def digest_text(titles: Sequence[str], history: Sequence[str]) -> str:
         return (
             f"Your picks, led by {lead}, chosen because you enjoyed {history[0]}.",
             f"Because you enjoyed {history[0]}, your list starts with {lead}.",
-            f"Up first for a fan of {history[0]}: {lead}.",
+            f"Picked for a fan of {history[0]}: {lead}.",
         )[shape]
     return (
         f"Your picks for today, led by {lead}.",
         f"Today's list starts with {lead}.",
-        f"Up first for you: {lead}.",
+        f"Picked for you today: {lead}.",
     )[shape]
