@@ -10,7 +10,6 @@ their order.
 from __future__ import annotations
 
 import hashlib
-
 import re
 from collections.abc import Sequence
 
