@@ -97,17 +97,6 @@ def _save_generator(pipe: Pipeline, path: Path) -> dict[str, Any]:
     return pipe.generator_config()
 
 
-def _load_encoder(path: Path, config: Mapping[str, Any], device: DeviceLike) -> ItemEncoder:
-    del path  # the encoder is referenced by name, nothing was written
-    return ItemEncoder(
-        config["backend"],
-        device=device,
-        batch_size=config["batch_size"],
-        cache_size=config["cache_size"],
-        **config["backend_config"],
-    )
-
-
 #: Every component of a save, in manifest order. The generator loads as its
 #: ``(backend, options)``: its model loads on first use.
 COMPONENTS: dict[str, _Component] = {
@@ -127,7 +116,10 @@ COMPONENTS: dict[str, _Component] = {
         lambda pipe, path: pipe.profiles.save(path),
         lambda path, config, device: ProfileStore.load(path, dict(config)),
     ),
-    "encoder": _Component(lambda pipe, path: pipe.encoder.config(), _load_encoder),
+    "encoder": _Component(
+        lambda pipe, path: pipe.encoder.save(path),
+        lambda path, config, device: ItemEncoder.load(path, config, device=device),
+    ),
     "generator": _Component(_save_generator, lambda path, config, device: generator_spec(config)),
 }
 

@@ -1,5 +1,6 @@
-"""Fitting a pipeline on historical events: the held-out pass that trains the ranker, the
-refit of the sources on every event, and the replay that rebuilds the profiles.
+"""Fitting a pipeline on historical events: the optional fine-tuning of the encoder, the
+held-out pass that trains the ranker, the refit of the sources on every event, and the
+replay that rebuilds the profiles.
 
 Positive events (:attr:`llmrec.Event.is_positive`) are the only training rows and the only
 held-out targets, so the ranker learns to predict exactly what the sources learn from.
@@ -7,13 +8,18 @@ held-out targets, so the ranker learns to predict exactly what the sources learn
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from llmrec._validate import check_options
+from llmrec.catalog import render_item_text
+from llmrec.encoding.finetune import MIN_PAIRS, ContrastiveFinetuner, finetunable
+from llmrec.errors import ConfigError
 from llmrec.pipeline import _changes, _scoring
 from llmrec.profile import ProfileStore
 from llmrec.ranking import Ranker
@@ -22,7 +28,7 @@ from llmrec.types import Event
 if TYPE_CHECKING:
     from llmrec.pipeline.pipeline import Pipeline
 
-__all__ = ["fit", "held_out", "positive_rows"]
+__all__ = ["finetuner", "fit", "held_out", "positive_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +295,78 @@ def _model_settings(pipe: Pipeline, seed: int | None, show_progress: bool) -> It
             model.show_progress = True
 
 
+def finetuner(option: Any, seed: int | None, show_progress: bool) -> ContrastiveFinetuner | None:
+    """The finetuner ``Pipeline.fit(finetune_encoder=option)`` asks for (``None``: off):
+    ``True`` for the defaults, or a mapping of
+    :class:`~llmrec.encoding.ContrastiveFinetuner` options; ``seed`` and
+    ``show_progress`` default to the fit's.
+
+    Raises:
+        ConfigError: ``option`` is neither, or holds a bad option.
+    """
+    if isinstance(option, (bool, np.bool_)):
+        if not option:
+            return None
+        options: dict[str, Any] = {}
+    elif isinstance(option, Mapping):
+        options = check_options(option, "finetune_encoder")
+    else:
+        raise ConfigError(
+            "finetune_encoder must be a bool or a mapping of ContrastiveFinetuner options "
+            f"(for example {{'max_seconds': 120}}), got {option!r:.80}"
+        )
+    options.setdefault("seed", 0 if seed is None else seed)
+    options.setdefault("show_progress", show_progress)
+    try:
+        return ContrastiveFinetuner(**options)
+    except TypeError:
+        known = sorted(inspect.signature(ContrastiveFinetuner).parameters)
+        unknown = sorted(set(options) - set(known))
+        raise ConfigError(
+            f"unknown finetune_encoder option(s) {unknown}; the options are {known}"
+        ) from None
+
+
+def _finetune_encoder(pipe: Pipeline, events: Sequence[Event], tuner: ContrastiveFinetuner) -> None:
+    """Fine-tune the encoder on the positive events' co-consumed items, then re-encode
+    the catalog with the tuned weights and put the new vectors wherever item vectors live
+    (the retriever's array, its index and its models); too few pairs skip it with a
+    warning. Profiles are rebuilt by the rest of the fit."""
+    with pipe._lock:
+        _changes.check_items_known(pipe, events)
+        items = list(pipe.catalog)
+    position = {item.item_id: n for n, item in enumerate(items)}
+    sequences = list(positive_rows(events, position.__getitem__).values())
+    n_pairs = len(tuner.pairs(sequences))
+    if n_pairs < MIN_PAIRS:
+        logger.warning(
+            "not fine-tuning the encoder: the events give %d co-consumed pairs (window %d), "
+            "fewer than the %d it needs; keeping the frozen encoder",
+            n_pairs,
+            tuner.window,
+            MIN_PAIRS,
+        )
+        return
+    report = tuner.train(pipe.encoder, [render_item_text(item) for item in items], sequences)
+    pipe.encoder.finetune_report_ = report
+    if not report.changed:
+        logger.info(
+            "fine-tuning did not raise the held-out recall (%.3f); keeping the encoder as it was",
+            report.valid_recall_before or 0.0,
+        )
+        return
+    with pipe._lock:
+        pipe.encoder.apply_tuned_weights(report.weights)
+        items = list(pipe.catalog)  # as it is now: items may have changed meanwhile
+        vectors = pipe.encoder.encode_items(items)
+        retriever = pipe.retriever
+        with retriever.lock:
+            # A new array, so nothing keyed by the old one (a calibrated similarity
+            # threshold) outlives the old vectors.
+            retriever.item_vectors = retriever.item_vectors.copy()
+            retriever.upsert(pipe.catalog.rows([item.item_id for item in items]), vectors)
+
+
 def fit(
     pipe: Pipeline,
     events: list[Event],
@@ -297,8 +375,14 @@ def fit(
     ranker_users: int,
     seed: int | None,
     show_progress: bool,
+    finetune_encoder: Any = False,
 ) -> None:
-    """Fit ``pipe`` on validated ``events`` sorted by time, then rebuild every profile."""
+    """Fit ``pipe`` on validated ``events`` sorted by time (first fine-tuning the encoder
+    when ``finetune_encoder`` asks for it), then rebuild every profile."""
+    tuner = finetuner(finetune_encoder, seed, show_progress)
+    if tuner is not None:
+        finetunable(pipe.encoder.backend)  # refuse before any work
+        _finetune_encoder(pipe, events, tuner)
     vectors = _changes.text_vectors(pipe, events)
     with pipe._lock:
         _changes.check_items_known(pipe, events)

@@ -352,13 +352,15 @@ class Pipeline:
         ranker_users: int = 1000,
         seed: int | None = None,
         show_progress: bool = True,
+        finetune_encoder: bool | Mapping[str, Any] = False,
     ) -> Pipeline:
         """Learn from historical events and rebuild every profile from them.
 
         Co-occurrence and popularity are fitted on the positive events; the ranker is
         trained on each user's last positive event held out from everything it sees (so
         its weights reflect how well each source predicts an unseen next item); then the
-        sources are refitted on all events and the profiles replayed.
+        sources are refitted on all events and the profiles replayed. With
+        ``finetune_encoder`` the encoder is fine-tuned on the events first.
 
         Args:
             events: Historical events (any order; sorted by timestamp, stably).
@@ -369,9 +371,24 @@ class Pipeline:
                 records it). ``None`` keeps each model's own seed and samples users with
                 seed 0. The same seed and events give the same pipeline.
             show_progress: Show progress bars.
+            finetune_encoder: Fine-tune the item encoder on the positive events before
+                anything else is fitted: ``True`` (default options) or a mapping of
+                :class:`~llmrec.encoding.ContrastiveFinetuner` options (for example
+                ``{"max_seconds": 120, "train_layers": "all"}``; ``seed`` and
+                ``show_progress`` default to this call's). Items a user consumed close
+                together are pulled together in vector space, from their text alone, so
+                new items land near what their audience consumes; the catalog is then
+                re-encoded with the tuned weights, the vectors replaced everywhere they
+                live, the encoder's vector cache emptied, and a save keeps the weights.
+                Needs a transformer encoder. With too few co-consumed pairs it is
+                skipped with a warning; weights that do not raise the held-out recall
+                are not applied. Off by default: the frozen encoder. On a 2-core CPU it
+                stays within about ten minutes on MovieLens-100K (``max_seconds``).
 
         Raises:
             InvalidInputError / UnknownItemError: a bad event; nothing changes.
+            ConfigError: a bad ``finetune_encoder`` option, or an encoder that cannot
+                be fine-tuned (the ``hashing`` one); nothing changes.
         """
         if seed is not None:
             seed = check_int(seed, "seed", low=0, error=InvalidInputError)
@@ -389,6 +406,7 @@ class Pipeline:
             ranker_users=ranker_users,
             seed=seed,
             show_progress=show_progress,
+            finetune_encoder=finetune_encoder,
         )
         return self
 
