@@ -194,6 +194,18 @@ def test_top_layers_are_tuned_on_kept_lower_outputs(tiny_model) -> None:
     assert not encoder.finetuned  # train() leaves the encoder alone
 
 
+def test_max_seconds_bounds_the_frozen_layers_pass(tiny_model, caplog) -> None:
+    items = make_items(40)
+    events, _ = make_events(items, n_users=20, per_user=8)
+    options = {**QUICK, "train_layers": 1, "max_seconds": 1e-6}
+    with caplog.at_level(logging.WARNING, logger="llmrec.encoding.finetune"):
+        report = ContrastiveFinetuner(**options).train(
+            tiny_encoder(tiny_model), [i.title for i in items], rows_of(events, items)
+        )
+    assert report.steps == 0 and not report.changed and report.stopped == "max_seconds"
+    assert "before its first step" in caplog.text
+
+
 def test_held_out_pairs_keep_the_best_weights_and_stop_early(tiny_model) -> None:
     items = make_items(60)
     events, _ = make_events(items, n_users=60, per_user=10)

@@ -308,8 +308,15 @@ def test_embedded_smollm2_injected_item_text_stays_in_its_own_item() -> None:
             assert "PWNED" not in text.text.upper(), text
         assert "<|" not in text.text and "ignore" not in text.text.lower()
         if text.source == "llm":
+            # Checked against the plan the text was written from: the request's
+            # co-occurrence signal makes "people who liked Die Hard also liked" a fact.
+            plan = gen.plan(request)
             assert verify_text(
-                text.text, target=request.item, evidence=request.evidence_items, catalog=catalog
+                text.text,
+                plan,
+                target=request.item,
+                evidence=request.evidence_items,
+                catalog=catalog,
             ).ok, text
         else:
             assert text.fallback_reason, text

@@ -171,6 +171,14 @@ class FinetuneReport:
         return out
 
 
+class _OutOfTime(Exception):
+    """The frozen layers' pass cannot end within the time limit."""
+
+    def __init__(self, train_layers: int) -> None:
+        super().__init__(train_layers)
+        self.train_layers = train_layers
+
+
 class _Passthrough(torch.nn.Module):
     """Stands in for a model's embedding layer: hands back the hidden states it is given,
     so the model runs only its upper layers on states computed by the lower ones."""
@@ -208,6 +216,7 @@ class _Embedder:
         max_cache_mb: float,
         batch_size: int,
         show_progress: bool,
+        deadline: float = math.inf,
     ) -> None:
         self.device = backend.device
         self.tokenizer = backend.tokenizer
@@ -229,7 +238,7 @@ class _Embedder:
                 param.requires_grad_(True)
         self.cache: dict[int, torch.Tensor] | None = None
         if self.split and self._can_split():
-            self.cache = self._fill_cache(rows, max_cache_mb, batch_size, show_progress)
+            self.cache = self._fill_cache(rows, max_cache_mb, batch_size, show_progress, deadline)
 
     # ------------------------------------------------------------------ parts of the model
     @contextlib.contextmanager
@@ -277,10 +286,20 @@ class _Embedder:
         ).to(self.device)
 
     def _fill_cache(
-        self, rows: np.ndarray, max_cache_mb: float, batch_size: int, show_progress: bool
+        self,
+        rows: np.ndarray,
+        max_cache_mb: float,
+        batch_size: int,
+        show_progress: bool,
+        deadline: float,
     ) -> dict[int, torch.Tensor] | None:
         """The lower layers' output for the text of every row (unpadded, on the CPU), or
-        ``None`` when it would take more than ``max_cache_mb``."""
+        ``None`` when it would take more than ``max_cache_mb``.
+
+        Raises:
+            _OutOfTime: the pass passed ``deadline`` (a ``time.perf_counter`` value), or
+                at its pace so far would, with no time left to train.
+        """
         lengths = [len(ids) for ids in self._token_ids(rows)]
         width = int(self.model.config.hidden_size)
         megabytes = sum(lengths) * width * 4 / 2**20
@@ -308,6 +327,9 @@ class _Embedder:
             tokens = enc["attention_mask"].bool()
             for n, row in enumerate(batch.tolist()):
                 cache[row] = hidden[n][tokens[n]].to("cpu", torch.float32).clone()
+            now, done = time.perf_counter(), len(cache) / len(order)
+            if now > deadline or (done >= 0.1 and started + (now - started) / done > deadline):
+                raise _OutOfTime(self.train_layers)
         logger.info(
             "kept the frozen layers' output for %d texts (%.0f MB) in %.0fs",
             len(cache),
@@ -564,16 +586,38 @@ class ContrastiveFinetuner:
         rng: np.random.Generator,
         started: float,
     ) -> FinetuneReport:
-        embedder = _Embedder(
-            backend,
-            texts,
-            np.unique(np.concatenate([train.ravel(), valid.ravel()])),
-            train_layers=self.train_layers,
-            max_length=self.max_length,
-            max_cache_mb=self.max_cache_mb,
-            batch_size=max(self.batch_size * 2, 64),
-            show_progress=self.show_progress,
-        )
+        try:
+            embedder = _Embedder(
+                backend,
+                texts,
+                np.unique(np.concatenate([train.ravel(), valid.ravel()])),
+                train_layers=self.train_layers,
+                max_length=self.max_length,
+                max_cache_mb=self.max_cache_mb,
+                batch_size=max(self.batch_size * 2, 64),
+                show_progress=self.show_progress,
+                deadline=started + self.max_seconds,
+            )
+        except _OutOfTime as out:
+            logger.warning(
+                "fine-tuning stopped before its first step: computing the frozen layers' "
+                "output would not end within max_seconds=%g; nothing changes (raise "
+                "max_seconds, lower max_length, or run on a GPU)",
+                self.max_seconds,
+            )
+            return FinetuneReport(
+                train_pairs=len(train),
+                valid_pairs=len(valid),
+                steps=0,
+                best_step=0,
+                valid_recall_before=None,
+                valid_recall=None,
+                stopped="max_seconds",
+                seconds=time.perf_counter() - started,
+                train_layers=out.train_layers,
+                lr=math.nan if self.lr is None else self.lr,
+                cached=False,
+            )
         params = embedder.trainable()
         lr = self.lr
         if lr is None:
