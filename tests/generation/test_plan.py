@@ -18,6 +18,7 @@ from llmrec.generation import (
     request_plan,
     verify_text,
 )
+from llmrec.generation.claims import sentences
 from llmrec.generation.plan import share_lower_bound
 from llmrec.testing import FunctionChat
 
@@ -403,6 +404,27 @@ def test_figures_of_one_relation_are_not_moved_onto_another_item(movies) -> None
     assert _verify(movies, year, "nc", evidence, plan=plan).ok
 
 
+def test_a_figure_after_liked_by_must_be_a_share_of_people(shop) -> None:
+    target = shop.get("r1")
+    plan = item_facts(target) + relation_facts(target, shop.get("h1"), co_users=(6, 10))
+    good = (
+        "Road Running Shoes is a Running pick liked by 60% of the 10 people who liked the "
+        "Hydration Running Belt."
+    )
+    assert _verify(shop, good, "r1", ("h1",), plan=plan).ok
+    # 120 is the shoes' price, pasted where a count of people goes.
+    pasted = "Road Running Shoes is a Running pick, liked by 120 runners."
+    v = _verify(shop, pasted, "r1", ("h1",), plan=plan)
+    assert not v.ok and "liked by 120" in "; ".join(v.problems), v
+
+
+def test_the_item_is_not_its_own_kind(shop) -> None:
+    plan = item_facts(shop.get("c1"))
+    v = _verify(shop, "Climbing Harness is a Climbing Harness for sport climbing.", "c1", plan=plan)
+    assert not v.ok and "is itself" in "; ".join(v.problems), v
+    assert _verify(shop, "Climbing Harness is a harness for sport climbing.", "c1", plan=plan).ok
+
+
 def test_a_title_between_two_words_is_no_repeat(movies) -> None:
     target = movies.get("nc")
     plan = item_facts(target) + relation_facts(target, movies.get("fargo"), co_users=(92, 230))
@@ -444,6 +466,23 @@ def test_a_prefill_backend_gets_true_and_varied_openings(movies) -> None:
     # A backend that writes whole answers gets no prefill.
     plain = ContentGenerator(FunctionChat(lambda c: "x"), catalog=movies)
     assert plain.prompt(_request(movies, "nc", ("fargo",)))[-1]["role"] == "user"
+
+
+def test_a_pitch_is_prefilled_and_shown_two_sentence_examples(movies, shop) -> None:
+    gen = ContentGenerator(_PrefillChat(lambda c: "x"), catalog=shop)
+    messages = gen.prompt(_request(shop, "j1", ("f1",)), kind="pitch")
+    assert messages[-1]["role"] == "assistant"
+    assert messages[-1]["content"].endswith("Alpine Down Jacket is")
+    assert "Shape:" not in messages[-2]["content"]
+    examples = [m["content"] for m in messages[1:-2] if m["role"] == "assistant"]
+    assert examples and all(len(sentences(e)) == 2 for e in examples), examples
+    assert not any("Genres:" in m["content"] for m in messages)  # a product's examples
+    reasons = [m["content"] for m in gen.prompt(_request(shop, "j1", ("f1",)))[1:-2]]
+    assert all(len(sentences(m)) == 1 for m in reasons[1::2])  # reasons keep one sentence
+    media = ContentGenerator(_PrefillChat(lambda c: "x"), catalog=movies)
+    plain = ReasonRequest("u", movies.get("nc"), (movies.get("fargo"),), {"co_occurrence": 1.0})
+    text = " ".join(m["content"] for m in media.prompt(plain, kind="pitch"))
+    assert "Genres:" in text and "%" not in text  # no figures to copy where the facts have none
 
 
 def test_worked_examples_match_the_kind_of_catalog(movies, shop) -> None:

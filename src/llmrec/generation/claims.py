@@ -97,7 +97,19 @@ _CUES: tuple[tuple[re.Pattern[str], tuple[str, ...], tuple[str, ...]], ...] = (
         (),
     ),
 )
-_STATUS_WORDS = ("popular", "trending", "bestseller", "bestselling", "best selling", "hit")
+#: Status words, each with the words of a status fact that allow it ("Popular right now."
+#: allows "popular", not "new").
+_STATUS_WORDS = {
+    "popular": ("popular", "trending"),
+    "trending": ("trending", "popular"),
+    "bestseller": ("popular",),
+    "bestselling": ("popular",),
+    "best selling": ("popular",),
+    "hit": ("popular", "trending"),
+    "new": ("new",),
+    "brand new": ("new",),
+    "latest": ("new",),
+}
 
 
 def sentences(text: str) -> list[str]:
@@ -125,6 +137,8 @@ def check_identity(c: Any) -> list[str]:
     own = _own_words(c.target, c.plan) | c.alias_words
     # All words, titles included: "it is a Kids Hiking Boots" names another item.
     for m in _COPULA.finditer(c.norm):
+        if m.group(1) in c.target_mentions:  # "Headlamp 400 is a Headlamp 400"
+            return [f"says the item is itself ({m.group(1)}), not what kind of item it is"]
         head = m.group(1).split()[-1]
         if head in STOPWORDS or head in _DESCRIPTORS or head.isdigit() or head in own:
             continue
@@ -175,10 +189,19 @@ def check_relations(c: Any) -> list[str]:
     return []
 
 
+#: "liked by <figure>": the figure must be one of a co-consumption fact's.
+_LIKED_BY = re.compile(r"\b(?:liked|loved|enjoyed|bought|chosen|read|watched) by (\d+)\b")
+
+
 def check_figures(c: Any) -> list[str]:
     """A share or count written just before a history item's title ("58% of the 71 people
     who liked X") must be one of that item's own co-consumption figures: the numbers of one
-    relation are not moved onto another item."""
+    relation are not moved onto another item. A figure after "liked by" must be a
+    co-consumption figure ("liked by 390 grams" pastes the item's weight into one)."""
+    shares = {normalize(v) for f in c.plan if f.kind == "co_consumption" for v in f.values}
+    for m in _LIKED_BY.finditer(c.norm):
+        if m.group(1) not in shares:
+            return [f"states 'liked by {m.group(1)}', which is no co-consumption figure"]
     own = {normalize(v) for f in c.plan if f.item_id is None for v in f.values}
     previous = 0
     for start, end, item_id in _history_spans(c):
@@ -207,13 +230,13 @@ def _title_of(items: Sequence[Item], item_id: str) -> str:
 
 
 def check_status(c: Any) -> list[str]:
-    """ "Popular", "trending", "bestseller" only with a status fact (or the item's words)."""
-    if any(f.kind == "status" for f in c.plan):
-        return []
-    own = _own_words(c.target, c.plan)
+    """ "Popular", "trending", "bestseller", "new" only with a status fact that says so
+    (or the item's own words: "a new edition" in its text)."""
+    status = " ".join(normalize(f.text) for f in c.plan if f.kind == "status").split()
+    own = _own_words(c.target, [f for f in c.plan if f.kind != "status"])
     free = f" {' '.join(c.free_words)} "
-    for word in _STATUS_WORDS:
-        if f" {word} " in free and word not in own:
+    for word, allowed in _STATUS_WORDS.items():
+        if f" {word} " in free and word not in own and not set(allowed) & set(status):
             return [f"states a status the plan lacks ({word})"]
     return []
 

@@ -7,11 +7,13 @@ kind of catalog (media with genres, or products with categories and brands), sin
 model copies the examples' words ("a jacket") into texts about anything.
 
 For a backend that continues a final assistant message (``continues_prefill``: the
-embedded ``transformers`` and ``llamacpp`` backends), a reason's opening is written for
-the model, by construction true: the item's name, or "If you liked <a history item the
-item relates to>, <item> is"; the model writes the rest. The opening is chosen per item and user (:func:`shape_index`), so the
-texts of a list vary, and it removes the small model's commonest failures, a text that
-never names the item or misspells it. :func:`answer_text` turns the model's answer into
+embedded ``transformers`` and ``llamacpp`` backends), a reason's or pitch's opening is
+written for the model, by construction true: the item's name, or "If you liked <a history
+item the item relates to>, <item> is"; the model writes the rest. The opening is chosen
+per item and user (:func:`shape_index`), so the texts of a list vary, and it removes the
+small model's commonest failures, a text that never names the item or misspells it.
+Pitches have worked examples of their own, two sentences each (what the item is, then
+why this reader), since a model shown one-sentence reasons writes one sentence. :func:`answer_text` turns the model's answer into
 the text that is verified. The template texts used when no model text passes are in
 :mod:`.templates`.
 """
@@ -26,12 +28,13 @@ from typing import Any
 from llmrec.generation.claims import HEADLINE_CHARS, sentences
 from llmrec.generation.evidence import Facts
 from llmrec.generation.plan import RELATION_KINDS
-from llmrec.generation.text import first_sentence
+from llmrec.generation.text import first_sentence, normalize
 from llmrec.types import Fact
 
 __all__ = [
     "LENGTHS",
     "OPENINGS",
+    "PREFILLED_KINDS",
     "TONES",
     "answer_text",
     "conversation",
@@ -129,6 +132,46 @@ _PLAIN_SHOTS = {
         ),
     ),
 }
+#: Worked pitches (two sentences: what the item is, then why this reader), by catalog
+#: kind and whether the co-consumption facts carry figures.
+_PITCH_SHOTS = {
+    (False, True): (
+        (
+            'Item: "Heat"\nFacts:\n- "Liked by 38% of the 120 people who liked Ronin."\n'
+            '- "Genres: Action and Crime."\n- "A detective hunts a crew of bank robbers."',
+            "Heat is an Action and Crime film in which a detective hunts a crew of bank "
+            "robbers. Of the 120 people who liked Ronin, 38% liked it too.",
+        ),
+    ),
+    (False, False): (
+        (
+            'Item: "Heat"\nFacts:\n- "People who liked Ronin also liked it."\n'
+            '- "Genres: Action and Crime."\n- "A detective hunts a crew of bank robbers."',
+            "Heat is an Action and Crime film in which a detective hunts a crew of bank "
+            "robbers. People who liked Ronin also liked it.",
+        ),
+    ),
+    (True, True): (
+        (
+            'Item: "Pour-Over Kettle"\nFacts:\n- "Liked by 40% of the 55 people who liked '
+            'Burr Grinder."\n- "Category: Kitchen."\n- "Made by Brewly."\n- "A kettle with '
+            'a thin spout."',
+            "Pour-Over Kettle is a Kitchen pick made by Brewly. Of the 55 people who liked "
+            "Burr Grinder, 40% liked it too.",
+        ),
+    ),
+    (True, False): (
+        (
+            'Item: "Pour-Over Kettle"\nFacts:\n- "People who liked Burr Grinder also liked '
+            'it."\n- "Category: Kitchen."\n- "Made by Brewly."\n- "A kettle with a thin '
+            'spout."',
+            "Pour-Over Kettle is a Kitchen pick made by Brewly. People who liked Burr Grinder "
+            "also liked it.",
+        ),
+    ),
+}
+#: Kinds whose conversation ends with a prefilled opening for a backend that continues it.
+PREFILLED_KINDS = frozenset({"reason", "pitch"})
 #: Attributes that mark a product catalog.
 _PRODUCT_ATTRIBUTES = frozenset({"category", "categories", "brand", "price"})
 #: Facts shown per kind (the verifier accepts the whole plan).
@@ -189,7 +232,7 @@ def _user_message(f: Facts, attempt: int, prefill: bool = False) -> str:
         lines.append(f'Article: "{f.article}"')
     if f.query:
         lines.append(f'Reader searched for: "{f.query}"')
-    if not (prefill and f.kind == "reason"):  # a prefilled opening is the shape
+    if not (prefill and f.kind in PREFILLED_KINDS):  # a prefilled opening is the shape
         shape = (shape_index(f, len(SHAPES)) + attempt - 1) % len(SHAPES)
         lines.append("Shape: " + SHAPES[shape])
     if attempt > 1:
@@ -211,7 +254,7 @@ def conversation(
 ) -> list[dict[str, str]]:
     """The chat messages of one request; a second ``attempt`` asks for another shape and
     the facts' own words. With ``prefill`` (a backend that continues a final assistant
-    message) a reason's conversation ends with its :func:`opening`."""
+    message) a reason's or pitch's conversation ends with its :func:`opening`."""
     messages = [{"role": "system", "content": _system(f, length)}]
     if f.kind in ("reason", "pitch"):
         for user, assistant in _shots(f):
@@ -220,7 +263,7 @@ def conversation(
                 {"role": "assistant", "content": assistant},
             ]
     messages.append({"role": "user", "content": _user_message(f, attempt, prefill)})
-    if prefill and f.kind == "reason":
+    if prefill and f.kind in PREFILLED_KINDS:
         messages.append({"role": "assistant", "content": opening(f, attempt)})
     return messages
 
@@ -228,11 +271,13 @@ def conversation(
 def _shots(f: Facts) -> tuple[tuple[str, str], ...]:
     """The worked examples of the request's kind of catalog."""
     attributes = {x.attribute for x in f.plan if x.attribute} | set(f.item.attributes)
-    shots = _PRODUCT_SHOTS if attributes & _PRODUCT_ATTRIBUTES else _MEDIA_SHOTS
+    product = bool(attributes & _PRODUCT_ATTRIBUTES)
     shown = [x for x in select_facts(f) if x.kind == "co_consumption"]
-    if shown and not any(len(x.values) >= 2 for x in shown):
-        return _PLAIN_SHOTS[id(shots)]
-    return shots
+    figures = not shown or any(len(x.values) >= 2 for x in shown)
+    if f.kind == "pitch":
+        return _PITCH_SHOTS[product, figures]
+    shots = _PRODUCT_SHOTS if product else _MEDIA_SHOTS
+    return shots if figures else _PLAIN_SHOTS[id(shots)]
 
 
 #: A reason's prefilled openings: the item's name, or a clause naming a history item the
@@ -276,6 +321,20 @@ _LEAD_IN = re.compile(
 )
 
 
+def _without_repeats(parts: list[str]) -> list[str]:
+    """The sentences less any whose words are mostly an earlier sentence's (a small
+    model's loop: "It's a mid-layer for cool days. It's a mid-layer for cool days.")."""
+    kept: list[str] = []
+    seen: list[set[str]] = []
+    for part in parts:
+        words = set(normalize(part).split())
+        if words and any(len(words & prev) >= 0.7 * len(words) for prev in seen):
+            continue
+        kept.append(part)
+        seen.append(words)
+    return kept
+
+
 def answer_text(
     conversation: Sequence[Mapping[str, str]], answer: Any, kind: str = "reason"
 ) -> str:
@@ -304,5 +363,5 @@ def answer_text(
         return line.strip().strip('"*#').strip()
     if kind in ("pitch", "summary"):
         flat = " ".join(answer.split()).strip('"').strip()
-        return " ".join(sentences(flat)[:3])
+        return " ".join(_without_repeats(sentences(flat))[:3])
     return _LEAD_IN.sub("", first_sentence(answer)).strip()
