@@ -18,6 +18,7 @@ ml-latest-small is iteratively 5-core filtered by default (``--min-interactions`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -59,7 +60,7 @@ def run_once(data, split, split_name: str, seed: int, args) -> tuple[dict, dict]
         options = {}
         if name == "sequential":
             options = {"show_progress": False, "device": args.device,
-                       "text_init": not args.no_text_init}
+                       "text_init": not args.no_text_init, **json.loads(args.sequential)}
         pipe.retriever.add_model(name, **options)
     pipe.fit(events, seed=seed, show_progress=False, train_ranker=not args.no_learned_fusion)
     fit_s = time.perf_counter() - started
@@ -83,6 +84,22 @@ def run_once(data, split, split_name: str, seed: int, args) -> tuple[dict, dict]
     return out, predictions
 
 
+def popularity_row(split, split_name: str) -> dict:
+    """The same-run popularity baseline: every user gets the items with the most users
+    in the events a model may learn from, seen items excluded (ties by item id)."""
+    counts = split.item_counts(split_name)
+    order = sorted(counts, key=lambda i: (-counts[i], i))
+    predictions = {}
+    for user in split.targets(split_name):
+        seen = split.excluded(user, split_name)
+        predictions[user] = [i for i in order[: 20 + len(seen)] if i not in seen][:20]
+    result = evaluate_predictions(split, predictions, split_name)
+    out = {k: result.metrics[k] for k in COLUMNS}
+    no_ties = evaluate_predictions(split, predictions, split_name, subset="no-ties")
+    out["no-ties ndcg@10"] = no_ties.metrics["ndcg@10"]
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k")
@@ -92,6 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", default="ease,sequential",
                         help="trainable candidate sources, comma-separated ('' for none)")
+    parser.add_argument("--sequential", default="{}", metavar="JSON",
+                        help="SequentialSource options, e.g. '{\"max_len\": 200}'")
     parser.add_argument("--no-text-init", action="store_true",
                         help="ablation: sequential item table not initialized from text")
     parser.add_argument("--no-learned-fusion", action="store_true",
@@ -136,6 +155,10 @@ def main(argv=None) -> int:
         summary[split_name] = {"mean": mean, "std": std, "runs": metrics}
         rows.append([f"llmrec ({split_name}, {len(metrics)} seed{'s' * (len(metrics) > 1)})"]
                     + [f"{mean[k]:.4f}±{std[k]:.4f}" for k in COLUMNS])
+    for split_name in runs:
+        pop = popularity_row(split, split_name)
+        summary[split_name]["popularity"] = pop
+        rows.append([f"Pop, this run ({split_name})"] + [f"{pop[k]:.4f}" for k in COLUMNS])
     if args.dataset == "ml-100k":
         rows += [[f"{name} (test)"] + [f"{v:.4f}" for v in values] for name, values in PEERS.items()]
         if "test" in summary:
@@ -158,6 +181,7 @@ def main(argv=None) -> int:
         print(f"NDCG@10 / best peer NDCG@10 = {summary['test']['ndcg@10_vs_best_peer']:.3f}")
     result = {"benchmark": "quality", "dataset": args.dataset, "machine": machine_info(),
               "encoder": args.encoder, "models": args.models, "details": args.details,
+              "sequential": json.loads(args.sequential),
               "min_interactions": args.min_interactions,
               "text_init": not args.no_text_init, "learned_fusion": not args.no_learned_fusion,
               "summary": summary, "peers": {k: dict(zip(COLUMNS, v)) for k, v in PEERS.items()}}

@@ -657,3 +657,15 @@ def test_people_in_the_wrong_role_are_rejected() -> None:
     right = "Phenomenon, directed by Jon Turteltaub and starring John Travolta, is a drama."
     problems = verify_text(right, target=phenomenon, catalog=catalog).problems
     assert not any("role" in p for p in problems), problems
+
+
+def test_answers_are_cleaned_before_they_are_checked() -> None:
+    from llmrec.generation.prompts import answer_text
+
+    asked = [{"role": "user", "content": "Item: x"}]
+    # "a" before a vowel sound becomes "an"; "a one-", "a unique", "a European" stay.
+    text = answer_text(asked, "Heat is a Action pick, a unique and a one-off film.")
+    assert text == "Heat is an Action pick, a unique and a one-off film."
+    # A pitch's sentence that repeats an earlier one is dropped.
+    loop = "Fleece is a mid layer. It keeps you warm. It keeps you warm. It keeps you warm."
+    assert answer_text(asked, loop, "pitch") == "Fleece is a mid layer. It keeps you warm."

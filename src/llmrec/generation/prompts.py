@@ -321,6 +321,13 @@ _LEAD_IN = re.compile(
 )
 
 
+#: "a" before a word spoken with a vowel ("a accessory"), as a small model writes it; not
+#: before "one", "once" or a "u"/"eu" said "you" ("a unique", "a European").
+_ARTICLE = re.compile(
+    r"\b([Aa]) (?=[aeioAEIO](?!ne\b|nce\b|ne-|u)|[uU](?:nd|nl|nr|ps|pp|nb|nf|nk|mb))"
+)
+
+
 def _without_repeats(parts: list[str]) -> list[str]:
     """The sentences less any whose words are mostly an earlier sentence's (a small
     model's loop: "It's a mid-layer for cool days. It's a mid-layer for cool days.")."""
@@ -357,7 +364,7 @@ def answer_text(
     if prefix and answer and not answer.lower().startswith(prefix.lower()[:12]):
         # A backend that continued a prefilled answer returns only the continuation.
         answer = f"{prefix}{'' if answer[:1] in ',.;:!?' else ' '}{answer}"
-    answer = _LEAD_IN.sub("", answer).strip()
+    answer = _LEAD_IN.sub("", _ARTICLE.sub(r"\1n ", answer)).strip()
     if kind == "headline":
         line = answer.splitlines()[0] if answer else ""
         return line.strip().strip('"*#').strip()
