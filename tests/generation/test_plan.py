@@ -303,6 +303,12 @@ def test_a_headline_is_short_and_names_the_item(shop) -> None:
     assert len(out.text) <= HEADLINE_CHARS and "Two-in-One Shell Jacket" in out.text
     long = "Two-in-One Shell Jacket: " + "warm " * 20
     assert not gen.verify(long, _request(shop, "s1"), kind="headline").ok
+    # The bare name says nothing of the item or the reader.
+    bare = gen.verify("Two-in-One Shell Jacket", _request(shop, "s1"), kind="headline")
+    assert not bare.ok and "more than the item's name" in "; ".join(bare.problems)
+    assert gen.verify(
+        "Two-in-One Shell Jacket with a zip-up liner", _request(shop, "s1"), kind="headline"
+    ).ok
 
 
 ARTICLE = (

@@ -266,16 +266,17 @@ def check_repeats(c: Any) -> list[str]:
 
 def check_shape(c: Any) -> list[str]:
     """The shape of the content kind: a reason is one sentence, a pitch two or three, a
-    headline one line of at most :data:`HEADLINE_CHARS` characters, a digest one line."""
+    headline one line of at most :data:`HEADLINE_CHARS` characters that says more than
+    the item's name, a digest one line."""
     kind, text = c.kind, c.text
     if kind in ("headline", "digest") and "\n" in text.strip():
         return [f"a {kind} is one line"]
     if kind == "headline":
-        return (
-            [f"headline longer than {HEADLINE_CHARS} characters"]
-            if len(text) > HEADLINE_CHARS
-            else []
-        )
+        if len(text) > HEADLINE_CHARS:
+            return [f"headline longer than {HEADLINE_CHARS} characters"]
+        if not set(c.free_words) - STOPWORDS:
+            return ["a headline says more than the item's name"]
+        return []
     n = len(sentences(text))
     if kind == "reason" and n > 1:
         return [f"{n} sentences (a reason is one)"]
