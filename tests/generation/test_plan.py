@@ -428,6 +428,8 @@ def test_the_item_is_not_its_own_kind(shop) -> None:
     plan = item_facts(shop.get("c1"))
     v = _verify(shop, "Climbing Harness is a Climbing Harness for sport climbing.", "c1", plan=plan)
     assert not v.ok and "is itself" in "; ".join(v.problems), v
+    v = _verify(shop, "Climbing Harness is a Climbing Harness, made by Rockit.", "c1", plan=plan)
+    assert not v.ok and "is itself" in "; ".join(v.problems), v
     assert _verify(shop, "Climbing Harness is a harness for sport climbing.", "c1", plan=plan).ok
 
 

@@ -137,8 +137,10 @@ def check_identity(c: Any) -> list[str]:
     own = _own_words(c.target, c.plan) | c.alias_words
     # All words, titles included: "it is a Kids Hiking Boots" names another item.
     for m in _COPULA.finditer(c.norm):
-        if m.group(1) in c.target_mentions:  # "Headlamp 400 is a Headlamp 400"
-            return [f"says the item is itself ({m.group(1)}), not what kind of item it is"]
+        phrase = m.group(1)
+        if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
+            # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
+            return [f"says the item is itself ({phrase}), not what kind of item it is"]
         head = m.group(1).split()[-1]
         if head in STOPWORDS or head in _DESCRIPTORS or head.isdigit() or head in own:
             continue
