@@ -424,6 +424,20 @@ def test_a_figure_after_liked_by_must_be_a_share_of_people(shop) -> None:
     assert not v.ok and "liked by 120" in "; ".join(v.problems), v
 
 
+def test_a_fact_pasted_into_a_sentence_is_rejected(shop) -> None:
+    target = shop.get("r1")
+    plan = item_facts(target) + [
+        Fact("preference", "Matches your interest in running.", "user:tags", ("running",))
+    ]
+    pasted = "Road Running Shoes is a running shoe, Matches your interest in running."
+    v = _verify(shop, pasted, "r1", plan=plan)
+    assert not v.ok and "pastes a fact" in "; ".join(v.problems), v
+    assert _verify(shop, "Road Running Shoes matches your interest in running.", "r1", plan=plan).ok
+    # A name after a comma is no pasted fact.
+    made = "Road Running Shoes is a Running pick, made by Stride."
+    assert _verify(shop, made, "r1", plan=plan).ok
+
+
 def test_the_item_is_not_its_own_kind(shop) -> None:
     plan = item_facts(shop.get("c1"))
     v = _verify(shop, "Climbing Harness is a Climbing Harness for sport climbing.", "c1", plan=plan)

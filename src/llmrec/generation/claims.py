@@ -266,6 +266,19 @@ def check_repeats(c: Any) -> list[str]:
     return []
 
 
+def check_pasted(c: Any) -> list[str]:
+    """No fact pasted whole into the middle of a sentence ("a running shoe, Matches your
+    interest in running"): a fact's capitalized first word after a lower-case word or a
+    comma, where it names nothing (no title or fact value holds it)."""
+    names = {w for f in c.plan for v in f.values for w in str(v).split()}
+    names |= {w for item in (c.target, *c.evidence) for w in item.title.split()}
+    leads = {f.text.split()[0].rstrip(":,.") for f in c.plan if f.text.strip()}
+    for word in sorted(w for w in leads if w[:1].isupper() and w not in names):
+        if re.search(rf"(?<=[a-z,;]) {re.escape(word)}\b", c.text):
+            return [f"pastes a fact into a sentence ('{word} ...')"]
+    return []
+
+
 def check_shape(c: Any) -> list[str]:
     """The shape of the content kind: a reason is one sentence, a pitch two or three, a
     headline one line of at most :data:`HEADLINE_CHARS` characters that says more than

@@ -612,6 +612,7 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     claims.check_figures,
     claims.check_status,
     claims.check_repeats,
+    claims.check_pasted,
     claims.check_support,
 )
 
