@@ -141,7 +141,7 @@ def check_identity(c: Any) -> list[str]:
         if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
             # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
             return [f"says the item is itself ({phrase}), not what kind of item it is"]
-        head = m.group(1).split()[-1]
+        head = phrase.split()[-1]
         if head in STOPWORDS or head in _DESCRIPTORS or head.isdigit() or head in own:
             continue
         return [f"says the item is something it is not ({m.group(1)})"]

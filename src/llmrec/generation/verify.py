@@ -633,8 +633,9 @@ def verify_text(
 
     Problems found (each a short string in ``problems``): the text is empty, longer than
     ``max_words`` words, not the shape of its ``kind`` (a reason is one sentence, a pitch
-    two or three, a headline at most 60 characters and more than the item's name), does not refer to the target (its
-    title, without year and article, or a distinctive prefix of it), cites the target as
+    two or three, a headline at most 60 characters and more than the item's name), does
+    not refer to the target (its title, without year and article, or a distinctive prefix
+    of it), cites the target as
     the user's own evidence ("because you liked <target>"), names another catalog item
     that is neither the target nor an evidence item, says the item *is* something its own
     title, tags, attributes and text do not say ("a Kids Hiking Boots" about a jacket),
@@ -647,8 +648,8 @@ def verify_text(
     lacks (a person, brand, place or award), repeats itself ("zip-up zip-up"), pastes a
     fact whole into a sentence ("a running shoe, Matches your interest"), says the item
     is itself ("Headlamp 400 is a Headlamp 400"), puts a figure that is no share of
-    people after "liked by", carries
-    chat-template tokens, an echoed or removed instruction, or contact details. A
+    people after "liked by", carries chat-template tokens, an echoed or removed
+    instruction, or contact details. A
     ``summary`` must have every sentence supported by the target's text.
 
     Args:
