@@ -438,6 +438,17 @@ def test_a_fact_pasted_into_a_sentence_is_rejected(shop) -> None:
     assert _verify(shop, made, "r1", plan=plan).ok
 
 
+def test_a_statements_wording_is_no_name(shop) -> None:
+    """Capitalized mid-sentence, a word of a plan statement ("Matches") is no name: only
+    names -- titles, tags, attribute values, the item's text -- are."""
+    plan = item_facts(shop.get("r1")) + [
+        Fact("preference", "Matches your interest in running.", "user:tags", ("running",))
+    ]
+    v = _verify(shop, "Road Running Shoes is a Running pick that Matches your plans.", "r1", plan=plan)
+    assert not v.ok and "names something not in the evidence: Matches" in v.problems, v
+    assert _verify(shop, "Road Running Shoes is a Running pick by Stride.", "r1", plan=plan).ok
+
+
 def test_the_item_is_not_its_own_kind(shop) -> None:
     plan = item_facts(shop.get("c1"))
     v = _verify(shop, "Climbing Harness is a Climbing Harness for sport climbing.", "c1", plan=plan)

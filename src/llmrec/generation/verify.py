@@ -249,6 +249,13 @@ def _item_facts(item: Item, *, with_text: bool) -> str:
     return " ".join(parts)
 
 
+def _with_aliases(norm: str) -> str:
+    """Normalized ``norm``, space-delimited, with the other spellings of its genres."""
+    norm = f" {norm} "
+    aliases = (a for tag, names in _TAG_ALIASES.items() if f" {tag} " in norm for a in names)
+    return norm + " ".join(aliases) + " "
+
+
 # ----------------------------------------------------------------------------- context
 
 
@@ -313,17 +320,7 @@ class _Context:
     def fact_norm(self) -> str:
         """The normalized evidence, space-delimited, with the other spellings of its
         genres."""
-        norm = f" {normalize(self.facts)} "
-        return (
-            norm
-            + " ".join(
-                alias
-                for tag, aliases in _TAG_ALIASES.items()
-                if f" {tag} " in norm
-                for alias in aliases
-            )
-            + " "
-        )
+        return _with_aliases(normalize(self.facts))
 
     @functools.cached_property
     def own_norm(self) -> str:
@@ -535,8 +532,14 @@ def _check_media(c: _Context) -> list[str]:
 def _check_names(c: _Context) -> list[str]:
     """Capitalized words past a sentence start name people, studios, places, awards:
     facts that must come from the evidence (or be another item's title, reported
-    already)."""
-    fact_words = set(c.fact_norm.split()) | {w for tag in c.index.tag_words for w in tag.split()}
+    already). Only names count as evidence here -- titles, tags, the target's own text,
+    the plan's values, the query -- not the wording of the plan's statements, so a
+    statement pasted mid-sentence ("a running shoe, Matches your interest") is no name."""
+    named = [_item_facts(c.target, with_text=True)]
+    named += [_item_facts(e, with_text=False) for e in c.evidence]
+    named += [" ".join(f.values) for f in c.plan] + [c.query or ""]
+    fact_words = set(_with_aliases(normalize(" ".join(named))).split())
+    fact_words |= {w for tag in c.index.tag_words for w in tag.split()}
     fact_words |= c.other_titles[1]
     unknown = [
         raw for raw, w in proper_words(c.text) if w not in fact_words and w not in _PROPER_OK
