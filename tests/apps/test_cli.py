@@ -250,7 +250,7 @@ def test_evaluate_fast_caps_the_sequential_epochs_and_says_so(tmp_path, capsys) 
     args = ["evaluate", str(data), "--encoder", "hashing", "--device", "cpu", "--quiet"]
     assert main([*args, "--models", "ease,sequential", "--fast", "--report", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "--fast: sequential 30 -> 5 epochs" in out
+    assert "--fast: sequential 100 -> 5 epochs" in out
     estimate = re.search(r"Estimated fit time: about (\d+)s \(ease ~\d+s, sequential ~\d+s;", out)
     assert estimate, out
     assert re.search(r"fit and ranking took [\d.]+s \(estimated \d+s\)", out)

@@ -444,7 +444,9 @@ def test_a_statements_wording_is_no_name(shop) -> None:
     plan = item_facts(shop.get("r1")) + [
         Fact("preference", "Matches your interest in running.", "user:tags", ("running",))
     ]
-    v = _verify(shop, "Road Running Shoes is a Running pick that Matches your plans.", "r1", plan=plan)
+    v = _verify(
+        shop, "Road Running Shoes is a Running pick that Matches your plans.", "r1", plan=plan
+    )
     assert not v.ok and "names something not in the evidence: Matches" in v.problems, v
     assert _verify(shop, "Road Running Shoes is a Running pick by Stride.", "r1", plan=plan).ok
 

@@ -142,6 +142,51 @@ def test_early_stopping_keeps_best_epoch(data):
     assert source._validate([(np.asarray(h), t) for h, t in valid]) == pytest.approx(max(metrics))
 
 
+def test_without_validation_training_stops_at_unvalidated_epochs(data):
+    walks, train, vectors = data
+    options = {**SMALL, "hidden": 8, "epochs": 12, "unvalidated_epochs": 4, "members": 1}
+    source = SequentialSource(seed=0, **options).fit(train, vectors)
+    assert len(source.history) == 4 and source.best_epoch == 4
+    # With validation pairs the cap is ``epochs`` (patience large enough not to stop).
+    valid = [(w[:-1], w[-1]) for w in walks if w[-1] not in w[:-1]]
+    source = SequentialSource(seed=0, **{**options, "patience": 50}).fit(
+        train, vectors, valid=valid
+    )
+    assert len(source.history) == 12
+
+
+def test_a_save_from_before_unvalidated_epochs_and_members_loads_as_it_was(tmp_path, data):
+    _, train, vectors = data
+    one = SequentialSource(seed=0, **{**SMALL, "hidden": 8, "epochs": 3, "members": 1})
+    config = one.fit(train, vectors).save(tmp_path / "seq")
+    del config["unvalidated_epochs"], config["members"], config["best_epochs"]
+    loaded = SequentialSource.load(tmp_path / "seq", config, device="cpu")
+    assert loaded.unvalidated_epochs == loaded.epochs == 3 and loaded.members == 1
+    histories = [w[:-1] for w in train[:5]]
+    np.testing.assert_array_equal(loaded.logits(histories), one.logits(histories))
+
+
+def test_members_average_the_log_softmax_of_networks_seeded_in_turn(tmp_path, data):
+    walks, train, vectors = data
+    options = {**SMALL, "hidden": 8, "epochs": 4}
+    pair = SequentialSource(seed=5, **{**options, "members": 2}).fit(train, vectors)
+    first = SequentialSource(seed=5, **{**options, "members": 1}).fit(train, vectors)
+    second = SequentialSource(seed=6, **{**options, "members": 1}).fit(train, vectors)
+    assert len(pair.nets) == 2 and pair.best_epochs == (4, 4)
+    assert [h["member"] for h in pair.history] == [0] * 4 + [1] * 4
+    histories = [w[:-1] for w in walks[:8]]
+
+    def log_softmax(source):
+        return torch.log_softmax(torch.from_numpy(source.logits(histories)), dim=1).numpy()
+
+    expected = (log_softmax(first) + log_softmax(second)) / 2
+    np.testing.assert_allclose(pair.logits(histories), expected, atol=1e-4)
+    # Both members survive a save.
+    loaded = SequentialSource.load(tmp_path / "pair", pair.save(tmp_path / "pair"))
+    np.testing.assert_allclose(loaded.logits(histories), pair.logits(histories), atol=1e-5)
+    assert loaded.best_epochs == (4, 4)
+
+
 def test_save_load_identical_scores(tmp_path, fitted):
     config = fitted.save(tmp_path / "seq")
     assert (tmp_path / "seq" / "weights.safetensors").is_file()
@@ -171,7 +216,7 @@ def test_update_items_scores_new_rows_from_text(tmp_path, fitted):
     assert np.isfinite(scores).all()
     logits = source.user_scores(ctx)
     assert np.isinf(logits[N_ITEMS])  # a row never registered is not scored
-    table = source._item_table()
+    table = source._item_tables()[0]
     text_only = source.net.proj(source.text[12:13])
     assert torch.allclose(table[twin], text_only[0], atol=1e-6)
     # Across contexts the twin's scores follow item 12's more closely than any other

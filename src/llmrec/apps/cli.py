@@ -511,7 +511,8 @@ def _add_model_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--fast",
         action="store_true",
-        help="cap the sequential model at 5 training epochs (default 30): minutes become "
+        help="cap the sequential model at 5 training epochs (default: up to 100, validation "
+        "early stopping ends it sooner): minutes become "
         "seconds, at some cost in quality; recorded in the report",
     )
     _add_fit_options(ev)
