@@ -445,6 +445,14 @@ def _parser() -> argparse.ArgumentParser:
         help="write every text with its checker verdict (JSON lines)",
     )
     parser.add_argument(
+        "--samples-md",
+        metavar="PATH",
+        default=None,
+        help="write up to --samples texts per kind (LLM side) with the checker's verdicts "
+        "as a markdown table",
+    )
+    parser.add_argument("--samples", type=int, default=30, help="texts per kind for --samples-md")
+    parser.add_argument(
         "--recheck",
         metavar="JSON",
         default=None,
@@ -499,6 +507,50 @@ def rerun(path: str, args) -> tuple[list, dict, dict, dict]:
     return old["records"], latencies, truths, old["features"]
 
 
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def samples_markdown(records: list[dict], per_kind: int) -> str:
+    """Up to ``per_kind`` texts of each kind from the LLM-side pipeline, taken in turn
+    from each catalog so every catalog shows, each with the checker's verdict: good and
+    bad as they came, not chosen."""
+    by_kind: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for row in records:
+        if row["side"] == "llm":
+            by_kind[row["kind"]][row["catalog"]].append(row)
+    out = []
+    for kind in sorted(by_kind):
+        queues = [list(rows) for _, rows in sorted(by_kind[kind].items())]
+        picked: list[dict] = []
+        while len(picked) < per_kind and any(queues):
+            for queue in queues:
+                if queue and len(picked) < per_kind:
+                    picked.append(queue.pop(0))
+        written = sum(r["source"] == "llm" for r in picked)
+        ok = sum(r["verdict"]["fully_supported"] for r in picked)
+        out += [
+            f"#### {kind}: {len(picked)} texts ({written} written by the model, the rest its "
+            f"template fallback); {ok} fully supported by the checker",
+            "",
+            "| catalog | user | item | source | checker | text |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in picked:
+            v = r["verdict"]
+            verdict = (
+                "supported"
+                if v["fully_supported"]
+                else f"{v['supported']}/{v['claims']} claims; " + ", ".join(v["flags"])
+            )
+            out.append(
+                f"| {r['catalog']} | {r['user']} | {r['item'] or '(list)'} | {r['source']} | "
+                f"{_cell(verdict)} | {_cell(r['text'])} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     self_test()
@@ -518,6 +570,10 @@ def main(argv=None) -> int:
             for row in records:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"texts -> {args.texts_out}")
+    if args.samples_md:
+        with open(args.samples_md, "w", encoding="utf-8") as f:
+            f.write(samples_markdown(records, args.samples))
+        print(f"samples -> {args.samples_md}")
     result = {
         "benchmark": "content",
         "machine": machine_info(),
