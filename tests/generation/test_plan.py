@@ -342,6 +342,10 @@ def test_digest_introduces_the_list(shop) -> None:
     bad = ContentGenerator(FunctionChat(lambda c: "Try the Kids Hiking Boots today."), catalog=shop)
     out = bad.digest(requests)
     assert out.source == "template" and "Kids Hiking Boots" in out.fallback_reason
+    # One listed item described at length is no introduction to the list.
+    one = "Alpine Down Jacket, a warm jacket for cold days on the mountain."
+    out = ContentGenerator(FunctionChat(lambda c: one), catalog=shop).digest(requests)
+    assert out.source == "template" and "not the list" in out.fallback_reason
     with pytest.raises(InvalidInputError):
         gen.digest([])
 

@@ -445,10 +445,13 @@ def _check_target(c: _Context) -> list[str]:
     shown = display_title(c.target.title)
     if c.kind == "summary":  # a summary of the item's own text need not repeat its title
         return []
-    if c.kind == "digest":  # one line about the whole list: any listed title will do
+    if c.kind == "digest":  # one line about the whole list: two of its titles, any two
         listed = [c.target, *(e for e in c.evidence if e.item_id in c.listed)]
-        if any(contains(c.norm, f) for i in listed for f in title_forms(i.title)):
+        named = sum(any(contains(c.norm, f) for f in title_forms(i.title)) for i in listed)
+        if named >= min(2, len(listed)):
             return []
+        if named:
+            return ["introduces one item, not the list: name two of the listed items"]
         return [f"does not mention {shown!r} or another listed item"]
     if not any(contains(c.norm, f) for f in c.target_mentions):
         return [f"does not mention {shown!r}"]
