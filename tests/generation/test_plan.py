@@ -708,3 +708,24 @@ def test_answers_are_cleaned_before_they_are_checked() -> None:
     # A pitch's sentence that repeats an earlier one is dropped.
     loop = "Fleece is a mid layer. It keeps you warm. It keeps you warm. It keeps you warm."
     assert answer_text(asked, loop, "pitch") == "Fleece is a mid layer. It keeps you warm."
+
+
+def test_an_abbreviation_ends_no_sentence() -> None:
+    text = "A U.S. Army officer reviews a case. The crew of H.A.L. 9000 sets off. Is it 3? Yes!"
+    assert sentences(text) == [
+        "A U.S. Army officer reviews a case.",
+        "The crew of H.A.L. 9000 sets off.",
+        "Is it 3?",
+        "Yes!",
+    ]
+
+
+def test_a_template_pitch_keeps_a_description_sentence_whole() -> None:
+    from llmrec.types import Item
+
+    text = "A U.S. Army officer reviews the case of a captain killed in the Gulf. He doubts it."
+    courage = Item("c", "Courage Under Fire (1996)", text, {"genres": ["Drama", "War"]})
+    catalog = Catalog([courage, Item("o", "Other (1990)", "", {"genres": ["Drama"]})])
+    gen = ContentGenerator("template", catalog=catalog)
+    pitch = gen.generate([ReasonRequest(user_id="u", item=courage)], kind="pitch")[0]
+    assert "A U.S. Army officer reviews the case of a captain killed in the Gulf." in pitch.text

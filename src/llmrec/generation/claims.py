@@ -20,6 +20,7 @@ from llmrec.generation.text import (
     STOPWORDS,
     display_title,
     normalize,
+    sentences,
     title_forms,
     title_prefixes,
 )
@@ -110,12 +111,6 @@ _STATUS_WORDS = {
     "brand new": ("new",),
     "latest": ("new",),
 }
-
-
-def sentences(text: str) -> list[str]:
-    """``text`` split into sentences at ``.``, ``!`` or ``?`` followed by a space and a capital."""
-    parts = re.split(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])", text.strip())
-    return [p for p in (s.strip() for s in parts) if p]
 
 
 def _own_words(target: Item, plan: Sequence[Fact]) -> set[str]:

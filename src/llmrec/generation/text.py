@@ -23,6 +23,7 @@ __all__ = [
     "contains",
     "display_title",
     "first_sentence",
+    "sentences",
     "instruction_words",
     "join_words",
     "normalize",
@@ -300,13 +301,22 @@ def pieces(text: str) -> list[Piece]:
     return out
 
 
-def first_sentence(text: str) -> str:
-    """``text`` up to the end of its first sentence (an abbreviation's period does not
-    end one), whitespace collapsed and surrounding double quotes removed."""
-    text = _WS.sub(" ", text).strip().strip('"').strip()
+def sentences(text: str) -> list[str]:
+    """``text`` split into sentences at ``.``, ``!`` or ``?`` followed by a space and a
+    capital or digit; an abbreviation's period ("U.S.", "Dr.", "H.A.L.") ends none."""
+    text = _WS.sub(" ", text).strip()
+    out, start = [], 0
     for m in re.finditer(r"[.!?](?=\s+[\"'(]?[A-Z0-9])", text):
-        head = text[: m.end()]
-        if _ABBREVIATION_END.search(head):
+        if _ABBREVIATION_END.search(text[: m.end()]):
             continue
-        return head.strip()
-    return text
+        out.append(text[start : m.end()].strip())
+        start = m.end()
+    out.append(text[start:].strip())
+    return [part for part in out if part]
+
+
+def first_sentence(text: str) -> str:
+    """``text`` up to the end of its first sentence (see :func:`sentences`), whitespace
+    collapsed and surrounding double quotes removed."""
+    found = sentences(text.strip().strip('"'))
+    return found[0].strip('"').strip() if found else ""
