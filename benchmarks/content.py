@@ -541,7 +541,8 @@ def samples_markdown(records: list[dict], per_kind: int) -> str:
             verdict = (
                 "supported"
                 if v["fully_supported"]
-                else f"{v['supported']}/{v['claims']} claims; " + ", ".join(v["flags"])
+                else f"{v['supported']}/{v['claims']} claims; "
+                + "; ".join([*v["flags"], *map(str, v["notes"][:2])])
             )
             out.append(
                 f"| {r['catalog']} | {r['user']} | {r['item'] or '(list)'} | {r['source']} | "
