@@ -729,3 +729,16 @@ def test_a_template_pitch_keeps_a_description_sentence_whole() -> None:
     gen = ContentGenerator("template", catalog=catalog)
     pitch = gen.generate([ReasonRequest(user_id="u", item=courage)], kind="pitch")[0]
     assert "A U.S. Army officer reviews the case of a captain killed in the Gulf." in pitch.text
+
+
+def test_a_template_pitch_does_not_name_the_item_twice() -> None:
+    from llmrec.types import Item
+
+    text = "Babe, a pig raised by sheepdogs, learns to herd sheep with a little help."
+    babe = Item("b", "Babe (1995)", text, {"genres": ["Children's", "Comedy"]})
+    catalog = Catalog([babe, Item("o", "Other (1990)", "", {"genres": ["Drama"]})])
+    gen = ContentGenerator("template", catalog=catalog)
+    pitch = gen.generate([ReasonRequest(user_id="u", item=babe)], kind="pitch")[0]
+    assert (
+        pitch.text.startswith("Babe, a pig raised by sheepdogs") and "Babe: Babe" not in pitch.text
+    )

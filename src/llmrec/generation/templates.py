@@ -115,6 +115,10 @@ def _opening(f: Facts) -> str:
     description = [x for x in f.plan if x.kind == "description"]
     first = sentences(description[0].text)[0] if description else ""
     if first and len(first.split()) <= 30 and first.endswith((".", "!")):
+        # A description that opens with the title ("Babe, a pig raised by sheepdogs, ...")
+        # names the item itself.
+        if normalize(first).startswith(normalize(f.title)):
+            return first
         return f"{f.title}: {first}"
     pick = f"{_article(kind)} {kind} pick" if kind else "a pick"
     return f"{f.title} is {pick}{_people_tail(f)}."
