@@ -181,9 +181,9 @@ class SequentialSource(TrainableSource):
         unvalidated_epochs: Without validation pairs nothing can stop training early, so
             it runs ``min(epochs, unvalidated_epochs)`` epochs.
         members: Networks trained (seeds ``seed``, ``seed + 1``, ...), each with its own
-            early stopping; their log-softmax scores are averaged. Two members score
-            higher than one on MovieLens-100K (see ``benchmarks/RESULTS.md``) at twice the
-            training time.
+            early stopping; their log-softmax scores are averaged. At twice the training
+            time, two members lift the source alone on MovieLens-100K and the fused
+            pipeline on ml-latest-small (see ``benchmarks/RESULTS.md``).
         batch_size: Training windows per step.
         lr: Adam learning rate.
         weight_decay: AdamW weight decay.
@@ -282,6 +282,19 @@ class SequentialSource(TrainableSource):
             "seed": self.seed,
         }
 
+    def _new_net(self, n_items: int, dim: int) -> _Net:
+        """An untrained member network of this source's shape."""
+        return _Net(
+            n_items,
+            dim,
+            hidden=self.hidden,
+            layers=self.layers,
+            heads=self.heads,
+            max_len=self.max_len,
+            dropout=self.dropout,
+            text_init=self.text_init,
+        )
+
     def _item_tables(self) -> list[torch.Tensor]:
         if self._tables is None:
             with torch.inference_mode():
@@ -367,16 +380,7 @@ class SequentialSource(TrainableSource):
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(self.seed + member)
                 rng = np.random.default_rng(self.seed + member)
-                net = _Net(
-                    n_rows,
-                    vectors.shape[1],
-                    hidden=self.hidden,
-                    layers=self.layers,
-                    heads=self.heads,
-                    max_len=self.max_len,
-                    dropout=self.dropout,
-                    text_init=self.text_init,
-                ).to(self.device)
+                net = self._new_net(n_rows, vectors.shape[1]).to(self.device)
                 # While a member trains it is the only one validated.
                 self.nets, self._tables, self.history = [net], None, []
                 self.best_epoch = 0
@@ -642,7 +646,7 @@ class SequentialSource(TrainableSource):
 
         path = Path(path)
         try:
-            # Saves from before ``unvalidated_epochs`` trained at most their ``epochs``.
+            # Saves from before ``unvalidated_epochs`` trained at most their ``epochs``
             # and had one network.
             config = {"unvalidated_epochs": config.get("epochs"), "members": 1, **config}
             options = {k: config[k] for k in cls(device="cpu")._config()}
@@ -668,16 +672,7 @@ class SequentialSource(TrainableSource):
             raise PersistenceError(f"corrupt weights in {str(path)!r}: {exc}") from None
         nets = []
         for member in range(source.members):
-            net = _Net(
-                n_items,
-                dim,
-                hidden=source.hidden,
-                layers=source.layers,
-                heads=source.heads,
-                max_len=source.max_len,
-                dropout=source.dropout,
-                text_init=source.text_init,
-            )
+            net = source._new_net(n_items, dim)
             prefix = _member_prefix(member)
             try:
                 net.load_state_dict(
