@@ -18,8 +18,11 @@ DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 def add_out_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``--out DIR`` (default ``benchmarks/out``) to ``parser``."""
-    parser.add_argument("--out", default=DEFAULT_OUT,
-                        help="directory for the JSON results (default: benchmarks/out)")
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help="directory for the JSON results (default: benchmarks/out)",
+    )
     return parser
 
 
@@ -41,8 +44,12 @@ def _cpu_flags() -> list[str]:
             for line in f:
                 if line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
-                    return sorted(f for f in flags if f in {
-                        "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"})
+                    return sorted(
+                        f
+                        for f in flags
+                        if f
+                        in {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"}
+                    )
     except OSError:
         pass
     return []
@@ -80,9 +87,11 @@ def machine_line(info: dict[str, Any] | None = None) -> str:
     """One line describing the machine, for the top of a printed report."""
     info = info or machine_info()
     gpu = f", GPU {info['cuda']}" if info.get("cuda") else ", no GPU"
-    return (f"{info['cpu']} ({info['cores']} cores, torch threads {info.get('torch_threads')}"
-            f"{gpu}), torch {info.get('torch')}, transformers {info.get('transformers')}, "
-            f"{info['date']}")
+    return (
+        f"{info['cpu']} ({info['cores']} cores, torch threads {info.get('torch_threads')}"
+        f"{gpu}), torch {info.get('torch')}, transformers {info.get('transformers')}, "
+        f"{info['date']}"
+    )
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -95,9 +104,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """p50 / p99 / mean / max of a list of durations in seconds, reported in ms."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
-    return {"n": int(len(ms)), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "mean_ms": float(ms.mean()) if len(ms) else float("nan"),
-            "max_ms": float(ms.max()) if len(ms) else float("nan")}
+    return {
+        "n": int(len(ms)),
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": float(ms.mean()) if len(ms) else float("nan"),
+        "max_ms": float(ms.max()) if len(ms) else float("nan"),
+    }
 
 
 def _cell(value: Any) -> str:
@@ -112,8 +125,9 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                title: str | None = None) -> str:
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+) -> str:
     """Print (and return) a Markdown table; floats get a sensible number of digits."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]

@@ -66,6 +66,7 @@ FLAGS = (
     "invented_number",
     "invented_name",
     "repeated_phrase",
+    "false_history",
     "target_not_named",
 )
 TARGETS = {
@@ -113,9 +114,21 @@ KNOWN_FALSE = [
     ("p03", "The Hydration Running Belt by TrailForm costs $39.", "invented_number"),
     ("p03", "The Hydration Running Belt was designed by John Smith.", "invented_name"),
     ("p06", "You may like it because it is close to the Road Running Shoes.", "target_not_named"),
+    # u01 only viewed the socks and clicked (did not buy) the road shoes
+    (
+        "p06",
+        "Since you liked the Merino Running Socks, try the GPS Running Watch.",
+        "false_history",
+    ),
+    ("p06", "You bought the Road Running Shoes, so try the GPS Running Watch.", "false_history"),
 ]
 KNOWN_TRUE = [
     ("p03", "The Hydration Running Belt by Ridgeline costs $34 and holds two soft flasks."),
+    (
+        "p06",
+        "You bought the Hydration Running Belt and liked the Road Running Shoes, so try "
+        "the GPS Running Watch.",
+    ),
 ]
 
 

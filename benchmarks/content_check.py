@@ -26,11 +26,13 @@ preferences, and decides from them what is true. Rules:
   the same category or section, two shared genres or tags, or a shared person or brand
   (what the items are, not who bought them), any other mention any shared value or such
   fans; ``invented_number`` a number (price, figure, year, percentage) in neither the
-  target's nor the user's data nor a true co-consumption figure (count or share, positive
-  ratings or any event); ``invented_name`` a capitalized name (person, place, brand) in
+  target's nor the user's data nor a true co-consumption figure (count or share, of the
+  people who liked both items or of those who had both); ``invented_name`` a capitalized name (person, place, brand) in
   neither, or a person named in a role (directed by, written by, starring) the target's
   data does not give them; ``repeated_phrase`` a word written twice in a row or a
-  repeated 3-word phrase; ``target_not_named`` (reasons and pitches
+  repeated 3-word phrase; ``false_history`` "you liked / bought X" where the user's events
+  hold no liking (a click, like, purchase or a 4-5 star rating; a view or a 3-star rating
+  is not one) or no purchase of X; ``target_not_named`` (reasons and pitches
   only) the target's title absent.
 """
 
@@ -111,6 +113,11 @@ _ROLES = (
         ("cast",),
     ),
 )
+# "you liked <history item>": what the user did with it
+_USER_DID = re.compile(
+    r"\byou(?:'ve| have| already| once)?\s+(liked|loved|enjoyed|bought|purchased)\s+(?:the\s+)?$",
+    re.I,
+)
 _USER = frozenset({"you", "your", "you're", "you've", "you'll", "yours"})
 _RELATION = {
     "director": re.compile(r"(director|directed|filmmaker|maker)s?\W+(?:\w+\W+){0,3}$", re.I),
@@ -184,6 +191,8 @@ class Truth:
     user_words: dict[str, str]
     users_of: dict[str, set[str]] = field(default_factory=dict)
     likers_of: dict[str, set[str]] = field(default_factory=dict)
+    liked: dict[str, set[str]] = field(default_factory=dict)  # user -> items they liked
+    bought: dict[str, set[str]] = field(default_factory=dict)
     people_fields: tuple[str, ...] = ("director", "cast", "writer", "people", "brand")
     tag_fields: tuple[str, ...] = ("genres", "tags", "category", "section")
 
@@ -200,8 +209,15 @@ class Truth:
             if e.item_id not in truth.history[e.user_id]:
                 truth.history[e.user_id].append(e.item_id)
             truth.users_of.setdefault(e.item_id, set()).add(e.user_id)
-            if e.kind != "rate" or (e.value or 0) >= 4:
+            # "liked": a click, like or purchase, or a rating of 4 or 5 (not a view, a
+            # skip, a dislike or a 3-star rating)
+            if e.kind in ("click", "like", "purchase") or (
+                e.kind == "rate" and (e.value or 0) >= 4
+            ):
                 truth.likers_of.setdefault(e.item_id, set()).add(e.user_id)
+                truth.liked.setdefault(e.user_id, set()).add(e.item_id)
+            if e.kind == "purchase":
+                truth.bought.setdefault(e.user_id, set()).add(e.item_id)
         truth._index()
         return truth
 
@@ -270,11 +286,12 @@ class Truth:
         return like if kind == "like" else like or shared >= 1 or fans
 
     def figures(self, history_id: str, target_id: str) -> set[float]:
-        """True co-consumption figures: counts and percentages (either definition)."""
+        """True co-consumption figures: counts and percentages, of the people who had
+        both items (any event) or of those who liked both."""
         out: set[float] = set()
         for table in (self.users_of, self.likers_of):
             of_x = table.get(history_id, set())
-            both = of_x & self.users_of.get(target_id, set())
+            both = of_x & table.get(target_id, set())
             out |= {float(len(of_x)), float(len(both))}
             if of_x:
                 pct = 100.0 * len(both) / len(of_x)
@@ -332,10 +349,10 @@ def _repeats(masked: str) -> list[str]:
 
 
 def _names_in(clause: str, sentence_start: bool) -> list[tuple[str, bool]]:
-    """Capitalized words of a clause with whether each opens the sentence."""
+    """Capitalized words of a clause with whether each opens the sentence (tokens as
+    :func:`words` splits the data, so "U.S." is one word, as in an item's text)."""
     out = []
-    for n, match in enumerate(re.finditer(r"[A-Za-z][\w'-]*", clause)):
-        word = match.group(0)
+    for n, word in enumerate(words(clause)):
         if word[0].isupper() and word not in ("I", "I'm", "I'd", "I've"):
             out.append((word, n == 0 and sentence_start))
     return out
@@ -376,7 +393,8 @@ def check_text(truth: Truth, text: str, kind: str, user: str, target: str | None
     for sentence in (s for s in _SENTENCE.split(masked.strip()) if s.strip()):
         for n, clause in enumerate(c for c in _CLAUSE.split(sentence) if c and c.strip()):
             _check_clause(truth, verdict, clause, n == 0, slots, target, target_vocab, user_vocab,
-                          user_tags, allowed, kind, [target] if target else listed)  # fmt: skip
+                          user_tags, allowed, kind, [target] if target else listed,
+                          truth.liked.get(user, set()), truth.bought.get(user, set()))  # fmt: skip
     text_stems = {stem(w) for w in words(_MASK.sub(" ", masked))}
     verdict.cites_user = (
         any(slot[1] == "H" for slot in slots)
@@ -414,7 +432,8 @@ def _roles(truth: Truth, verdict: Verdict, clause: str, target: str) -> set[str]
 def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
                   slots: dict[str, str], target: str | None, target_vocab: set[str],
                   user_vocab: set[str], user_tags: set[str], allowed: set[float],
-                  kind: str, subjects: list[str]) -> None:  # fmt: skip
+                  kind: str, subjects: list[str], liked: set[str],
+                  bought: set[str]) -> None:  # fmt: skip
     grounded = target_vocab | user_vocab
     flags: set[str] = set()
     found = _MASK.findall(clause)
@@ -423,7 +442,15 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
         if role == "O":
             flags.add("other_item")
             verdict.notes.append(f"other item: {truth.items[iid].title}")
-        elif role == "H" and subjects:
+        elif role == "H" and _USER_DID.search(clause[: match.start()]):
+            # "you liked X" / "you bought X": the user's own events must say so
+            verb = _USER_DID.search(clause[: match.start()]).group(1).lower()
+            if iid not in (bought if verb in ("bought", "purchased") else liked):
+                flags.add("false_history")
+                verdict.notes.append(
+                    f"the user's data does not say they {verb} {truth.items[iid].title}"
+                )
+        if role == "H" and subjects:
             prefix = clause[: match.start()]
             rel = next((k for k, rx in _RELATION.items() if rx.search(prefix)), "any")
             if not any(truth.relation(iid, s, rel) for s in subjects):

@@ -49,8 +49,11 @@ def augmented_items(n: int, data: str | None, seed: int = 0) -> list[Item]:
     """``n`` unique items: ML-100K movies repeated, each copy with its own description."""
     from llmrec.datasets import load_movielens
 
-    movies = (load_movielens("ml-100k", path=data, fetch=False) if data
-              else load_movielens("ml-100k", fetch=False)).items
+    movies = (
+        load_movielens("ml-100k", path=data, fetch=False)
+        if data
+        else load_movielens("ml-100k", fetch=False)
+    ).items
     rng = random.Random(seed)
     words = sorted({w.strip("(),.:!?'\"").lower() for m in movies for w in m.title.split()} - {""})
     out: list[Item] = []
@@ -60,8 +63,14 @@ def augmented_items(n: int, data: str | None, seed: int = 0) -> list[Item]:
             if len(out) >= n:
                 break
             text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 40)))
-            out.append(Item(f"{movie.item_id}-{copy}", movie.title,
-                            f"Edition {copy}: {text}.", dict(movie.attributes)))
+            out.append(
+                Item(
+                    f"{movie.item_id}-{copy}",
+                    movie.title,
+                    f"Edition {copy}: {text}.",
+                    dict(movie.attributes),
+                )
+            )
         copy += 1
     return out
 
@@ -71,10 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=8000, help="items to encode")
     parser.add_argument("--data", default=None, help="a MovieLens folder (default: the cache)")
     parser.add_argument("--reps", type=int, default=2, help="timed rounds per variant")
-    parser.add_argument("--batch-size", type=int, default=256,
-                        help="texts per map_batches call")
-    parser.add_argument("--cores", type=int, default=os.cpu_count() or 2,
-                        help="CPUs given to the local Ray instance")
+    parser.add_argument("--batch-size", type=int, default=256, help="texts per map_batches call")
+    parser.add_argument(
+        "--cores",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="CPUs given to the local Ray instance",
+    )
     add_out_argument(parser)
     args = parser.parse_args(argv)
 
@@ -106,9 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
 
     def ray_variant(workers: int, cpus: float) -> Callable[[], np.ndarray]:
-        return lambda: encode_catalog(items, num_workers=workers, cpus_per_worker=cpus,
-                                      batch_size=args.batch_size, device="cpu",
-                                      show_progress=False)
+        return lambda: encode_catalog(
+            items,
+            num_workers=workers,
+            cpus_per_worker=cpus,
+            batch_size=args.batch_size,
+            device="cpu",
+            show_progress=False,
+        )
 
     variants: list[tuple[str, Callable[[], np.ndarray]]] = [
         ("ItemEncoder, this process (baseline)", lambda: local.encode_items(items)),
@@ -125,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             vectors[name] = run()
             times[name].append(time.perf_counter() - t0)
-        print(f"round {rep + 1}/{args.reps}: " + ", ".join(
-            f"{times[name][-1]:.1f}s" for name, _ in variants), flush=True)
+        print(
+            f"round {rep + 1}/{args.reps}: "
+            + ", ".join(f"{times[name][-1]:.1f}s" for name, _ in variants),
+            flush=True,
+        )
     load_after = os.getloadavg()
     ray.shutdown()
 
@@ -137,27 +157,61 @@ def main(argv: list[str] | None = None) -> int:
     for name, _ in variants:
         best = min(times[name])
         cos = (vectors[name] * base).sum(axis=1)
-        rows.append([name, best, len(items) / best, f"{min(times[base_name]) / best:.2f}x",
-                     f"{min(times[one_name]) / best:.2f}x" if name != base_name else "-",
-                     f"{cos.min():.6f}"])
-        results.append({"variant": name, "seconds": times[name], "best_s": best,
-                        "items_per_s": len(items) / best,
-                        "vs_baseline": min(times[base_name]) / best,
-                        "vs_one_worker": min(times[one_name]) / best,
-                        "cosine_vs_baseline_min": float(cos.min()),
-                        "max_abs_diff_vs_baseline": float(np.abs(vectors[name] - base).max())})
-    print_table(["variant", "seconds (best)", "items/s", "vs baseline", "vs 1 worker",
-                 "min cos vs baseline"], rows,
-                title=f"Encoding {len(items)} items with all-MiniLM-L6-v2 on CPU "
-                      f"(best of {args.reps} rounds, end to end)")
-    print(f"\nload average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-          f"on {os.cpu_count()} cores")
-    write_json(args.out, "distributed", {
-        "benchmark": "distributed", "machine": machine_info(), "n": len(items),
-        "reps": args.reps, "batch_size": args.batch_size, "ray_cpus": args.cores,
-        "ray_version": ray.__version__, "ray_start_s": ray_start_s,
-        "load_average_before_after": [load_before, load_after], "results": results,
-    })
+        rows.append(
+            [
+                name,
+                best,
+                len(items) / best,
+                f"{min(times[base_name]) / best:.2f}x",
+                f"{min(times[one_name]) / best:.2f}x" if name != base_name else "-",
+                f"{cos.min():.6f}",
+            ]
+        )
+        results.append(
+            {
+                "variant": name,
+                "seconds": times[name],
+                "best_s": best,
+                "items_per_s": len(items) / best,
+                "vs_baseline": min(times[base_name]) / best,
+                "vs_one_worker": min(times[one_name]) / best,
+                "cosine_vs_baseline_min": float(cos.min()),
+                "max_abs_diff_vs_baseline": float(np.abs(vectors[name] - base).max()),
+            }
+        )
+    print_table(
+        [
+            "variant",
+            "seconds (best)",
+            "items/s",
+            "vs baseline",
+            "vs 1 worker",
+            "min cos vs baseline",
+        ],
+        rows,
+        title=f"Encoding {len(items)} items with all-MiniLM-L6-v2 on CPU "
+        f"(best of {args.reps} rounds, end to end)",
+    )
+    print(
+        f"\nload average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+        f"on {os.cpu_count()} cores"
+    )
+    write_json(
+        args.out,
+        "distributed",
+        {
+            "benchmark": "distributed",
+            "machine": machine_info(),
+            "n": len(items),
+            "reps": args.reps,
+            "batch_size": args.batch_size,
+            "ray_cpus": args.cores,
+            "ray_version": ray.__version__,
+            "ray_start_s": ray_start_s,
+            "load_average_before_after": [load_before, load_after],
+            "results": results,
+        },
+    )
     return 0
 
 

@@ -54,22 +54,29 @@ N_TAGS = 40
 
 
 # ---------------------------------------------------------------------------- synthetic data
-def clustered_catalog(n_items: int, n_clusters: int, rng: np.random.Generator
-                      ) -> tuple[list[Item], np.ndarray, np.ndarray]:
+def clustered_catalog(
+    n_items: int, n_clusters: int, rng: np.random.Generator
+) -> tuple[list[Item], np.ndarray, np.ndarray]:
     """Items, their unit vectors (n, 384) float32, and each item's cluster."""
     centers = rng.standard_normal((n_clusters, DIM)).astype(np.float32)
     cluster = rng.integers(0, n_clusters, size=n_items)
     # noise of norm ~0.6x the center's: cosine to the center ~0.85, to other clusters ~0
     vectors = centers[cluster] + 0.6 * rng.standard_normal((n_items, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    items = [Item(item_id=f"i{n}", title=f"Item {n}",
-                  attributes={"genres": [f"tag{cluster[n] % N_TAGS}", f"tag{n % 7 + N_TAGS}"]})
-             for n in range(n_items)]
+    items = [
+        Item(
+            item_id=f"i{n}",
+            title=f"Item {n}",
+            attributes={"genres": [f"tag{cluster[n] % N_TAGS}", f"tag{n % 7 + N_TAGS}"]},
+        )
+        for n in range(n_items)
+    ]
     return items, vectors, cluster
 
 
-def user_events(n_users: int, per_user: int, cluster: np.ndarray, n_clusters: int,
-                rng: np.random.Generator) -> tuple[list[Event], list[np.ndarray]]:
+def user_events(
+    n_users: int, per_user: int, cluster: np.ndarray, n_clusters: int, rng: np.random.Generator
+) -> tuple[list[Event], list[np.ndarray]]:
     """``per_user`` clicks per user from 1-3 preferred clusters (80%) or anywhere (20%)."""
     members = [[] for _ in range(n_clusters)]
     for row, c in enumerate(cluster.tolist()):
@@ -84,8 +91,11 @@ def user_events(n_users: int, per_user: int, cluster: np.ndarray, n_clusters: in
         for _ in range(per_user):
             if rng.random() < 0.8:
                 pool = members_arr[int(rng.choice(liked))]
-                row = int(pool[rng.integers(len(pool))]) if len(pool) else \
-                    int(rng.integers(len(cluster)))
+                row = (
+                    int(pool[rng.integers(len(pool))])
+                    if len(pool)
+                    else int(rng.integers(len(cluster)))
+                )
             else:
                 row = int(rng.integers(len(cluster)))
             t += 1.0
@@ -94,8 +104,9 @@ def user_events(n_users: int, per_user: int, cluster: np.ndarray, n_clusters: in
 
 
 # ---------------------------------------------------------------------------- building
-def build_pipeline(items: list[Item], vectors: np.ndarray, index: str,
-                   catalog: Catalog | None = None) -> tuple[Pipeline, float]:
+def build_pipeline(
+    items: list[Item], vectors: np.ndarray, index: str, catalog: Catalog | None = None
+) -> tuple[Pipeline, float]:
     """Assemble a pipeline from its parts; returns it and the index build time."""
     if catalog is None:
         catalog = Catalog()
@@ -136,8 +147,7 @@ def run_catalog(args: argparse.Namespace) -> dict[str, Any]:
     setup["make_items_s"] = time.perf_counter() - started
 
     pipe, setup["hnsw_build_s"] = build_pipeline(items, vectors, "hnsw")
-    print(f"HNSW index over {args.items:,} items built in {setup['hnsw_build_s']:.1f}s",
-          flush=True)
+    print(f"HNSW index over {args.items:,} items built in {setup['hnsw_build_s']:.1f}s", flush=True)
 
     started = time.perf_counter()
     events, prefs = user_events(args.users, args.events_per_user, cluster, args.clusters, rng)
@@ -145,8 +155,10 @@ def run_catalog(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     pipe.fit(events, show_progress=False, seed=args.seed)
     setup["fit_s"] = time.perf_counter() - started
-    print(f"fitted on {len(events):,} events of {args.users:,} users in {setup['fit_s']:.1f}s",
-          flush=True)
+    print(
+        f"fitted on {len(events):,} events of {args.users:,} users in {setup['fit_s']:.1f}s",
+        flush=True,
+    )
 
     exact, setup["exact_build_s"] = build_pipeline(items, vectors, "exact", catalog=pipe.catalog)
     share_fitted_state(pipe, exact)
@@ -206,29 +218,54 @@ def run_catalog(args: argparse.Namespace) -> dict[str, Any]:
     base = stats["naive_numpy_top10"]["p50_ms"]
     rows = [
         ["Pipeline.observe (click)", *_lat(stats["observe"]), "-"],
-        ["Pipeline.recommend k=10, hnsw", *_lat(stats["recommend_hnsw"]),
-         f"{stats['recommend_hnsw']['p50_ms'] / base:.1f}x"],
-        ["Pipeline.recommend k=10, exact", *_lat(stats["recommend_exact"]),
-         f"{stats['recommend_exact']['p50_ms'] / base:.1f}x"],
-        ["baseline: numpy item_vectors @ q + argpartition top-10",
-         *_lat(stats["naive_numpy_top10"]), "1.0x"],
+        [
+            "Pipeline.recommend k=10, hnsw",
+            *_lat(stats["recommend_hnsw"]),
+            f"{stats['recommend_hnsw']['p50_ms'] / base:.1f}x",
+        ],
+        [
+            "Pipeline.recommend k=10, exact",
+            *_lat(stats["recommend_exact"]),
+            f"{stats['recommend_exact']['p50_ms'] / base:.1f}x",
+        ],
+        [
+            "baseline: numpy item_vectors @ q + argpartition top-10",
+            *_lat(stats["naive_numpy_top10"]),
+            "1.0x",
+        ],
     ]
-    title = (f"Latency at {args.items:,} items, {args.users:,} users "
-             f"({len(observe_s)} observes interleaved with {len(recommend_s)} recommends)")
-    print_table(["call", "n", "p50 ms", "p99 ms", "mean ms", "max ms", "p50 vs numpy scan"],
-                rows, title=title)
-    print(f"\nrecommend hnsw/exact p99 ratio: "
-          f"{stats['recommend_hnsw']['p99_ms'] / stats['recommend_exact']['p99_ms']:.2f}; "
-          f"top-10 overlap hnsw vs exact over {len(overlap)} users: {np.mean(overlap):.3f}")
+    title = (
+        f"Latency at {args.items:,} items, {args.users:,} users "
+        f"({len(observe_s)} observes interleaved with {len(recommend_s)} recommends)"
+    )
+    print_table(
+        ["call", "n", "p50 ms", "p99 ms", "mean ms", "max ms", "p50 vs numpy scan"],
+        rows,
+        title=title,
+    )
+    print(
+        f"\nrecommend hnsw/exact p99 ratio: "
+        f"{stats['recommend_hnsw']['p99_ms'] / stats['recommend_exact']['p99_ms']:.2f}; "
+        f"top-10 overlap hnsw vs exact over {len(overlap)} users: {np.mean(overlap):.3f}"
+    )
     print("setup: " + ", ".join(f"{k} {v:.1f}" for k, v in setup.items()))
     target_rec, target_obs = 20.0, 2.0
-    print(f"targets (200k items): recommend p99 <= {target_rec} ms: "
-          f"{stats['recommend_hnsw']['p99_ms']:.2f} ms; observe p99 <= {target_obs} ms: "
-          f"{stats['observe']['p99_ms']:.3f} ms")
-    return {"items": args.items, "clusters": args.clusters, "users": args.users,
-            "events": len(events), "setup_s": setup, "latency": stats,
-            "top10_overlap_hnsw_vs_exact": float(np.mean(overlap)) if overlap else None,
-            "overlap_users": len(overlap), "table": rows}
+    print(
+        f"targets (200k items): recommend p99 <= {target_rec} ms: "
+        f"{stats['recommend_hnsw']['p99_ms']:.2f} ms; observe p99 <= {target_obs} ms: "
+        f"{stats['observe']['p99_ms']:.3f} ms"
+    )
+    return {
+        "items": args.items,
+        "clusters": args.clusters,
+        "users": args.users,
+        "events": len(events),
+        "setup_s": setup,
+        "latency": stats,
+        "top10_overlap_hnsw_vs_exact": float(np.mean(overlap)) if overlap else None,
+        "overlap_users": len(overlap),
+        "table": rows,
+    }
 
 
 def _lat(s: dict[str, float]) -> list[Any]:
@@ -243,19 +280,28 @@ def run_generate(args: argparse.Namespace) -> dict[str, Any]:
         import llmrec.generation  # noqa: F401  (the content generator must exist)
         from llmrec.datasets import load_movielens
 
-        data = load_movielens("ml-100k", path=args.data, fetch=False) if args.data else \
-            load_movielens("ml-100k", fetch=False)
+        data = (
+            load_movielens("ml-100k", path=args.data, fetch=False)
+            if args.data
+            else load_movielens("ml-100k", fetch=False)
+        )
     except (ImportError, LLMRecError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         print(f"\n--generate skipped: {reason}")
         return {"skipped": reason}
     started = time.perf_counter()
-    models: Any = args.gen_models if args.gen_models == "auto" else \
-        tuple(m for m in args.gen_models.split(",") if m)
-    pipe = Pipeline.from_catalog(data.items, llm=args.llm, device=args.device, models=models,
-                                 show_progress=False)
-    events = [Event(user_id=e.user_id, item_id=e.item_id, kind="click", timestamp=e.timestamp)
-              for e in data.events]
+    models: Any = (
+        args.gen_models
+        if args.gen_models == "auto"
+        else tuple(m for m in args.gen_models.split(",") if m)
+    )
+    pipe = Pipeline.from_catalog(
+        data.items, llm=args.llm, device=args.device, models=models, show_progress=False
+    )
+    events = [
+        Event(user_id=e.user_id, item_id=e.item_id, kind="click", timestamp=e.timestamp)
+        for e in data.events
+    ]
     pipe.fit(events, show_progress=False, seed=args.seed)
     setup_s = time.perf_counter() - started
     rng = np.random.default_rng(args.seed)
@@ -273,16 +319,28 @@ def run_generate(args: argparse.Namespace) -> dict[str, Any]:
         recs = pipe.recommend(user, k=10, generate=True)
         gen_s.append(time.perf_counter() - t0)
         assert all(r.text is not None for r in recs)
-    stats = {"recommend_generate": latency_summary(gen_s),
-             "recommend_no_generate": latency_summary(rank_s)}
-    print_table(["call", "n", "p50 ms", "p99 ms", "mean ms", "max ms"], [
-        ["recommend k=10, generate=True", *_lat(stats["recommend_generate"])],
-        ["recommend k=10, generate=False", *_lat(stats["recommend_no_generate"])],
-    ], title=f"ML-100K with llm={args.llm!r}, device {pipe.device} "
-             f"(setup {setup_s:.1f}s, first call incl. model load {load_s:.1f}s)")
-    return {"dataset": "ml-100k", "llm": args.llm, "models": args.gen_models,
-            "device": str(pipe.device),
-            "setup_s": setup_s, "first_call_s": load_s, "latency": stats}
+    stats = {
+        "recommend_generate": latency_summary(gen_s),
+        "recommend_no_generate": latency_summary(rank_s),
+    }
+    print_table(
+        ["call", "n", "p50 ms", "p99 ms", "mean ms", "max ms"],
+        [
+            ["recommend k=10, generate=True", *_lat(stats["recommend_generate"])],
+            ["recommend k=10, generate=False", *_lat(stats["recommend_no_generate"])],
+        ],
+        title=f"ML-100K with llm={args.llm!r}, device {pipe.device} "
+        f"(setup {setup_s:.1f}s, first call incl. model load {load_s:.1f}s)",
+    )
+    return {
+        "dataset": "ml-100k",
+        "llm": args.llm,
+        "models": args.gen_models,
+        "device": str(pipe.device),
+        "setup_s": setup_s,
+        "first_call_s": load_s,
+        "latency": stats,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,18 +351,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-user", type=int, default=20)
     parser.add_argument("--observes", type=int, default=2_000)
     parser.add_argument("--recommends", type=int, default=1_000)
-    parser.add_argument("--overlap-users", type=int, default=200,
-                        help="users whose hnsw and exact top-10 are compared")
+    parser.add_argument(
+        "--overlap-users",
+        type=int,
+        default=200,
+        help="users whose hnsw and exact top-10 are compared",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--generate", action="store_true",
-                        help="also time recommend(generate=True) on ML-100K")
-    parser.add_argument("--generate-only", action="store_true",
-                        help="only the --generate section")
+    parser.add_argument(
+        "--generate", action="store_true", help="also time recommend(generate=True) on ML-100K"
+    )
+    parser.add_argument("--generate-only", action="store_true", help="only the --generate section")
     parser.add_argument("--generate-calls", type=int, default=20)
     parser.add_argument("--llm", default="default")
-    parser.add_argument("--gen-models", default="ease",
-                        help="trainable sources for --generate: 'auto' or comma-separated names "
-                             "(default ease: the sequential model only lengthens setup)")
+    parser.add_argument(
+        "--gen-models",
+        default="ease",
+        help="trainable sources for --generate: 'auto' or comma-separated names "
+        "(default ease: the sequential model only lengthens setup)",
+    )
     parser.add_argument("--device", default="auto", help="device for --generate")
     parser.add_argument("--data", default=None, help="a MovieLens folder for --generate")
     add_out_argument(parser)

@@ -51,16 +51,28 @@ COLUMNS = ("recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 
 
 def run_once(data, split, split_name: str, seed: int, args) -> tuple[dict, dict]:
-    events = [llmrec.Event(user_id=e.user_id, item_id=e.item_id, kind="click",
-                           timestamp=e.timestamp) for e in split.events_for(split_name)]
+    events = [
+        llmrec.Event(user_id=e.user_id, item_id=e.item_id, kind="click", timestamp=e.timestamp)
+        for e in split.events_for(split_name)
+    ]
     started = time.perf_counter()
-    pipe = llmrec.Pipeline.from_catalog(data.items, encoder=args.encoder, llm="template",
-                                        device=args.device, show_progress=False, models=())
+    pipe = llmrec.Pipeline.from_catalog(
+        data.items,
+        encoder=args.encoder,
+        llm="template",
+        device=args.device,
+        show_progress=False,
+        models=(),
+    )
     for name in args.models:
         options = {}
         if name == "sequential":
-            options = {"show_progress": False, "device": args.device,
-                       "text_init": not args.no_text_init, **json.loads(args.sequential)}
+            options = {
+                "show_progress": False,
+                "device": args.device,
+                "text_init": not args.no_text_init,
+                **json.loads(args.sequential),
+            }
         pipe.retriever.add_model(name, **options)
     pipe.fit(events, seed=seed, show_progress=False, train_ranker=not args.no_learned_fusion)
     fit_s = time.perf_counter() - started
@@ -107,20 +119,45 @@ def main(argv=None) -> int:
     parser.add_argument("--split", choices=("test", "valid", "both"), default="both")
     parser.add_argument("--encoder", default="default", help="encoder backend name")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--models", default="ease,sequential",
-                        help="trainable candidate sources, comma-separated ('' for none)")
-    parser.add_argument("--sequential", default="{}", metavar="JSON",
-                        help="SequentialSource options, e.g. '{\"max_len\": 200}'")
-    parser.add_argument("--no-text-init", action="store_true",
-                        help="ablation: sequential item table not initialized from text")
-    parser.add_argument("--no-learned-fusion", action="store_true",
-                        help="ablation: keep the ranker's default weights")
-    parser.add_argument("--data", metavar="DIR", default=None,
-                        help="read the dataset from this directory instead of the cache")
-    parser.add_argument("--details", metavar="PATH", default=None,
-                        help="enrichment JSON lines keyed by item id merged into the items")
-    parser.add_argument("--min-interactions", type=int, default=None,
-                        help="iterative k-core filter (default 5 for ml-latest-small, else 0)")
+    parser.add_argument(
+        "--models",
+        default="ease,sequential",
+        help="trainable candidate sources, comma-separated ('' for none)",
+    )
+    parser.add_argument(
+        "--sequential",
+        default="{}",
+        metavar="JSON",
+        help="SequentialSource options, e.g. '{\"max_len\": 200}'",
+    )
+    parser.add_argument(
+        "--no-text-init",
+        action="store_true",
+        help="ablation: sequential item table not initialized from text",
+    )
+    parser.add_argument(
+        "--no-learned-fusion",
+        action="store_true",
+        help="ablation: keep the ranker's default weights",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="read the dataset from this directory instead of the cache",
+    )
+    parser.add_argument(
+        "--details",
+        metavar="PATH",
+        default=None,
+        help="enrichment JSON lines keyed by item id merged into the items",
+    )
+    parser.add_argument(
+        "--min-interactions",
+        type=int,
+        default=None,
+        help="iterative k-core filter (default 5 for ml-latest-small, else 0)",
+    )
     parser.add_argument("--tag", default="", help="suffix for output file names")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = parser.parse_args(argv)
@@ -130,10 +167,12 @@ def main(argv=None) -> int:
 
     if args.min_interactions is None:
         args.min_interactions = 5 if args.dataset == "ml-latest-small" else 0
-    data = load_movielens(args.dataset, path=args.data, details=args.details,
-                          min_interactions=args.min_interactions)
-    print(f"{data!r} (details: {args.details or 'none'}, "
-          f"min_interactions: {args.min_interactions})")
+    data = load_movielens(
+        args.dataset, path=args.data, details=args.details, min_interactions=args.min_interactions
+    )
+    print(
+        f"{data!r} (details: {args.details or 'none'}, min_interactions: {args.min_interactions})"
+    )
     split = leave_one_out(data)
     splits = ("valid", "test") if args.split == "both" else (args.split,)
     runs: dict[str, list[dict]] = {s: [] for s in splits}
@@ -143,9 +182,11 @@ def main(argv=None) -> int:
             path = out_dir / f"{args.dataset}-{split_name}-seed{seed}{args.tag}.jsonl"
             write_predictions(path, predictions)
             runs[split_name].append(metrics)
-            print(f"seed {seed} {split_name}: " + "  ".join(
-                f"{k}={metrics[k]:.4f}" for k in COLUMNS) +
-                f"  (fit {metrics['fit_s']:.1f}s, eval {metrics['eval_s']:.1f}s) -> {path}")
+            print(
+                f"seed {seed} {split_name}: "
+                + "  ".join(f"{k}={metrics[k]:.4f}" for k in COLUMNS)
+                + f"  (fit {metrics['fit_s']:.1f}s, eval {metrics['eval_s']:.1f}s) -> {path}"
+            )
 
     rows = []
     summary = {}
@@ -153,14 +194,18 @@ def main(argv=None) -> int:
         mean = {k: statistics.fmean(m[k] for m in metrics) for k in COLUMNS}
         std = {k: statistics.pstdev(m[k] for m in metrics) for k in COLUMNS}
         summary[split_name] = {"mean": mean, "std": std, "runs": metrics}
-        rows.append([f"llmrec ({split_name}, {len(metrics)} seed{'s' * (len(metrics) > 1)})"]
-                    + [f"{mean[k]:.4f}±{std[k]:.4f}" for k in COLUMNS])
+        rows.append(
+            [f"llmrec ({split_name}, {len(metrics)} seed{'s' * (len(metrics) > 1)})"]
+            + [f"{mean[k]:.4f}±{std[k]:.4f}" for k in COLUMNS]
+        )
     for split_name in runs:
         pop = popularity_row(split, split_name)
         summary[split_name]["popularity"] = pop
         rows.append([f"Pop, this run ({split_name})"] + [f"{pop[k]:.4f}" for k in COLUMNS])
     if args.dataset == "ml-100k":
-        rows += [[f"{name} (test)"] + [f"{v:.4f}" for v in values] for name, values in PEERS.items()]
+        rows += [
+            [f"{name} (test)"] + [f"{v:.4f}" for v in values] for name, values in PEERS.items()
+        ]
         if "test" in summary:
             best = max(v[1] for v in PEERS.values())
             ratio = summary["test"]["mean"]["ndcg@10"] / best
@@ -172,19 +217,32 @@ def main(argv=None) -> int:
             keys = [f"{subset} {k}" for k in ("recall@10", "ndcg@10", "recall@20")]
             means = {k: statistics.fmean(m[k] for m in metrics) for k in keys}
             stds = {k: statistics.pstdev(m[k] for m in metrics) for k in keys}
-            summary[split_name][subset] = {"users": metrics[0][f"{subset} users"],
-                                           "mean": means, "std": stds}
-            subset_rows.append([f"{split_name} {subset} ({metrics[0][f'{subset} users']} users)"]
-                               + [f"{means[k]:.4f}±{stds[k]:.4f}" for k in keys])
+            summary[split_name][subset] = {
+                "users": metrics[0][f"{subset} users"],
+                "mean": means,
+                "std": stds,
+            }
+            subset_rows.append(
+                [f"{split_name} {subset} ({metrics[0][f'{subset} users']} users)"]
+                + [f"{means[k]:.4f}±{stds[k]:.4f}" for k in keys]
+            )
     print_table(["subset", "recall@10", "ndcg@10", "recall@20"], subset_rows)
     if "test" in summary and "ndcg@10_vs_best_peer" in summary["test"]:
         print(f"NDCG@10 / best peer NDCG@10 = {summary['test']['ndcg@10_vs_best_peer']:.3f}")
-    result = {"benchmark": "quality", "dataset": args.dataset, "machine": machine_info(),
-              "encoder": args.encoder, "models": args.models, "details": args.details,
-              "sequential": json.loads(args.sequential),
-              "min_interactions": args.min_interactions,
-              "text_init": not args.no_text_init, "learned_fusion": not args.no_learned_fusion,
-              "summary": summary, "peers": {k: dict(zip(COLUMNS, v)) for k, v in PEERS.items()}}
+    result = {
+        "benchmark": "quality",
+        "dataset": args.dataset,
+        "machine": machine_info(),
+        "encoder": args.encoder,
+        "models": args.models,
+        "details": args.details,
+        "sequential": json.loads(args.sequential),
+        "min_interactions": args.min_interactions,
+        "text_init": not args.no_text_init,
+        "learned_fusion": not args.no_learned_fusion,
+        "summary": summary,
+        "peers": {k: dict(zip(COLUMNS, v)) for k, v in PEERS.items()},
+    }
     write_json(out_dir, f"quality-{args.dataset}{args.tag}", result)
     return 0
 

@@ -48,9 +48,13 @@ def subsample(events, n_users: int, n_events: int, seed: int) -> list:
 
 def encode(items, args) -> np.ndarray:
     """The catalog's item vectors, made once per dataset and shared by every pipeline."""
-    return llmrec.Pipeline.from_catalog(
-        items, encoder=args.encoder, llm="template", device=args.device, show_progress=False
-    ).retriever.item_vectors[: len(items)].copy()
+    return (
+        llmrec.Pipeline.from_catalog(
+            items, encoder=args.encoder, llm="template", device=args.device, show_progress=False
+        )
+        .retriever.item_vectors[: len(items)]
+        .copy()
+    )
 
 
 def run(name: str, items, vectors, events, args, seed: int) -> dict:
@@ -98,8 +102,12 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--events", type=int, default=30)
     parser.add_argument("--draws", type=int, default=5)
-    parser.add_argument("--data", metavar="DIR", default=None,
-                        help="read ML-100K from this directory instead of the cache")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="read ML-100K from this directory instead of the cache",
+    )
     add_out_argument(parser)
     args = parser.parse_args(argv)
     logging.getLogger("llmrec").setLevel(logging.ERROR)  # the skipped-model warnings
@@ -115,8 +123,16 @@ def main(argv=None) -> int:
     rows.append(run("shop", shop, encode(shop, args), shop_events(0)[0], args, 0))
 
     table = [
-        [r["dataset"], r["seed"], r["users"], r["events"], r["fitted"], r["default"],
-         f"{r['best_single']} {r['best_single_ndcg']:.4f}", "yes" if r["holds"] else "NO"]
+        [
+            r["dataset"],
+            r["seed"],
+            r["users"],
+            r["events"],
+            r["fitted"],
+            r["default"],
+            f"{r['best_single']} {r['best_single_ndcg']:.4f}",
+            "yes" if r["holds"] else "NO",
+        ]
         for r in rows
     ]
     print_table(
@@ -124,11 +140,19 @@ def main(argv=None) -> int:
         table,
         title=f"NDCG@10 on small data (encoder {args.encoder})",
     )
-    write_json(args.out, f"small_data-{args.encoder}", {
-        "benchmark": "small_data", "machine": machine_info(), "encoder": args.encoder,
-        "users": args.users, "events_per_user": args.events, "rows": rows,
-        "holds_on_every_draw": all(r["holds"] for r in rows),
-    })
+    write_json(
+        args.out,
+        f"small_data-{args.encoder}",
+        {
+            "benchmark": "small_data",
+            "machine": machine_info(),
+            "encoder": args.encoder,
+            "users": args.users,
+            "events_per_user": args.events,
+            "rows": rows,
+            "holds_on_every_draw": all(r["holds"] for r in rows),
+        },
+    )
     return 0
 
 

@@ -420,3 +420,24 @@ def test_likers_stay_equal_to_a_rebuild_through_every_change() -> None:
         assert live == rebuilt(store), f"step {step}"
     store.clear()
     assert store.likers() == {}
+
+
+def test_views_and_three_star_ratings_are_positive_but_not_liked() -> None:
+    from llmrec.profile import ProfileStore as Store
+
+    store = Store(4)
+    events = [
+        Event("u0", "viewed", "view"),
+        Event("u0", "meh", "rate", value=3),
+        Event("u0", "good", "rate", value=4),
+        Event("u0", "clicked", "click"),
+        Event("u0", "bought", "purchase"),
+    ]
+    for e in events:
+        store.observe(e, None)
+    assert [e.is_liked for e in events] == [False, False, True, True, True]
+    assert all(e.is_positive for e in events)
+    assert set(store.likers()) == {"good", "clicked", "bought"}
+    profile = store.get("u0")
+    assert profile.recent_items(liked_only=True) == ["bought", "clicked", "good"]
+    assert len(profile.recent_items()) == 5

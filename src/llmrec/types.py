@@ -17,6 +17,7 @@ __all__ = [
     "EVENT_WEIGHTS",
     "MAX_ID_LENGTH",
     "MAX_TEXT_LENGTH",
+    "LIKED_WEIGHT",
     "RATING_SCALE",
     "RELATIONS",
     "Event",
@@ -48,6 +49,10 @@ EVENT_WEIGHTS: Mapping[str, float] = {
 RELATIONS = ("similar_text", "co_consumption", "shared_tags", "popular", "query")
 MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 100_000
+#: Least event weight that counts as the user *liking* the item (a click, like or purchase,
+#: a rating of 4 or 5; not a view or a 3-star rating): what "You liked X" and "liked by 41%
+#: of the people who liked X" in generated texts mean (:attr:`Event.is_liked`).
+LIKED_WEIGHT = 1.0
 #: The rating scale ``kind="rate"`` values are read on (:meth:`Event.weight`); the
 #: pipeline warns about a rating outside it.
 RATING_SCALE: tuple[float, float] = (1.0, 5.0)
@@ -258,6 +263,14 @@ class Event:
         definition used by profiles, popularity, the training rows and the ranker's
         held-out target. Queries, dislikes, skips and ratings of 2 or less are not."""
         return self.item_id is not None and self.weight > 0
+
+    @property
+    def is_liked(self) -> bool:
+        """Whether the event says the user liked its item (weight >= :data:`LIKED_WEIGHT`:
+        a click, like or purchase, a rating of 4 or 5): the one definition behind the
+        history and co-consumption facts of generated texts. Views and 3-star ratings are
+        positive (:attr:`is_positive`) but not liked."""
+        return self.item_id is not None and self.weight >= LIKED_WEIGHT
 
     def to_dict(self) -> dict[str, Any]:
         return {

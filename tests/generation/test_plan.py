@@ -218,6 +218,56 @@ def test_shop_false_claims_are_rejected(shop, text, target, evidence) -> None:
     assert not v.ok, v
 
 
+def test_wording_no_fact_carries_is_rejected(movies, shop) -> None:
+    target, other = movies.get("nc"), movies.get("fargo")
+    co = item_facts(target) + relation_facts(target, other, co_users=(92, 230))
+    true = "No Country for Old Men was liked by 40% of the 230 people who liked Fargo."
+    assert _verify(movies, true, "nc", ("fargo",), plan=co).ok
+    # the data says liked, not loved
+    loved = true.replace("was liked by", "was loved by")
+    v = _verify(movies, loved, "nc", ("fargo",), plan=co)
+    assert not v.ok and "loved" in v.problems[0]
+    # a year joined to a genre as if it were a kind of film
+    plan = item_facts(target)
+    text = "No Country for Old Men is a Crime and 2007 pick."
+    assert not _verify(movies, text, "nc", plan=plan).ok
+    assert _verify(movies, "No Country for Old Men is a Crime and Thriller pick.", "nc",
+                   plan=plan).ok  # fmt: skip
+    # a category name is neither a noun for one item nor where it comes from
+    jacket = item_facts(shop.get("j1"))
+    for text in (
+        "Alpine Down Jacket is a Jackets.",
+        "Alpine Down Jacket is a jacket from Jackets.",
+    ):
+        v = _verify(shop, text, "j1", plan=jacket)
+        assert not v.ok and any("category" in p for p in v.problems), (text, v)
+    assert _verify(shop, "Alpine Down Jacket is a Jackets pick made by Summit.", "j1",
+                   plan=jacket).ok  # fmt: skip
+
+
+def test_evidence_is_only_what_the_user_liked() -> None:
+    # "me" viewed Fargo and gave Heat 3 stars: neither is "You liked"; No Country for
+    # Old Men shares Fargo's director, yet Fargo is no evidence of a liking.
+    events = [
+        Event("me", "fargo", "view", timestamp=1.0),
+        Event("me", "heat", "rate", value=3, timestamp=2.0),
+    ]
+    for n in range(4):  # others who liked Heat and Fargo and No Country for Old Men
+        for t, item in enumerate(("heat", "fargo", "nc")):
+            events.append(Event(f"p{n}", item, "like", timestamp=10.0 + 3 * n + t))
+    events.append(Event("p9", "heat", "view", timestamp=40.0))  # viewed only: not a liker
+    pipe = _pipeline(MOVIES, events)
+    [rec] = [r for r in pipe.recommend("me", k=len(MOVIES), generate=False) if r.item_id == "nc"]
+    assert rec.explanation.evidence_item_ids == ()
+    assert not [f for f in rec.explanation.plan if f.kind in ("history", "co_consumption")]
+    pipe.observe(Event("me", "heat", "rate", value=5, timestamp=50.0))
+    [rec] = [r for r in pipe.recommend("me", k=len(MOVIES), generate=False) if r.item_id == "nc"]
+    assert rec.explanation.evidence_item_ids == ("heat",)
+    co = [f.text for f in rec.explanation.plan if f.kind == "co_consumption"]
+    # five people liked Heat (p0-p3 and me; p9 only viewed it), four of them No Country
+    assert co == ["Liked by 80% of the 5 people who liked Heat."]
+
+
 def test_relation_claims_pass_only_with_the_relation(movies) -> None:
     target, other = movies.get("nc"), movies.get("fargo")
     shared = item_facts(target) + relation_facts(target, other)

@@ -37,6 +37,7 @@ __all__ = [
     "check_shape",
     "check_status",
     "check_support",
+    "check_wording",
     "sentences",
 ]
 
@@ -61,6 +62,10 @@ _COPULA = re.compile(
     r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
     r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked)\b|$)"
+)
+#: A figure listed with the words of what the item is ("a Comedy and 1988 pick").
+_JOINED_FIGURE = re.compile(
+    r"\b[a-z]+ (?:and|or) \d+s? (?:pick|choice|film|movie|title|one|read|item|product|option)\b"
 )
 #: Cue words before a history title -> the relation kinds (and attributes) that allow them.
 _CUES: tuple[tuple[re.Pattern[str], tuple[str, ...], tuple[str, ...]], ...] = (
@@ -130,16 +135,47 @@ def check_identity(c: Any) -> list[str]:
     be the item's own word (its title, tags, attributes or text, or another spelling of
     a tag) or a generic one ("pick", "film")."""
     own = _own_words(c.target, c.plan) | c.alias_words
+    joined = _JOINED_FIGURE.search(c.norm)
+    if joined:
+        # "A Fish Called Wanda is a Comedy and 1988 pick": a year is no kind of item
+        return [f"joins a figure to what the item is ({joined.group(0)})"]
     # All words, titles included: "it is a Kids Hiking Boots" names another item.
     for m in _COPULA.finditer(c.norm):
         phrase = m.group(1)
         if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
             # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
             return [f"says the item is itself ({phrase}), not what kind of item it is"]
-        head = phrase.split()[-1]
+        words = phrase.split()
+        if phrase in c.category_values and _plural(words[-1]):
+            # "Bike Light is an Accessories": a category name is not a noun for one item
+            return [f"says the item is a category name ({phrase}), not a kind of item"]
+        head = words[-1]
         if head in STOPWORDS or head in _DESCRIPTORS or head.isdigit() or head in own:
             continue
         return [f"says the item is something it is not ({m.group(1)})"]
+    return []
+
+
+def _plural(word: str) -> bool:
+    return len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is"))
+
+
+#: Words stronger than any fact: co-consumption and history facts say "liked".
+_STRONGER = ("loved", "adored", "raved", "obsessed")
+
+
+def check_wording(c: Any) -> list[str]:
+    """Wording no fact carries: "loved" where the data says liked ("loved by 71% of the
+    34 people who liked X"), and the item's category written as where it comes from
+    ("a running shoe from Trail Running Shoes")."""
+    own = _own_words(c.target, [f for f in c.plan if f.item_id is None])
+    free = f" {' '.join(c.free_words)} "
+    for word in _STRONGER:
+        if f" {word} " in free and word not in own:
+            return [f"says '{word}' where the data says liked"]
+    for value in c.category_values:
+        if re.search(rf"\bfrom (?:the )?{re.escape(value)}\b", c.norm):
+            return [f"writes the category {value!r} as where the item comes from"]
     return []
 
 

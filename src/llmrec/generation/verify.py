@@ -116,6 +116,9 @@ _MEDIA_WORDS: dict[str, tuple[str, ...]] = {
     "true story": ("true story", "true", "real"),
 }
 
+#: Attributes that say what kind of item it is filed as.
+_CATEGORY_ATTRIBUTES = ("category", "categories", "section", "genres", "tags")
+
 #: Capitalized words that are not claims.
 _PROPER_OK = frozenset({"i", "you", "your", "yours", "im", "ive", "id", "youll", "youre", "youve"})
 
@@ -299,6 +302,16 @@ class _Context:
         for item in self.evidence:
             prefixes |= title_prefixes(item.title)
         return _spans(self.words, self.allowed_forms | prefixes)
+
+    @functools.cached_property
+    def category_values(self) -> frozenset[str]:
+        """The target's category, section, genre and tag values, normalized: what kind of
+        item it is filed as."""
+        values = list(self.target.tags)
+        for key in _CATEGORY_ATTRIBUTES:
+            value = self.target.attributes.get(key)
+            values += value if isinstance(value, (list, tuple)) else [value]
+        return frozenset(n for v in values if isinstance(v, str) and (n := normalize(v)))
 
     @functools.cached_property
     def free_words(self) -> list[str]:
@@ -620,6 +633,7 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     claims.check_repeats,
     claims.check_pasted,
     claims.check_support,
+    claims.check_wording,
 )
 
 

@@ -4,19 +4,21 @@
 really related to, and states each relation as a :class:`~llmrec.Fact`
 (:mod:`llmrec.generation.plan`):
 
-- **co-consumption**, with its strength: of the people whose profile has a positive
-  event on the history item, the share that also has one on the recommended item
+- **co-consumption**, with its strength: of the people who liked the history item (an
+  event of weight >= :data:`~llmrec.types.LIKED_WEIGHT`: a click, like, purchase or 4-5
+  star rating; not a view or a 3-star rating), the share that also liked the recommended item
   ("Liked by 41% of the 230 people who liked Fargo."). The counts come from the
   profiles, not from the co-occurrence source's normalized similarities (which cannot be
   turned back into counts once live events moved the popularity counts): the profile
-  store's inverted index item -> users with a positive event, built once and kept current
-  by every change;
+  store's inverted index item -> users who liked it, built once and kept current by every
+  change;
 - a **shared attribute value** (same director, cast member, brand, category);
 - **similar text**, only above a threshold calibrated per catalog: the 95th percentile
   of the similarity of random item pairs (at least :data:`MIN_SIMILARITY`), so "close to"
   means closer than 95% of pairs are.
 
-History items with no relation are not evidence. The ranking itself is not changed.
+Only history items the user liked are evidence ("You liked X." must be true), and of them
+only the ones with a relation. The ranking itself is not changed.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ _THRESHOLDS: dict[tuple[int, int, int], float] = {}
 
 
 def consumers_of(profiles: ProfileStore) -> Mapping[str, set[str]]:
-    """item id -> ids of the users with a positive event on it
+    """item id -> ids of the users who liked it
     (:meth:`~llmrec.ProfileStore.likers`, kept current by every change)."""
     return profiles.likers()
 
@@ -118,7 +120,8 @@ def explain_evidence(
     ``limit``) and the fact plan of the recommendation (called under the pipeline lock;
     ``consumers``: the :func:`consumers_of` index, when the caller has it)."""
     catalog, retriever = pipe.catalog, pipe.retriever
-    history = [i for i in profile.recent_items(retriever.history_length) if i in catalog]
+    recent = profile.recent_items(retriever.history_length, liked_only=True)
+    history = [i for i in recent if i in catalog]
     history = [i for i in history if i != item.item_id][:MAX_HISTORY]
     vectors = retriever.item_vectors
     threshold = similarity_threshold(vectors)

@@ -117,22 +117,6 @@ def score_candidates(
     return rows, pipe.ranker.feature_matrix(features, len(rows))
 
 
-def evidence(pipe: Pipeline, profile: UserProfile, row: int, limit: int = 3) -> tuple[str, ...]:
-    """The user's history items that best support recommending ``row``, strongest first:
-    text similarity plus co-occurrence similarity to the item."""
-    history = [i for i in profile.recent_items(pipe.retriever.history_length) if i in pipe.catalog]
-    if not history:
-        return ()
-    hist_rows = pipe.catalog.rows(history)
-    vectors = pipe.retriever.item_vectors
-    strength = vectors[hist_rows] @ vectors[row]
-    neighbours = pipe.retriever.cooccurrence.neighbours(row)
-    if neighbours:
-        strength += np.array([neighbours.get(r, 0.0) for r in hist_rows.tolist()], dtype=np.float32)
-    order = np.argsort(-strength, kind="stable")[:limit]
-    return tuple(history[i] for i in order if strength[i] > 0)
-
-
 def _explain(
     pipe: Pipeline,
     profile: UserProfile,
