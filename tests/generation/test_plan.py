@@ -245,6 +245,20 @@ def test_wording_no_fact_carries_is_rejected(movies, shop) -> None:
                    plan=jacket).ok  # fmt: skip
 
 
+def test_fact_labels_and_hyphenated_tags_are_no_facts() -> None:
+    article = Item("n1", "Drought forces farmers to switch crops", "Farmers plant sorghum.",
+                   {"section": "Climate", "tags": ["drought", "farming"]})  # fmt: skip
+    catalog = Catalog([article])
+    plan = item_facts(article)
+    for text in (
+        "Drought forces farmers to switch crops is a section of Climate.",  # a label
+        "Drought forces farmers to switch crops is a Climate and Climate-focused story.",
+    ):
+        assert not _verify(catalog, text, "n1", plan=plan).ok, text
+    ok = "Drought forces farmers to switch crops is a Climate story about farming."
+    assert _verify(catalog, ok, "n1", plan=plan).ok
+
+
 def test_evidence_is_only_what_the_user_liked() -> None:
     # "me" viewed Fargo and gave Heat 3 stars: neither is "You liked"; No Country for
     # Old Men shares Fargo's director, yet Fargo is no evidence of a liking.
@@ -548,8 +562,8 @@ def test_a_prefill_backend_gets_true_and_varied_openings(movies) -> None:
         title = _title_of(messages[:-1])
         assert opening.endswith(f"{title} is"), opening
         related = any(f.item_id == "fargo" for f in request.plan)
-        # A history item is named only where the plan relates the item to it.
-        assert ("Fargo" in opening) <= related, opening
+        # A history item is named exactly where the plan relates the item to it.
+        assert ("Fargo" in opening) == related, opening
         openings.append(opening)
     assert len({" ".join(o.split()[:3]) for o in openings}) >= 4
     # A backend that writes whole answers gets no prefill.

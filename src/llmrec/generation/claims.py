@@ -61,7 +61,8 @@ _COPULA = re.compile(
     r"\b(?:it is|it s|its|this is|that is|is|as|being|makes for|offers)\s+(?:a|an)\s+"
     r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
-    r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked)\b|$)"
+    r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked|made|"
+    r"directed|written|starring|designed|built)\b|$)"
 )
 #: A figure listed with the words of what the item is ("a Comedy and 1988 pick").
 _JOINED_FIGURE = re.compile(
@@ -125,7 +126,12 @@ def _own_words(target: Item, plan: Sequence[Fact]) -> set[str]:
     for value in target.attributes.values():
         values = value if isinstance(value, (list, tuple)) else [value]
         parts.extend(str(v) for v in values)
-    parts.extend(f.text + " " + " ".join(f.values) for f in plan if f.item_id is None)
+    # an attribute fact by its values: its label ("Section: Health.") says no kind of item
+    parts.extend(
+        " ".join(f.values) if f.kind == "attribute" else f"{f.text} {' '.join(f.values)}"
+        for f in plan
+        if f.item_id is None
+    )
     words = set(normalize(" ".join(parts)).split())
     return words | {w[:-1] for w in words if w.endswith("s")} | {w + "s" for w in words}
 

@@ -295,15 +295,17 @@ OPENINGS = (
 
 def _opening(f: Facts, attempt: int) -> tuple[str, int]:
     """The request's opening and shape: stable per item and user (texts stay cacheable),
-    varied across a list; a second attempt takes the next one. Openings that name a
-    history item are used only where the plan relates the item to one."""
+    varied across a list; a second attempt takes the next one. Where the plan relates
+    the item to a history item, the opening names it; otherwise it is the item's name."""
     # The history item of the strongest relation the prompt shows: the figures the model
     # writes after the opening are most likely that relation's.
     shown = [x.item_id for x in select_facts(f) if x.kind in RELATION_KINDS and x.item_id]
     related = shown or [x.item_id for x in f.plan if x.kind in RELATION_KINDS and x.item_id]
     names = dict(zip((e.item_id for e in f.evidence_items), f.evidence))
     other = next((names[i] for i in related if i in names), None)
-    choices = [o for o in OPENINGS if other is not None or "{other}" not in o[0]]
+    # The user's own history, where the plan relates the item to it, opens every reason:
+    # the same item reads differently for two users, and the text says why it is theirs.
+    choices = [o for o in OPENINGS if ("{other}" in o[0]) == (other is not None)]
     pattern, shape = choices[(shape_index(f, len(choices)) + attempt - 1) % len(choices)]
     return pattern.format(item=f.title, other=other), shape
 

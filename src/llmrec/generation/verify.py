@@ -119,6 +119,9 @@ _MEDIA_WORDS: dict[str, tuple[str, ...]] = {
 #: Attributes that say what kind of item it is filed as.
 _CATEGORY_ATTRIBUTES = ("category", "categories", "section", "genres", "tags")
 
+#: A capitalized hyphenated word after a lower-case word ("a Climate-focused plan").
+_HYPHENATED = re.compile(r"(?<=[a-z,;] )[A-Z][\w']*(?:-[\w']+)+")
+
 #: Capitalized words that are not claims.
 _PROPER_OK = frozenset({"i", "you", "your", "yours", "im", "ive", "id", "youll", "youre", "youve"})
 
@@ -559,6 +562,12 @@ def _check_names(c: _Context) -> list[str]:
     fact_words |= c.other_titles[1]
     unknown = [
         raw for raw, w in proper_words(c.text) if w not in fact_words and w not in _PROPER_OK
+    ]
+    # A hyphenated name must be the evidence's as a whole: "a Climate-focused plan" names
+    # nothing because the tag "Climate" is one.
+    named_raw = " ".join(named).casefold()
+    unknown += [
+        m.group(0) for m in _HYPHENATED.finditer(c.text) if m.group(0).casefold() not in named_raw
     ]
     if unknown:
         return ["names something not in the evidence: " + ", ".join(dict.fromkeys(unknown[:3]))]
