@@ -252,11 +252,30 @@ def test_fact_labels_and_hyphenated_tags_are_no_facts() -> None:
     plan = item_facts(article)
     for text in (
         "Drought forces farmers to switch crops is a section of Climate.",  # a label
+        "Drought forces farmers to switch crops is a section Climate.",
         "Drought forces farmers to switch crops is a Climate and Climate-focused story.",
     ):
         assert not _verify(catalog, text, "n1", plan=plan).ok, text
     ok = "Drought forces farmers to switch crops is a Climate story about farming."
     assert _verify(catalog, ok, "n1", plan=plan).ok
+
+
+def test_a_template_calls_an_article_a_story_of_its_section() -> None:
+    articles = [
+        Item(f"n{i}", title, "", {"section": section, "tags": tags})
+        for i, (title, section, tags) in enumerate([
+            ("Drought forces farmers to switch crops", "Climate", ["drought", "farming"]),
+            ("Inflation eases for a third month", "Economy", ["inflation", "prices"]),
+        ])
+    ]  # fmt: skip
+    pipe = _pipeline(articles, [Event("r1", "n1", "click", timestamp=1.0)])
+    [rec] = pipe.recommend("r2", k=1, generate=True)  # an unknown reader: popular items
+    assert rec.item_id == "n1" and rec.generated.source == "template"
+    assert "an Economy story" in rec.text and "pick" not in rec.text, rec.text
+    # a model writing about an article is started on its section, by construction true
+    gen = ContentGenerator(_PrefillChat(lambda c: "x"), catalog=pipe.catalog)
+    opening = gen.prompt(_request(pipe.catalog, "n0", ("n1",)))[-1]["content"]
+    assert opening.endswith("Drought forces farmers to switch crops is a Climate story"), opening
 
 
 def test_evidence_is_only_what_the_user_liked() -> None:

@@ -64,6 +64,8 @@ _COPULA = re.compile(
     r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked|made|"
     r"directed|written|starring|designed|built)\b|$)"
 )
+#: The labels of attribute facts ("Section: Health."): no kind of item.
+_LABEL_WORDS = frozenset({"section", "category", "categories", "genre", "genres", "tag", "tags"})
 #: A figure listed with the words of what the item is ("a Comedy and 1988 pick").
 _JOINED_FIGURE = re.compile(
     r"\b[a-z]+ (?:and|or) \d+s? (?:pick|choice|film|movie|title|one|read|item|product|option)\b"
@@ -141,6 +143,7 @@ def check_identity(c: Any) -> list[str]:
     be the item's own word (its title, tags, attributes or text, or another spelling of
     a tag) or a generic one ("pick", "film")."""
     own = _own_words(c.target, c.plan) | c.alias_words
+    own_values = _own_words(c.target, [])
     joined = _JOINED_FIGURE.search(c.norm)
     if joined:
         # "A Fish Called Wanda is a Comedy and 1988 pick": a year is no kind of item
@@ -152,6 +155,10 @@ def check_identity(c: Any) -> list[str]:
             # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
             return [f"says the item is itself ({phrase}), not what kind of item it is"]
         words = phrase.split()
+        label = next((w for w in words if w in _LABEL_WORDS and w not in own_values), None)
+        if label:
+            # "is a section, Health, about ...", "is a section Sports": a fact's label
+            return [f"says the item is a fact's label ({label})"]
         if phrase in c.category_values and _plural(words[-1]):
             # "Bike Light is an Accessories": a category name is not a noun for one item
             return [f"says the item is a category name ({phrase}), not a kind of item"]

@@ -307,7 +307,15 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
     # the same item reads differently for two users, and the text says why it is theirs.
     choices = [o for o in OPENINGS if ("{other}" in o[0]) == (other is not None)]
     pattern, shape = choices[(shape_index(f, len(choices)) + attempt - 1) % len(choices)]
-    return pattern.format(item=f.title, other=other), shape
+    text = pattern.format(item=f.title, other=other)
+    section = next(
+        (x.values[0] for x in f.plan if x.kind == "attribute" and x.attribute == "section"), None
+    )
+    if section:
+        # An article's name is a headline: "<headline> is a Climate story" reads as a
+        # sentence where "<headline> is a ..." left to a small model did not.
+        text += f" {'an' if section[:1].lower() in 'aeiou' else 'a'} {section} story"
+    return text, shape
 
 
 def opening(f: Facts, attempt: int = 1) -> str:

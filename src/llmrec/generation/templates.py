@@ -34,8 +34,18 @@ def _history_name(f: Facts, fact: Fact) -> str:
     return ""
 
 
+def _section(f: Facts) -> str:
+    """The item's section (a news article's desk), or empty."""
+    for fact in f.plan:
+        if fact.kind == "attribute" and fact.attribute == "section" and fact.values:
+            return fact.values[0]
+    return ""
+
+
 def _kind_words(f: Facts) -> str:
     """What the item is, in its own words: up to two genres or its category."""
+    if _section(f):
+        return _section(f)
     if f.genres:
         return join_words(list(f.genres[:2]))
     for fact in f.plan:
@@ -91,7 +101,9 @@ def _reason(f: Facts) -> str:
             sentence = _relation_sentence(f, fact, shape)
             if sentence:
                 return sentence
-    pick = f"{_article(kind)} {kind} pick" if kind else "a pick"
+    # an article is "a Health story", not "a vaccines and children pick"
+    noun = "story" if _section(f) else "pick"
+    pick = f"{_article(kind)} {kind} {noun}" if kind else "a pick"
     for fact in chosen:
         if fact.kind == "preference":
             tags = join_words(list(fact.values))
@@ -120,7 +132,9 @@ def _opening(f: Facts) -> str:
         if normalize(first).startswith(normalize(f.title)):
             return first
         return f"{f.title}: {first}"
-    pick = f"{_article(kind)} {kind} pick" if kind else "a pick"
+    # an article is "a Health story", not "a vaccines and children pick"
+    noun = "story" if _section(f) else "pick"
+    pick = f"{_article(kind)} {kind} {noun}" if kind else "a pick"
     return f"{f.title} is {pick}{_people_tail(f)}."
 
 
