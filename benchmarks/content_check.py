@@ -71,7 +71,7 @@ get gets got give gives go goes going take takes help helps helpful based taste 
 interest interests interested history recent recently past previous similar fans'
 item items product products article articles story stories film films movie movies
 gear pick list lists collection lineup here's there's got set fit fits suit suits
-appeal appeals appealing enjoyable worthwhile great-looking high quality
+appeal appeals appealing enjoyable worthwhile great-looking high quality match matches matching
 cost costs priced price only just under
 brand brands tag tags section sections category categories genre genres description
 descriptions share shares shared sharing same topic topics theme themes kind type

@@ -243,6 +243,16 @@ def test_wording_no_fact_carries_is_rejected(movies, shop) -> None:
         assert not v.ok and any("category" in p for p in v.problems), (text, v)
     assert _verify(shop, "Alpine Down Jacket is a Jackets pick made by Summit.", "j1",
                    plan=jacket).ok  # fmt: skip
+    # a product is what its name's last word says, with the qualities its data gives
+    for target, text in (
+        ("p1", "Mini Bike Pump is a bike for your rides."),
+        ("j1", "Alpine Down Jacket is a glass jacket for cold days."),
+        ("j1", "Alpine Down Jacket is a Jackets pick, and the details are accurate."),
+    ):
+        v = _verify(shop, text, target, plan=item_facts(shop.get(target)))
+        assert not v.ok, (text, v)
+    assert _verify(shop, "Alpine Down Jacket is a warm down jacket for cold days.", "j1",
+                   plan=jacket).ok  # fmt: skip
 
 
 def test_fact_labels_and_hyphenated_tags_are_no_facts() -> None:

@@ -144,6 +144,7 @@ def check_identity(c: Any) -> list[str]:
     a tag) or a generic one ("pick", "film")."""
     own = _own_words(c.target, c.plan) | c.alias_words
     own_values = _own_words(c.target, [])
+    product = any(k in c.target.attributes for k in ("category", "categories", "brand", "price"))
     joined = _JOINED_FIGURE.search(c.norm)
     if joined:
         # "A Fish Called Wanda is a Comedy and 1988 pick": a year is no kind of item
@@ -163,16 +164,33 @@ def check_identity(c: Any) -> list[str]:
             # "Bike Light is an Accessories": a category name is not a noun for one item
             return [f"says the item is a category name ({phrase}), not a kind of item"]
         head = words[-1]
-        if head in STOPWORDS or head in _DESCRIPTORS or head.isdigit() or head in own:
+        loose = [w for w in words[:-1] if not _said(w, own)] if product else []
+        if loose:
+            # "is a glass insulated water bottle" of a steel bottle: a product's material,
+            # make or grade is a fact (a film's "sweeping love story" is a reading of it)
+            return [f"calls the item {loose[0]!r}, which its data does not say ({phrase})"]
+        if product and head in c.title_words[:-1] and not _said(head, c.category_words):
+            # "Mini Bike Pump is a bike": its name's last word says what it is
+            return [f"says the item is a {head}; its name says {c.title_words[-1]}"]
+        if _said(head, own):
             continue
         return [f"says the item is something it is not ({m.group(1)})"]
     return []
+
+
+def _said(word: str, own: set[str]) -> bool:
+    return word in STOPWORDS or word in _DESCRIPTORS or word.isdigit() or word in own
 
 
 def _plural(word: str) -> bool:
     return len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is"))
 
 
+#: Talk about the prompt rather than the item.
+_META = re.compile(
+    r"\b(?:the (?:details|facts|information|data) (?:are|is|say|says|show)|(?:is|are) accurate|"
+    r"in the (?:section|category|facts)|the facts given|as (?:stated|listed|given))\b"
+)
 #: Words stronger than any fact: co-consumption and history facts say "liked".
 _STRONGER = ("loved", "adored", "raved", "obsessed")
 
@@ -186,6 +204,10 @@ def check_wording(c: Any) -> list[str]:
     for word in _STRONGER:
         if f" {word} " in free and word not in own:
             return [f"says '{word}' where the data says liked"]
+    meta = _META.search(c.norm)
+    if meta and meta.group(0) not in normalize(c.target.text):
+        # "and the details are accurate": the prompt talked about, not the item
+        return [f"talks about its instructions ('{meta.group(0)}')"]
     for value in c.category_values:
         if re.search(rf"\bfrom (?:the )?{re.escape(value)}\b", c.norm):
             return [f"writes the category {value!r} as where the item comes from"]

@@ -317,6 +317,17 @@ class _Context:
         return frozenset(n for v in values if isinstance(v, str) and (n := normalize(v)))
 
     @functools.cached_property
+    def category_words(self) -> set[str]:
+        """The words of :attr:`category_values`, singular and plural."""
+        words = {w for v in self.category_values for w in v.split()}
+        return words | {w[:-1] for w in words if w.endswith("s")} | {w + "s" for w in words}
+
+    @functools.cached_property
+    def title_words(self) -> list[str]:
+        """The normalized words of the target's shown title."""
+        return normalize(display_title(self.target.title)).split()
+
+    @functools.cached_property
     def free_words(self) -> list[str]:
         """The words no allowed title covers."""
         return [w for w, c in zip(self.words, self.covered) if not c]
