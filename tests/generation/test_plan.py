@@ -424,6 +424,25 @@ def test_a_summary_is_supported_by_the_article_and_follows_the_user() -> None:
     assert not gen.verify(invented, request, kind="summary").ok
 
 
+def test_a_summary_prompt_shows_the_sentences_this_reader_follows() -> None:
+    extra = (
+        " Parking fees near the station will rise in May. Parking spaces on Main Street go."
+        " Buses on the ring road get a lane of their own. Bus drivers were consulted first."
+    )
+    news = Catalog([Item("n1", "Council backs bike lanes", ARTICLE + extra, {"tags": ["city"]})])
+    gen = ContentGenerator(FunctionChat(lambda c: "x"), catalog=news)
+
+    def shown(query: str) -> str:
+        request = ReasonRequest("u", news.get("n1"), query=query)
+        user = gen.prompt(request, kind="summary")[-1]["content"]
+        return user.split('Article: "', 1)[1].split('"', 1)[0]
+
+    drivers, buses = shown("parking"), shown("buses bus")
+    assert "Parking fees" in drivers and "Parking spaces" in drivers
+    assert "Bus drivers" in buses and "Bus drivers" not in drivers
+    assert drivers != buses and len(drivers.split(". ")) <= 6
+
+
 def test_digest_introduces_the_list(shop) -> None:
     gen = ContentGenerator("template", catalog=shop)
     requests = [_request(shop, "j1", ("f1",)), _request(shop, "s1", ("f1",))]

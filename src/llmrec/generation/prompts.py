@@ -28,7 +28,7 @@ from typing import Any
 from llmrec.generation.claims import HEADLINE_CHARS, sentences
 from llmrec.generation.evidence import Facts
 from llmrec.generation.plan import RELATION_KINDS
-from llmrec.generation.text import first_sentence, normalize
+from llmrec.generation.text import STOPWORDS, first_sentence, normalize
 from llmrec.types import Fact
 
 __all__ = [
@@ -175,6 +175,8 @@ PREFILLED_KINDS = frozenset({"reason", "pitch"})
 #: Attributes that mark a product catalog.
 _PRODUCT_ATTRIBUTES = frozenset({"category", "categories", "brand", "price"})
 #: Facts shown per kind (the verifier accepts the whole plan).
+#: Sentences of an article shown for a summary: those that best match the reader.
+_ARTICLE_SENTENCES = 6
 _PROMPT_FACTS = {"reason": 3, "pitch": 7, "summary": 3, "headline": 3, "digest": 4}
 #: Relations to the user's history shown per kind: a one-sentence reason states one.
 _PROMPT_RELATIONS = {"reason": 1}
@@ -212,6 +214,34 @@ def select_facts(f: Facts, limit: int | None = None) -> list[Fact]:
     return (relations + personal + own[:3] + status)[:limit] + text
 
 
+def _interest_words(f: Facts) -> set[str]:
+    """What the user follows: their matched preferences and query, their history's titles."""
+    words = {
+        w
+        for fact in f.plan
+        if fact.kind in ("preference", "query")
+        for v in fact.values
+        for w in normalize(v).split()
+    }
+    words |= {w for t in f.evidence for w in normalize(t).split()}
+    words |= set(normalize(f.query or "").split())
+    return words - STOPWORDS
+
+
+def focused_sentences(f: Facts, limit: int) -> list[str]:
+    """Up to ``limit`` sentences of the item's article (or text) that best match what the
+    user follows (:func:`_interest_words`), in article order; the opening ones when none
+    match. A summary's template is these; the model is shown them as the article, so its
+    summary of the same article differs with the reader."""
+    found = sentences(re.sub(r"\s+", " ", f.article or f.text))
+    interests = _interest_words(f)
+    scored = sorted(
+        range(len(found)),
+        key=lambda i: (-len(interests & set(normalize(found[i]).split())), i),
+    )
+    return [found[i] for i in sorted(scored[:limit])]
+
+
 def _attribute_rank(attribute: str | None) -> int:
     order = ("genres", "category", "categories", "director", "directors", "brand", "cast")
     return order.index(attribute) if attribute in order else len(order)
@@ -229,7 +259,7 @@ def _user_message(f: Facts, attempt: int, prefill: bool = False) -> str:
         listed = [t for e, t in zip(f.evidence_items, f.evidence) if e.item_id in f.listed]
         lines.append("Picks: " + ", ".join(f'"{t}"' for t in [f.title, *listed]))
     if f.kind == "summary" and f.article:
-        lines.append(f'Article: "{f.article}"')
+        lines.append(f'Article: "{" ".join(focused_sentences(f, _ARTICLE_SENTENCES))}"')
     if f.query:
         lines.append(f'Reader searched for: "{f.query}"')
     if not (prefill and f.kind in PREFILLED_KINDS):  # a prefilled opening is the shape

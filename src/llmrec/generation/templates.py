@@ -10,14 +10,13 @@ their order.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 
 from llmrec.generation.claims import HEADLINE_CHARS, sentences
 from llmrec.generation.evidence import Facts
 from llmrec.generation.plan import PEOPLE_ATTRIBUTES
-from llmrec.generation.prompts import select_facts, shape_index
-from llmrec.generation.text import STOPWORDS, join_words, normalize
+from llmrec.generation.prompts import focused_sentences, select_facts, shape_index
+from llmrec.generation.text import join_words, normalize
 from llmrec.types import Fact
 
 __all__ = ["digest_text", "template_text"]
@@ -156,37 +155,18 @@ def _pitch(f: Facts) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _interest_words(f: Facts) -> set[str]:
-    words = {
-        w
-        for fact in f.plan
-        if fact.kind in ("preference", "query")
-        for v in fact.values
-        for w in normalize(v).split()
-    }
-    words |= {w for t in f.evidence for w in normalize(t).split()}
-    words |= set(normalize(f.query or "").split())
-    return words - STOPWORDS
-
-
 def _summary(f: Facts) -> str:
     """The article's sentences that best match the user's interests, in article order
-    (two or three; the opening sentence when none match)."""
-    found = sentences(re.sub(r"\s+", " ", f.article or f.text))
+    (two or three, at most about 90 words; the opening ones when none match)."""
+    found = focused_sentences(f, 3)
     if not found:
         return _reason(f)
-    interests = _interest_words(f)
-    scored = sorted(
-        range(len(found)),
-        key=lambda i: (-len(interests & set(normalize(found[i]).split())), i),
-    )
-    keep = sorted(scored[:3]) if len(found) > 3 else list(range(len(found)))
     words, out = 0, []
-    for i in keep:
-        n = len(found[i].split())
+    for sentence in found:
+        n = len(sentence.split())
         if out and words + n > 90:
             break
-        out.append(found[i])
+        out.append(sentence)
         words += n
     return " ".join(out)
 
