@@ -172,10 +172,11 @@ def _values(value: Any) -> Iterable[str]:
 
 
 def title_forms(title: str) -> list[str]:
-    """A title as written and with a trailing article moved to the front, no year."""
+    """A title as written and with a trailing article moved to the front ("Postino, Il"
+    -> "Il Postino"), no year."""
     base = re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
     forms = [base]
-    match = re.match(r"^(.*), (The|A|An)$", base)
+    match = re.match(r"^(.*), (The|A|An|Il|La|Le|Les|L'|El|Los|Las|Der|Die|Das)$", base)
     if match:
         forms.append(f"{match.group(2)} {match.group(1)}")
         forms.append(match.group(1))
@@ -222,6 +223,10 @@ class Truth:
         return truth
 
     def _index(self) -> None:
+        self.by_title: dict[str, set[str]] = {}
+        for iid, item in self.items.items():
+            for form in title_forms(item.title):
+                self.by_title.setdefault(form, set()).add(iid)
         self.titles: list[tuple[str, str]] = sorted(
             ((form, iid) for iid, item in self.items.items() for form in title_forms(item.title)
              if len(form) >= 4), key=lambda p: -len(p[0]))  # fmt: skip
@@ -331,7 +336,10 @@ def _mask(truth: Truth, text: str, targets: set[str], history: list[str]) -> tup
         pattern = re.compile(r"(?<![\w\u27e6])" + re.escape(form) + r"(?![\w\u27e7])", flags)
         if not pattern.search(text):
             continue
-        role = "T" if iid in targets else "H" if iid in history else "O"
+        # catalogs repeat titles (ML-100K lists "Ulee's Gold" twice): any item of the name
+        same = truth.by_title.get(form, {iid})
+        role = "T" if same & targets else "H" if same & set(history) else "O"
+        iid = min(same & targets or same & set(history) or same)
         slot = f"\u27e6{role}{len(slots)}\u27e7"
         slots[slot] = iid
         text = pattern.sub(slot, text)

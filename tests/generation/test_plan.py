@@ -224,6 +224,12 @@ def test_wording_no_fact_carries_is_rejected(movies, shop) -> None:
     true = "No Country for Old Men was liked by 40% of the 230 people who liked Fargo."
     assert _verify(movies, true, "nc", ("fargo",), plan=co).ok
     # the data says liked, not loved
+    for text in (
+        "You liked Fargo, and No Country for Old Men is a Crime pick. You liked 40% of "
+        "the 230 people who liked Fargo.",
+        "No Country for Old Men is a Crime pick. The plot summary is not available.",
+    ):
+        assert not _verify(movies, text, "nc", ("fargo",), plan=co, kind="pitch").ok, text
     loved = true.replace("was liked by", "was loved by")
     v = _verify(movies, loved, "nc", ("fargo",), plan=co)
     assert not v.ok and "loved" in v.problems[0]

@@ -189,7 +189,8 @@ def _plural(word: str) -> bool:
 #: Talk about the prompt rather than the item.
 _META = re.compile(
     r"\b(?:the (?:details|facts|information|data) (?:are|is|say|says|show)|(?:is|are) accurate|"
-    r"in the (?:section|category|facts)|the facts given|as (?:stated|listed|given))\b"
+    r"in the (?:section|category|facts)|the facts given|as (?:stated|listed|given)|"
+    r"(?:is|are) not (?:available|given|known|listed))\b"
 )
 #: Words stronger than any fact: co-consumption and history facts say "liked".
 _STRONGER = ("loved", "adored", "raved", "obsessed")
@@ -204,6 +205,9 @@ def check_wording(c: Any) -> list[str]:
     for word in _STRONGER:
         if f" {word} " in free and word not in own:
             return [f"says '{word}' where the data says liked"]
+    if re.search(r"\byou (?:liked|enjoyed|loved|rated|bought) \d", c.norm):
+        # "You liked 27% of the 100 people who liked Batman": a figure is no item
+        return ["says the user liked a figure"]
     meta = _META.search(c.norm)
     if meta and meta.group(0) not in normalize(c.target.text):
         # "and the details are accurate": the prompt talked about, not the item
