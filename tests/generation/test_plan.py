@@ -253,6 +253,7 @@ def test_wording_no_fact_carries_is_rejected(movies, shop) -> None:
     for target, text in (
         ("p1", "Mini Bike Pump is a bike for your rides."),
         ("j1", "Alpine Down Jacket is a glass jacket for cold days."),
+        ("j1", "The Alpine Down Jacket are a luxury item made by Summit."),
         ("j1", "Alpine Down Jacket is a Jackets pick, and the details are accurate."),
     ):
         v = _verify(shop, text, target, plan=item_facts(shop.get(target)))

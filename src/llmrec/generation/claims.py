@@ -58,7 +58,7 @@ _DESCRIPTORS = frozenset(
     experience ride journey option upgrade essential staple companion match fit""".split()
 )
 _COPULA = re.compile(
-    r"\b(?:it is|it s|its|this is|that is|is|as|being|makes for|offers)\s+(?:a|an)\s+"
+    r"\b(?:it is|it s|its|this is|that is|is|are|as|being|makes for|offers)\s+(?:a|an)\s+"
     r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
     r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked|made|"

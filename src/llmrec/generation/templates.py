@@ -88,7 +88,7 @@ def _relation_sentence(f: Facts, fact: Fact, shape: int) -> str | None:
         return f"{title} shares its {label}, {value}, with {name}, which you liked."
     if fact.kind == "similar_text":
         if shape % 2:
-            return f"{title} has a description close to that of {name}, which you liked."
+            return f"{title} has a description similar to that of {name}, which you liked."
         return f"If you enjoyed {name}, {title} has a similar description."
     return None
 
