@@ -214,6 +214,19 @@ def select_facts(f: Facts, limit: int | None = None) -> list[Fact]:
     return (relations + personal + own[:3] + status)[:limit] + text
 
 
+def article_for(word: str) -> str:
+    """ "an" before a vowel, else "a"."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def section_of(f: Facts) -> str:
+    """The item's section (a news article's desk), or empty."""
+    for fact in f.plan:
+        if fact.kind == "attribute" and fact.attribute == "section" and fact.values:
+            return fact.values[0]
+    return ""
+
+
 def _interest_words(f: Facts) -> set[str]:
     """What the user follows: their matched preferences and query, their history's titles."""
     words = {
@@ -338,13 +351,11 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
     choices = [o for o in OPENINGS if ("{other}" in o[0]) == (other is not None)]
     pattern, shape = choices[(shape_index(f, len(choices)) + attempt - 1) % len(choices)]
     text = pattern.format(item=f.title, other=other)
-    section = next(
-        (x.values[0] for x in f.plan if x.kind == "attribute" and x.attribute == "section"), None
-    )
+    section = section_of(f)
     if section:
         # An article's name is a headline: "<headline> is a Climate story" reads as a
         # sentence where "<headline> is a ..." left to a small model did not.
-        text += f" {'an' if section[:1].lower() in 'aeiou' else 'a'} {section} story"
+        text += f" {article_for(section)} {section} story"
     return text, shape
 
 

@@ -15,15 +15,17 @@ from collections.abc import Sequence
 from llmrec.generation.claims import HEADLINE_CHARS, sentences
 from llmrec.generation.evidence import Facts
 from llmrec.generation.plan import PEOPLE_ATTRIBUTES
-from llmrec.generation.prompts import focused_sentences, select_facts, shape_index
+from llmrec.generation.prompts import (
+    article_for,
+    focused_sentences,
+    section_of,
+    select_facts,
+    shape_index,
+)
 from llmrec.generation.text import join_words, normalize
 from llmrec.types import Fact
 
 __all__ = ["digest_text", "template_text"]
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _history_name(f: Facts, fact: Fact) -> str:
@@ -33,24 +35,24 @@ def _history_name(f: Facts, fact: Fact) -> str:
     return ""
 
 
-def _section(f: Facts) -> str:
-    """The item's section (a news article's desk), or empty."""
-    for fact in f.plan:
-        if fact.kind == "attribute" and fact.attribute == "section" and fact.values:
-            return fact.values[0]
-    return ""
-
-
 def _kind_words(f: Facts) -> str:
     """What the item is, in its own words: up to two genres or its category."""
-    if _section(f):
-        return _section(f)
+    section = section_of(f)
+    if section:
+        return section
     if f.genres:
         return join_words(list(f.genres[:2]))
     for fact in f.plan:
         if fact.kind == "attribute" and fact.attribute in ("category", "categories", "type"):
             return fact.values[0]
     return ""
+
+
+def _pick(f: Facts, kind: str) -> str:
+    """ "a Comedy pick", or for an article "a Health story" (not "a vaccines and
+    children pick")."""
+    noun = "story" if section_of(f) else "pick"
+    return f"{article_for(kind)} {kind} {noun}" if kind else "a pick"
 
 
 def _people_tail(f: Facts) -> str:
@@ -102,9 +104,7 @@ def _reason(f: Facts) -> str:
             sentence = _relation_sentence(f, fact, shape)
             if sentence:
                 return sentence
-    # an article is "a Health story", not "a vaccines and children pick"
-    noun = "story" if _section(f) else "pick"
-    pick = f"{_article(kind)} {kind} {noun}" if kind else "a pick"
+    pick = _pick(f, kind)
     for fact in chosen:
         if fact.kind == "preference":
             tags = join_words(list(fact.values))
@@ -133,9 +133,7 @@ def _opening(f: Facts) -> str:
         if normalize(first).startswith(normalize(f.title)):
             return first
         return f"{f.title}: {first}"
-    # an article is "a Health story", not "a vaccines and children pick"
-    noun = "story" if _section(f) else "pick"
-    pick = f"{_article(kind)} {kind} {noun}" if kind else "a pick"
+    pick = _pick(f, kind)
     return f"{f.title} is {pick}{_people_tail(f)}."
 
 
@@ -185,7 +183,7 @@ def _headline(f: Facts) -> str:
             candidates.append(f"{f.title}: more {join_words(list(fact.values))} for you")
     kind = _kind_words(f)
     if kind:
-        candidates.append(f"{f.title}: {_article(kind)} {kind} pick")
+        candidates.append(f"{f.title}: {article_for(kind)} {kind} pick")
     candidates.append(f.title)
     for text in candidates:
         if len(text) <= HEADLINE_CHARS:
