@@ -67,6 +67,7 @@ FLAGS = (
     "invented_name",
     "repeated_phrase",
     "false_history",
+    "false_taste",
     "target_not_named",
 )
 TARGETS = {
@@ -121,6 +122,10 @@ KNOWN_FALSE = [
         "false_history",
     ),
     ("p06", "You bought the Road Running Shoes, so try the GPS Running Watch.", "false_history"),
+    # u01's liked items are all Running: Camping is not their usual kind, Running is
+    # the target's own
+    ("p10", "Backpacking Stove is a change from your usual Camping picks.", "false_taste"),
+    ("p06", "GPS Running Watch is a change from your usual Running picks.", "false_taste"),
 ]
 KNOWN_TRUE = [
     ("p03", "The Hydration Running Belt by Ridgeline costs $34 and holds two soft flasks."),
@@ -129,6 +134,7 @@ KNOWN_TRUE = [
         "You bought the Hydration Running Belt and liked the Road Running Shoes, so try "
         "the GPS Running Watch.",
     ),
+    ("p10", "Backpacking Stove is a Camping pick, a change from your usual Running picks."),
 ]
 
 

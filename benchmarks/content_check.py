@@ -32,8 +32,11 @@ preferences, and decides from them what is true. Rules:
   data does not give them; ``repeated_phrase`` a word written twice in a row or a
   repeated 3-word phrase; ``false_history`` "you liked / bought X" where the user's events
   hold no liking (a click, like, purchase or a 4-5 star rating; a view or a 3-star rating
-  is not one) or no purchase of X; ``target_not_named`` (reasons and pitches
-  only) the target's title absent.
+  is not one) or no purchase of X; ``false_taste`` "a change from (unlike) your usual X"
+  (the user's usual kind) where X is not the category, section or genre value of at least two and at least
+  half of the user's liked items, or is the target's own (then it is no change); a true
+  one ("a change from your usual Running picks") is a supported statement about the user;
+  ``target_not_named`` (reasons and pitches only) the target's title absent.
 """
 
 from __future__ import annotations
@@ -377,6 +380,7 @@ def check_text(truth: Truth, text: str, kind: str, user: str, target: str | None
     verdict = Verdict()
     history = truth.history.get(user, [])
     masked, slots = _mask(truth, text, {target, *listed} - {None}, history)
+    masked = _usual_kinds(truth, verdict, masked, user, target)
     user_vocab = {stem(w) for w in words(truth.user_words.get(user, ""))}
     user_tags: set[str] = set()
     for h in history:
@@ -405,11 +409,59 @@ def check_text(truth: Truth, text: str, kind: str, user: str, target: str | None
                           truth.liked.get(user, set()), truth.bought.get(user, set()))  # fmt: skip
     text_stems = {stem(w) for w in words(_MASK.sub(" ", masked))}
     verdict.cites_user = (
-        any(slot[1] == "H" for slot in slots)
+        verdict.cites_user  # a true "your usual X" (_usual_kinds)
+        or any(slot[1] == "H" for slot in slots)
         or bool(text_stems & pref)
         or (bool(text_stems & _USER) and bool(text_stems & user_tags))
     )
     return verdict
+
+
+# "a change from your usual X" / "unlike your usual X": a contrast with the user's usual
+# kind (a bare "your usual X" is left to the other rules: "is your usual X" says what it is)
+_USUAL = re.compile(r"\b(?:(?:a|as a) change from|unlike|beyond) your usual\s+([^.;:!?,]*)", re.I)
+_KIND_FIELDS = ("category", "section", "genres")
+_KIND_NOUNS = frozenset("stories story picks reads items choices titles films movies products "
+                        "articles gear kit".split())  # fmt: skip
+
+
+def _usual_kinds(truth: Truth, verdict: Verdict, masked: str, user: str,
+                 target: str | None) -> str:  # fmt: skip
+    """Check each "your usual X" against the user's liked items (see ``false_taste``);
+    a true one is counted as a supported claim and taken out of the text."""
+    liked = [i for i in truth.history.get(user, []) if i in truth.liked.get(user, set())]
+    own = set()
+    if target:
+        own = {v.lower() for f in _KIND_FIELDS
+               for v in _values(truth.items[target].attributes.get(f))}  # fmt: skip
+    out = masked
+    for match in _USUAL.finditer(masked):
+        said = words(match.group(1))
+        best = None
+        for f in _KIND_FIELDS:
+            counts = Counter(v.lower() for i in liked
+                             for v in set(_values(truth.items[i].attributes.get(f))))  # fmt: skip
+            for value, count in counts.items():
+                vw = [w.lower() for w in words(value)]
+                if [w.lower() for w in said[: len(vw)]] == vw and (best is None or len(vw) > best[2]):
+                    best = (value, count, len(vw))
+        ok = (best is not None and best[1] >= 2 and 2 * best[1] >= len(liked)
+              and best[0] not in own)  # fmt: skip
+        if not ok:
+            verdict.flags.add("false_taste")
+            verdict.notes.append(f"'your usual {' '.join(said[:3])}' is not what the data says")
+            continue
+        written = r"\W+".join(re.escape(w) for w in said[: best[2]])
+        nouns = "|".join(sorted(_KIND_NOUNS))
+        phrase = re.compile(
+            rf"(?:(?:a|as a) change from|unlike|beyond) your usual\s+{written}(?:\s+(?:{nouns}))?\b",
+            re.I,
+        )
+        verdict.claims += 1
+        verdict.supported += 1
+        verdict.cites_user = True
+        out = phrase.sub(" ", out, count=1)
+    return out
 
 
 def _named(truth: Truth, masked: str, slots: dict[str, str], target: str) -> bool:

@@ -339,6 +339,7 @@ FACT_KINDS = (
     "shared_attribute",
     "similar_text",
     "preference",
+    "taste",
     "query",
     "status",
     "signal",

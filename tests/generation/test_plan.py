@@ -16,6 +16,7 @@ from llmrec.generation import (
     item_facts,
     relation_facts,
     request_plan,
+    taste_facts,
     verify_text,
 )
 from llmrec.generation.claims import sentences
@@ -293,6 +294,65 @@ def test_a_template_calls_an_article_a_story_of_its_section() -> None:
     gen = ContentGenerator(_PrefillChat(lambda c: "x"), catalog=pipe.catalog)
     opening = gen.prompt(_request(pipe.catalog, "n0", ("n1",)))[-1]["content"]
     assert opening.endswith("Drought forces farmers to switch crops is a Climate story"), opening
+
+
+NEWS = [
+    Item("s1", "Young cyclist wins the mountain stage", "A rider of 21 won the stage.",
+         {"section": "Sports", "tags": ["cycling"]}),
+    Item("s2", "Marathon record falls on a cold morning", "A course record fell.",
+         {"section": "Sports", "tags": ["running"]}),
+    Item("s3", "Underdogs reach the cup final", "A second division side won on penalties.",
+         {"section": "Sports", "tags": ["football"]}),
+    Item("h1", "Walking ten minutes a day lowers heart risk",
+         "A study of 90,000 adults found that brisk walking lowered heart risk. People who "
+         "took up running or cycling were counted apart.", {"section": "Health", "tags": ["walking", "heart"]}),
+]  # fmt: skip
+
+
+def test_a_taste_is_the_kind_most_liked_items_share_and_the_target_lacks() -> None:
+    s1, s2, s3, h1 = NEWS
+    [fact] = taste_facts(h1, [s1, s2, h1])
+    assert fact.kind == "taste" and fact.values == ("Sports", "2", "3")
+    assert fact.text == "Most of what you liked is Sports (2 of 3); this is not."
+    assert taste_facts(s3, [s1, s2]) == []  # its own kind: a shared attribute says so
+    assert taste_facts(h1, [s1]) == []  # one item is no pattern
+    assert taste_facts(h1, [s1, h1, Item("x", "X", "", {"section": "Economy"})]) == []  # no half
+    assert taste_facts(Item("y", "Y", "", {}), [s1, s2]) == []  # no kind to compare
+
+
+def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
+    events = [Event("r", "s1", "click", timestamp=1.0), Event("r", "s2", "click", timestamp=2.0)]
+    events += [Event(f"o{n}", "h1", "click", timestamp=3.0 + n) for n in range(3)]
+    events.append(Event("r", None, "query", text="running and cycling", timestamp=9.0))
+    pipe = _pipeline(NEWS, events)
+    [rec] = [r for r in pipe.recommend("r", k=2, generate=False) if r.item_id == "h1"]
+    plan = rec.explanation.plan
+    assert rec.explanation.evidence_item_ids == ()
+    assert [f.values for f in plan if f.kind == "taste"] == [("Sports", "2", "2")]
+    # the words of what the reader said they follow that the article holds
+    stated = [f for f in plan if f.provenance == "profile:stated_preferences"]
+    assert [f.values for f in stated] == [("running", "cycling")]
+    gen, item = pipe.generator, pipe.catalog.get("h1")
+    request = ReasonRequest("r", item, plan=plan)
+    text = gen.template_text(request, "reason")
+    assert "matches your interest in running and cycling" in text, text
+    assert gen.verify(text, request, "reason").ok, text
+    # without the stated words, the contrast with the reader's usual kind
+    request = ReasonRequest("r", item, plan=tuple(f for f in plan if f not in stated))
+    texts = {gen.template_text(request.__class__(uid, item, plan=request.plan), "reason")
+             for uid in ("a", "b", "c", "d", "e", "f")}  # fmt: skip
+    for text in texts:
+        assert "a change from your usual Sports stories" in text, text
+        assert gen.verify(text, request, "reason").ok, text
+    # a model is given the words a text may use for it
+    prompt = ContentGenerator(FunctionChat(lambda c: "x"), catalog=pipe.catalog).prompt(request)
+    assert '- "A change from your usual Sports stories."' in prompt[-1]["content"]
+    # the user's kind is never the item's
+    for wrong in (
+        "Walking ten minutes a day lowers heart risk is a Sports story.",
+        "Walking ten minutes a day lowers heart risk is your usual Sports story.",
+    ):
+        assert not gen.verify(wrong, request, "reason").ok, wrong
 
 
 def test_evidence_is_only_what_the_user_liked() -> None:

@@ -15,7 +15,13 @@ from llmrec.generation.claims import CONTENT_KINDS, HEADLINE_CHARS, ITEM_KINDS
 from llmrec.generation.evidence import ReasonRequest
 from llmrec.generation.generator import DEFAULT_BUDGET_S, KIND_BUDGETS, ContentGenerator
 from llmrec.generation.llms.base import ChatBackend, ChatMessage
-from llmrec.generation.plan import context_facts, item_facts, relation_facts, request_plan
+from llmrec.generation.plan import (
+    context_facts,
+    item_facts,
+    relation_facts,
+    request_plan,
+    taste_facts,
+)
 from llmrec.generation.prompts import LENGTHS, TONES, answer_text
 from llmrec.generation.text import display_title, sanitize_text
 from llmrec.generation.verify import Verification, verify_text
@@ -40,5 +46,6 @@ __all__ = [
     "relation_facts",
     "request_plan",
     "sanitize_text",
+    "taste_facts",
     "verify_text",
 ]

@@ -55,14 +55,14 @@ _DESCRIPTORS = frozenset(
     delightful enjoyable worthy worthwhile welcome natural next obvious safe sure wise bold
     fresh new little big fitting ideal useful handy practical reliable sturdy light quality
     film movie story one piece thing way addition follow up see have try buy own gem treat
-    experience ride journey option upgrade essential staple companion match fit""".split()
+    experience ride journey option upgrade essential staple companion match fit change""".split()
 )
 _COPULA = re.compile(
     r"\b(?:it is|it s|its|this is|that is|is|are|as|being|makes for|offers)\s+(?:a|an)\s+"
     r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
     r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked|made|"
-    r"directed|written|starring|designed|built)\b|$)"
+    r"directed|written|starring|designed|built|a change)\b|$)"
 )
 #: The labels of attribute facts ("Section: Health."): no kind of item.
 _LABEL_WORDS = frozenset({"section", "category", "categories", "genre", "genres", "tag", "tags"})
@@ -132,7 +132,7 @@ def _own_words(target: Item, plan: Sequence[Fact]) -> set[str]:
     parts.extend(
         " ".join(f.values) if f.kind == "attribute" else f"{f.text} {' '.join(f.values)}"
         for f in plan
-        if f.item_id is None
+        if f.item_id is None and f.kind != "taste"  # a taste is the user's, not the item's
     )
     words = set(normalize(" ".join(parts)).split())
     return words | {w[:-1] for w in words if w.endswith("s")} | {w + "s" for w in words}

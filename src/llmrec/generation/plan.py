@@ -46,6 +46,8 @@ __all__ = [
     "relation_items",
     "request_plan",
     "share_lower_bound",
+    "taste_facts",
+    "taste_phrase",
 ]
 
 #: Fact kinds that join a history item to the recommended item.
@@ -69,6 +71,9 @@ PEOPLE_ATTRIBUTES = (
     "publisher",
     "studio",
 )
+#: Attributes that file an item under a kind (a news desk, a shop category, a genre): the
+#: value most of a user's liked items share is their usual kind (:func:`taste_facts`).
+TASTE_ATTRIBUTES = ("section", "category", "categories", "genres", "type")
 #: Attributes never stated: the item's identity, internal flags, long text.
 _HIDDEN = frozenset({"item_id", "id", "title", "text", "description", "image", "url", "new"})
 _STATUS = {
@@ -262,6 +267,51 @@ def relation_facts(
     return out
 
 
+def taste_phrase(fact: Fact, noun: str = "picks") -> str:
+    """How a text names a ``taste`` fact's kind: ``"your usual Sports stories"``; the
+    verifier accepts the user's usual kind only in "a change from <this phrase>"."""
+    return f"your usual {fact.values[0]} {noun}"
+
+
+def taste_facts(target: Item, liked: Sequence[Item]) -> list[Fact]:
+    """What the user usually likes, when ``target`` is not it: for the first of
+    :data:`TASTE_ATTRIBUTES` the target has, the value that at least two and at least half
+    of the user's ``liked`` items have and the target lacks ("Most of what you liked is
+    Sports (3 of 4); this is not."). Empty when the target is the user's usual kind (a
+    shared attribute states that) or no value dominates."""
+    for key in TASTE_ATTRIBUTES:
+        own = {v.strip().casefold() for v in _strings(target.attributes.get(key))}
+        if not own:
+            continue
+        counts: dict[str, int] = {}
+        shown: dict[str, str] = {}
+        for other in liked:
+            for v in dict.fromkeys(_strings(other.attributes.get(key))):
+                folded = v.strip().casefold()
+                counts[folded] = counts.get(folded, 0) + 1
+                shown.setdefault(folded, v)
+        if not counts:
+            return []
+        # Ties go to the value first seen, i.e. the most recent liked item's.
+        top = max(counts, key=lambda v: counts[v])
+        n, count = len(liked), counts[top]
+        values = format_value(key, shown[top])
+        if top in own or count < 2 or 2 * count < n or not values:
+            return []
+        return [
+            Fact(
+                "taste",
+                f"Most of what you liked is {values[0]} ({count} of {n}); this is not.",
+                "profile:history",
+                (values[0], str(count), str(n)),
+                None,
+                key,
+                count / n,
+            )
+        ]
+    return []
+
+
 def context_facts(
     item: Item,
     *,
@@ -270,8 +320,10 @@ def context_facts(
     signals: Mapping[str, float] | None = None,
     relations: Mapping[str, str] | None = None,
     threshold: float = 0.05,
+    stated: Sequence[str] = (),
 ) -> list[Fact]:
-    """The user's matched preferences and query words, and the signals that fired."""
+    """The user's matched preferences (tags they like, words of what they said they
+    like: ``stated``, newest last) and query words, and the signals that fired."""
     out = []
     tags = [t for t in matched_tags if t in item.tags][:2]
     if tags:
@@ -282,6 +334,23 @@ def context_facts(
                 "profile:tag_affinity",
                 tuple(tags),
                 weight=1.0,
+            )
+        )
+    seen, said = {normalize(t) for t in tags}, []
+    for text in reversed(stated):
+        for word in _query_matches(item, text):
+            if normalize(word) not in seen:
+                seen.add(normalize(word))
+                said.append(word)
+    said = said[:2]
+    if said:
+        out.append(
+            Fact(
+                "preference",
+                f"Matches your interest in {join_words(said)}.",
+                "profile:stated_preferences",
+                tuple(said),
+                weight=0.9,
             )
         )
     if query:

@@ -27,7 +27,7 @@ from typing import Any
 
 from llmrec.generation.claims import HEADLINE_CHARS, sentences
 from llmrec.generation.evidence import Facts
-from llmrec.generation.plan import RELATION_KINDS
+from llmrec.generation.plan import RELATION_KINDS, taste_phrase
 from llmrec.generation.text import STOPWORDS, first_sentence, normalize
 from llmrec.types import Fact
 
@@ -41,6 +41,7 @@ __all__ = [
     "opening",
     "select_facts",
     "shape_index",
+    "taste_change",
 ]
 
 #: Tones a generator may be asked for, and how the prompt says each.
@@ -206,6 +207,7 @@ def select_facts(f: Facts, limit: int | None = None) -> list[Fact]:
     relations = sorted((x for x in plan if x.kind in RELATION_KINDS), key=strength)
     relations = relations[: _PROMPT_RELATIONS.get(f.kind, 2)]
     personal = [x for x in plan if x.kind in ("preference", "query")][:2]
+    personal += [x for x in plan if x.kind == "taste"][:1]
     own = [x for x in plan if x.kind == "attribute"]
     own.sort(key=lambda x: _attribute_rank(x.attribute))
     status = [x for x in plan if x.kind == "status"][:1]
@@ -225,6 +227,20 @@ def section_of(f: Facts) -> str:
         if fact.kind == "attribute" and fact.attribute == "section" and fact.values:
             return fact.values[0]
     return ""
+
+
+def taste_change(f: Facts, fact: Fact) -> str:
+    """A ``taste`` fact as a text says it: "a change from your usual Sports stories"."""
+    return "a change from " + taste_phrase(fact, "stories" if section_of(f) else "picks")
+
+
+def _fact_line(f: Facts, fact: Fact) -> str:
+    """A fact as the prompt gives it: its statement, or for a taste the words a text
+    may use ("A change from your usual Sports stories.")."""
+    if fact.kind == "taste":
+        change = taste_change(f, fact)
+        return f"{change[0].upper()}{change[1:]}."
+    return fact.text
 
 
 def _interest_words(f: Facts) -> set[str]:
@@ -267,7 +283,7 @@ def _user_message(f: Facts, attempt: int, prefill: bool = False) -> str:
     facts = select_facts(f)
     if facts:
         lines.append("Facts:")
-        lines += [f'- "{fact.text}"' for fact in facts]
+        lines += [f'- "{_fact_line(f, fact)}"' for fact in facts]
     if f.kind == "digest":
         listed = [t for e, t in zip(f.evidence_items, f.evidence) if e.item_id in f.listed]
         lines.append("Picks: " + ", ".join(f'"{t}"' for t in [f.title, *listed]))

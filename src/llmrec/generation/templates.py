@@ -21,6 +21,7 @@ from llmrec.generation.prompts import (
     section_of,
     select_facts,
     shape_index,
+    taste_change,
 )
 from llmrec.generation.text import join_words, normalize
 from llmrec.types import Fact
@@ -113,6 +114,11 @@ def _reason(f: Facts) -> str:
             return f"{f.title} is {pick} that matches your interest in {tags}."
         if fact.kind == "query":
             return f"{f.title} matches your search for {' '.join(fact.values)}."
+        if fact.kind == "taste":
+            change = taste_change(f, fact)
+            if shape % 2:
+                return f"{change[0].upper()}{change[1:]}: {f.title} is {pick}{_people_tail(f)}."
+            return f"{f.title} is {pick}{_people_tail(f)}, {change}."
         if fact.kind == "status":
             status = fact.text.rstrip(".").lower()
             return f"{f.title} is {pick}{_people_tail(f)}, {status}."
@@ -179,11 +185,13 @@ def _headline(f: Facts) -> str:
             candidates.append(f"{f.title}, for fans of {name}")
         elif fact.kind == "shared_attribute" and name and fact.values:
             candidates.append(f"{f.title}: {fact.values[0]}, as in {name}")
+            if fact.attribute not in PEOPLE_ATTRIBUTES:  # shorter: "More Sports for you: ..."
+                candidates.append(f"More {fact.values[0]} for you: {f.title}")
         elif fact.kind == "preference":
             candidates.append(f"{f.title}: more {join_words(list(fact.values))} for you")
     kind = _kind_words(f)
     if kind:
-        candidates.append(f"{f.title}: {article_for(kind)} {kind} pick")
+        candidates.append(f"{f.title}: {_pick(f, kind)}")
     candidates.append(f.title)
     for text in candidates:
         if len(text) <= HEADLINE_CHARS:

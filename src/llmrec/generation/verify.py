@@ -300,11 +300,18 @@ class _Context:
 
     @functools.cached_property
     def covered(self) -> list[bool]:
-        """Per word, whether an allowed title (or a prefix of one) covers it."""
+        """Per word, whether an allowed title (or a prefix of one) covers it, or the
+        phrase that states the user's usual kind (``"a change from your usual Sports"``,
+        from a ``taste`` fact: that kind is the user's, not the item's)."""
         prefixes = title_prefixes(self.target.title)
         for item in self.evidence:
             prefixes |= title_prefixes(item.title)
-        return _spans(self.words, self.allowed_forms | prefixes)
+        tastes = {
+            normalize(f"a change from your usual {f.values[0]}")
+            for f in self.plan
+            if f.kind == "taste"
+        }
+        return _spans(self.words, self.allowed_forms | prefixes | tastes)
 
     @functools.cached_property
     def category_values(self) -> frozenset[str]:
@@ -339,7 +346,9 @@ class _Context:
         return " ".join(
             [_item_facts(self.target, with_text=True)]
             + [_item_facts(e, with_text=False) for e in self.evidence]
-            + [f"{f.text} {' '.join(f.values)}" for f in self.plan]
+            # a taste names the user's usual kind: a text may say it only as "a change
+            # from your usual <kind>" (:attr:`covered`), never of the item
+            + [f"{f.text} {' '.join(f.values)}" for f in self.plan if f.kind != "taste"]
             + [self.query or ""]
         )
 
@@ -356,7 +365,7 @@ class _Context:
         parts = [_item_facts(self.target, with_text=True), self.query or ""]
         parts += [
             f"{f.text} {' '.join(f.values)}"
-            if f.item_id is None
+            if f.item_id is None and f.kind != "taste"  # a taste is the user's, not the item's
             else " ".join(f.values) * (f.kind == "shared_attribute")
             for f in self.plan
         ]
@@ -567,12 +576,18 @@ def _check_names(c: _Context) -> list[str]:
     statement pasted mid-sentence ("a running shoe, Matches your interest") is no name."""
     named = [_item_facts(c.target, with_text=True)]
     named += [_item_facts(e, with_text=False) for e in c.evidence]
-    named += [" ".join(f.values) for f in c.plan] + [c.query or ""]
+    named += [" ".join(f.values) for f in c.plan if f.kind != "taste"] + [c.query or ""]
     fact_words = set(_with_aliases(normalize(" ".join(named))).split())
     fact_words |= {w for tag in c.index.tag_words for w in tag.split()}
     fact_words |= c.other_titles[1]
+    # the user's usual kind is named only as "a change from your usual <kind>"
+    # (:attr:`_Context.covered`)
+    tastes = {w for f in c.plan if f.kind == "taste" for w in normalize(f.values[0]).split()}
+    covered = {w for w, hit in zip(c.words, c.covered) if hit}
     unknown = [
-        raw for raw, w in proper_words(c.text) if w not in fact_words and w not in _PROPER_OK
+        raw
+        for raw, w in proper_words(c.text)
+        if w not in fact_words and w not in _PROPER_OK and (w not in tastes or w not in covered)
     ]
     # A hyphenated name must be the evidence's as a whole: "a Climate-focused plan" names
     # nothing because the tag "Climate" is one.

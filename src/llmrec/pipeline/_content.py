@@ -17,6 +17,10 @@ really related to, and states each relation as a :class:`~llmrec.Fact`
   of the similarity of random item pairs (at least :data:`MIN_SIMILARITY`), so "close to"
   means closer than 95% of pairs are.
 
+When no history item relates to it, the plan says what the user usually likes instead
+(:func:`~llmrec.generation.plan.taste_facts`: "Most of what you liked is Sports (3 of 4);
+this is not."), and the words of the user's stated preferences the item matches.
+
 Only history items the user liked are evidence ("You liked X." must be true), and of them
 only the ones with a relation. The ranking itself is not changed.
 """
@@ -37,6 +41,7 @@ from llmrec.generation import (
     display_title,
     item_facts,
     relation_facts,
+    taste_facts,
 )
 from llmrec.profile import ProfileStore, UserProfile
 from llmrec.types import Fact, Item, Recommendation
@@ -143,9 +148,17 @@ def explain_evidence(
         title = display_title(catalog.get(item_id).title)
         plan.append(Fact("history", f"You liked {title}.", "profile:history", (), item_id))
         plan += facts
+    if not related and history:
+        # No history item relates to it: say how it differs from what the user likes.
+        plan += taste_facts(item, [catalog.get(i) for i in history])
     relations = {**retriever.relations, "tag_affinity": "shared_tags"}
     plan += context_facts(
-        item, matched_tags=matched_tags, query=query, signals=signals, relations=relations
+        item,
+        matched_tags=matched_tags,
+        query=query,
+        signals=signals,
+        relations=relations,
+        stated=profile.stated_preferences,
     )
     return tuple(r[1] for r in related), tuple(plan)
 
