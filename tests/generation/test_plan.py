@@ -409,6 +409,35 @@ def test_true_shop_texts_pass(shop) -> None:
         assert v.ok, (text, v)
 
 
+def test_what_a_product_is_may_come_from_its_name_head_or_its_text() -> None:
+    gear = Catalog([
+        Item("m", "Cycling Helmet MIPS", "A road helmet with a MIPS liner and 18 vents.",
+             {"category": "Cycling", "brand": "Velo", "price": 119.0}),
+        Item("h", "Headlamp 400", "A 400-lumen headlamp with a red light mode.",
+             {"category": "Accessories", "brand": "Summit", "price": 49.0}),
+        Item("r", "Rain Shell Jacket", "A two-layer waterproof shell with a packable hood.",
+             {"category": "Apparel", "brand": "Ridgeline", "price": 159.0}),
+        Item("k", "Kettlebell 12 kg", "A cast iron kettlebell.", {"category": "Fitness", "price": 45.0}),
+        Item("p", "Mini Bike Pump", "A small pump that fits in a jersey pocket.",
+             {"category": "Cycling", "brand": "Velo", "price": 25.0}),
+    ])  # fmt: skip
+    true = [
+        ("m", "Cycling Helmet MIPS is a road helmet with a MIPS liner and 18 vents."),  # code
+        ("h", "Headlamp 400 is a 400-lumen headlamp with a red light mode."),  # figure
+        ("h", "Headlamp 400 is a handy accessory."),  # the singular of its category
+        ("r", "Rain Shell Jacket is a two-layer waterproof shell."),  # its text says shell
+        ("k", "Kettlebell 12 kg is a kettlebell for home workouts."),  # figure and unit
+    ]
+    for item_id, text in true:
+        target = gear.get(item_id)
+        v = verify_text(text, tuple(item_facts(target)), target=target, catalog=gear)
+        assert v.ok, (text, v.problems)
+    for item_id, text in [("p", "Mini Bike Pump is a bike for your rides."),
+                          ("h", "Headlamp 400 is a light set.")]:  # fmt: skip
+        target = gear.get(item_id)
+        assert not verify_text(text, tuple(item_facts(target)), target=target, catalog=gear).ok
+
+
 # --------------------------------------------------------------------------- kinds
 
 

@@ -134,8 +134,50 @@ def _own_words(target: Item, plan: Sequence[Fact]) -> set[str]:
         for f in plan
         if f.item_id is None and f.kind != "taste"  # a taste is the user's, not the item's
     )
-    words = set(normalize(" ".join(parts)).split())
-    return words | {w[:-1] for w in words if w.endswith("s")} | {w + "s" for w in words}
+    return _number_forms(set(normalize(" ".join(parts)).split()))
+
+
+def _number_forms(words: set[str]) -> set[str]:
+    """``words`` with their plural or singular forms ("accessories" <-> "accessory")."""
+    out = set(words) | {w + "s" for w in words}
+    out |= {w[:-1] for w in words if w.endswith("s")}
+    out |= {w[:-3] + "y" for w in words if w.endswith("ies") and len(w) > 4}
+    out |= {w[:-1] + "ies" for w in words if w.endswith("y") and len(w) > 2}
+    return out
+
+
+def _name_head(title: str) -> str:
+    """The word of a product's name that says what it is: the last one that is no
+    figure, unit or model code ("Headlamp 400" -> "headlamp", "Cycling Helmet MIPS" ->
+    "helmet", "Kettlebell 12 kg" -> "kettlebell")."""
+    raw = re.findall(r"[\w'-]+", display_title(title))
+    for n in range(len(raw) - 1, -1, -1):
+        word = raw[n]
+        code = any(ch.isdigit() for ch in word) or (word.isupper() and len(word) > 1)
+        after_figure = n > 0 and any(ch.isdigit() for ch in raw[n - 1])
+        if not code and not after_figure:
+            return normalize(word)
+    return normalize(raw[-1]) if raw else ""
+
+
+#: A text that opens with what the item is: "A two-layer waterproof shell with ...".
+_OPENING_NOUN = re.compile(
+    r"^(?:a|an)\s+((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
+    r"(?=\s+(?:that|which|with|from|for|by|and|to|in|on|of|made)\b)"
+)
+
+
+def _text_heads(item: Item) -> set[str]:
+    """What the item's own text calls it: the head nouns of its sentences that open
+    "A <phrase> with ..." and of its "is a <phrase>" statements."""
+    heads = set()
+    for sentence in sentences(item.text or "")[:4]:
+        norm = normalize(sentence)
+        m = _OPENING_NOUN.match(norm)
+        if m:
+            heads.add(m.group(1).split()[-1])
+        heads |= {m.group(1).split()[-1] for m in _COPULA.finditer(norm)}
+    return heads
 
 
 def check_identity(c: Any) -> list[str]:
@@ -169,9 +211,19 @@ def check_identity(c: Any) -> list[str]:
             # "is a glass insulated water bottle" of a steel bottle: a product's material,
             # make or grade is a fact (a film's "sweeping love story" is a reading of it)
             return [f"calls the item {loose[0]!r}, which its data does not say ({phrase})"]
-        if product and head in c.title_words[:-1] and not _said(head, c.category_words):
-            # "Mini Bike Pump is a bike": its name's last word says what it is
-            return [f"says the item is a {head}; its name says {c.title_words[-1]}"]
+        name_head = _name_head(c.target.title)
+        named = (
+            c.title_words[: c.title_words.index(name_head)] if name_head in c.title_words else []
+        )
+        if (
+            product
+            and head in named
+            and not _said(head, c.category_words)
+            and head not in _text_heads(c.target)
+        ):
+            # "Mini Bike Pump is a bike": its name's head word says what it is (a shell
+            # jacket's text may still call it "a waterproof shell")
+            return [f"says the item is a {head}; its name says {name_head}"]
         if _said(head, own):
             continue
         return [f"says the item is something it is not ({m.group(1)})"]

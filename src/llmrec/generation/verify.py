@@ -306,12 +306,19 @@ class _Context:
         prefixes = title_prefixes(self.target.title)
         for item in self.evidence:
             prefixes |= title_prefixes(item.title)
+        covered = _spans(self.words, self.allowed_forms | prefixes)
+        return [a or b for a, b in zip(covered, self.taste_covered)]
+
+    @functools.cached_property
+    def taste_covered(self) -> list[bool]:
+        """Per word, whether it lies in "a change from your usual <kind>" of a ``taste``
+        fact (the one phrase that may name the user's usual kind)."""
         tastes = {
             normalize(f"a change from your usual {f.values[0]}")
             for f in self.plan
             if f.kind == "taste"
         }
-        return _spans(self.words, self.allowed_forms | prefixes | tastes)
+        return _spans(self.words, tastes)
 
     @functools.cached_property
     def category_values(self) -> frozenset[str]:
@@ -581,13 +588,12 @@ def _check_names(c: _Context) -> list[str]:
     fact_words |= {w for tag in c.index.tag_words for w in tag.split()}
     fact_words |= c.other_titles[1]
     # the user's usual kind is named only as "a change from your usual <kind>"
-    # (:attr:`_Context.covered`)
-    tastes = {w for f in c.plan if f.kind == "taste" for w in normalize(f.values[0]).split()}
-    covered = {w for w, hit in zip(c.words, c.covered) if hit}
+    # (:attr:`_Context.taste_covered`; "a Change from ..." too)
+    taste = {w for w, hit in zip(c.words, c.taste_covered) if hit}
     unknown = [
         raw
         for raw, w in proper_words(c.text)
-        if w not in fact_words and w not in _PROPER_OK and (w not in tastes or w not in covered)
+        if w not in fact_words and w not in _PROPER_OK and w not in taste
     ]
     # A hyphenated name must be the evidence's as a whole: "a Climate-focused plan" names
     # nothing because the tag "Climate" is one.
