@@ -520,6 +520,21 @@ def test_a_summary_is_supported_by_the_article_and_follows_the_user() -> None:
     assert not gen.verify(invented, request, kind="summary").ok
 
 
+def test_a_summary_template_does_not_repeat_the_articles_phrases() -> None:
+    text = (
+        "Energy prices dropped while food prices rose more slowly. Core inflation, which "
+        "leaves out food and energy, stayed at 3.5 percent. Households have faced higher "
+        "prices for food and energy over the past two years. Wages rose by 4 percent."
+    )
+    news = Catalog([Item("e", "Inflation eases for a third month", text, {"tags": ["prices"]})])
+    request = ReasonRequest("u", news.get("e"), query="food energy prices")
+    [out] = ContentGenerator("template", catalog=news).generate([request], kind="summary")
+    assert out.text.count("food and energy") == 1, out.text
+    assert len(out.text.split(". ")) >= 2 and all(
+        s.strip(". ") in text for s in out.text.split(". ")
+    )
+
+
 def test_a_summary_prompt_shows_the_sentences_this_reader_follows() -> None:
     extra = (
         " Parking fees near the station will rise in May. Parking spaces on Main Street go."

@@ -163,18 +163,28 @@ def _pitch(f: Facts) -> str:
 
 def _summary(f: Facts) -> str:
     """The article's sentences that best match the user's interests, in article order
-    (two or three, at most about 90 words; the opening ones when none match)."""
-    found = focused_sentences(f, 3)
+    (two or three, at most about 90 words; the opening ones when none match), skipping
+    one that repeats three words of a sentence already taken."""
+    found = focused_sentences(f, 4)
     if not found:
         return _reason(f)
-    words, out = 0, []
+    words, out, seen = 0, [], set()
     for sentence in found:
         n = len(sentence.split())
-        if out and words + n > 90:
+        if out and (words + n > 90 or len(out) == 3):
             break
+        grams = _trigrams(sentence)
+        if out and grams & seen:  # "food and energy" twice reads as a repeat
+            continue
         out.append(sentence)
         words += n
+        seen |= grams
     return " ".join(out)
+
+
+def _trigrams(sentence: str) -> set[tuple[str, ...]]:
+    words = normalize(sentence).split()
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
 
 
 def _headline(f: Facts) -> str:
