@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Sequence
 
 from llmrec import Event, Item, Pipeline
-from llmrec.evaluation import evaluate, leave_one_out
+from llmrec.evaluation import clean_ranking, evaluate, leave_one_out, rank_metrics
 from llmrec.ranking import Ranker
 
 #: (item id, title, activity, category, brand, price, description)
@@ -170,7 +170,11 @@ def shop_events(seed: int = 0, per_user: int = 10) -> tuple[list[Event], dict[st
 
 
 def fusion_ndcg(
-    make_pipeline: Callable[[], Pipeline], events: Sequence[Event], *, seed: int = 0
+    make_pipeline: Callable[[], Pipeline],
+    events: Sequence[Event],
+    *,
+    seed: int = 0,
+    per_user: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """NDCG@10 on the leave-one-out test items of ``events`` for the ranker as fitted
     (``"fitted"``), for the sources' default weights (``"default"``) and for each source
@@ -178,6 +182,8 @@ def fusion_ndcg(
 
     ``make_pipeline`` builds a fresh, unfitted pipeline; every row is fitted on the same
     training events (all as clicks, as the protocol treats them) with the same seed.
+    ``per_user``, when given, receives each row's NDCG@10 per test user (in ascending
+    user order, the same users for every row), for paired comparisons.
     """
     split = leave_one_out(list(events))
     train = [
@@ -185,14 +191,26 @@ def fusion_ndcg(
         for e in split.events_for("test")
     ]
 
-    def ndcg(pipe: Pipeline) -> float:
-        result, _ = evaluate(pipe, split, "test", fit=False, show_progress=False)
+    targets = split.targets("test")
+
+    def ndcg(pipe: Pipeline, name: str) -> float:
+        result, lists = evaluate(pipe, split, "test", fit=False, show_progress=False)
+        if per_user is not None:
+            known = frozenset(split.items)  # cleaned as evaluate cleans them
+            per_user[name] = [
+                rank_metrics(
+                    clean_ranking(lists.get(user, ()), split.excluded(user, "test"), known, 10),
+                    item,
+                    ks=(10,),
+                )["ndcg@10"]
+                for user, item in targets.items()
+            ]
         return float(result["ndcg@10"])
 
     fitted = make_pipeline().fit(train, seed=seed, show_progress=False)
-    out = {"fitted": ndcg(fitted)}
+    out = {"fitted": ndcg(fitted, "fitted")}
     base = make_pipeline().fit(train, seed=seed, train_ranker=False, show_progress=False)
-    out["default"] = ndcg(base)
+    out["default"] = ndcg(base, "default")
     names = base.ranker.feature_names
     silent = {"query"} | {
         name for name, model in base.retriever.models.items() if not getattr(model, "fitted", True)
@@ -200,5 +218,5 @@ def fusion_ndcg(
     for name in names:
         if name not in silent:
             base.ranker = Ranker(names, weights={name: 1.0})
-            out[name] = ndcg(base)
+            out[name] = ndcg(base, name)
     return out
