@@ -344,9 +344,14 @@ def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
     for text in texts:
         assert "a change from your usual Sports stories" in text, text
         assert gen.verify(text, request, "reason").ok, text
-    # a model is given the words a text may use for it
+    # a model is given the words a text may use for it, and a prefilling one starts on them
     prompt = ContentGenerator(FunctionChat(lambda c: "x"), catalog=pipe.catalog).prompt(request)
     assert '- "A change from your usual Sports stories."' in prompt[-1]["content"]
+    opening = ContentGenerator(_PrefillChat(lambda c: "x"), catalog=pipe.catalog).prompt(request)
+    assert opening[-1]["content"] == (
+        "Walking ten minutes a day lowers heart risk is a Health story, "
+        "a change from your usual Sports stories"
+    )
     # the user's kind is never the item's
     for wrong in (
         "Walking ten minutes a day lowers heart risk is a Sports story.",

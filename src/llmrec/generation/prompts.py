@@ -367,18 +367,26 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
     choices = [o for o in OPENINGS if ("{other}" in o[0]) == (other is not None)]
     pattern, shape = choices[(shape_index(f, len(choices)) + attempt - 1) % len(choices)]
     text = pattern.format(item=f.title, other=other)
+    # With no related history item, what the user usually likes says why it is theirs.
+    taste = next((x for x in f.plan if x.kind == "taste"), None) if other is None else None
     section = section_of(f)
     if section:
         # An article's name is a headline: "<headline> is a Climate story" reads as a
         # sentence where "<headline> is a ..." left to a small model did not.
         text += f" {article_for(section)} {section} story"
+        if taste is not None:
+            text += f", {taste_change(f, taste)}"
+    elif taste is not None:
+        change = taste_change(f, taste)
+        text = f"{change[0].upper()}{change[1:]}: {text}"
     return text, shape
 
 
 def opening(f: Facts, attempt: int = 1) -> str:
     """The first words of a reason, written for the model: "<item> is", or a clause such
     as "If you liked <history item>, <item> is" where the plan relates the item to that
-    history item (so the opening is true by construction)."""
+    history item, or "A change from your usual Running picks: <item> is" where it holds
+    the user's usual kind instead (so the opening is true by construction)."""
     return _opening(f, attempt)[0]
 
 
