@@ -485,7 +485,18 @@ def test_a_pitch_is_two_or_three_verified_sentences(shop) -> None:
     gen = ContentGenerator(FunctionChat(lambda c: good), catalog=shop)
     [out] = gen.generate([_request(shop, "j1", ("f1",))], kind="pitch")
     assert out.source == "llm" and out.text == good
-    gen = ContentGenerator(FunctionChat(lambda c: "Alpine Down Jacket is warm."), catalog=shop)
+    # one true sentence: the pitch goes on with a fact of the plan, not a new answer
+    calls = []
+    gen = ContentGenerator(
+        FunctionChat(lambda c: calls.append(c) or "Alpine Down Jacket is warm."), catalog=shop
+    )
+    [out] = gen.generate([_request(shop, "j1", ("f1",))], kind="pitch")
+    assert out.source == "llm" and out.retry_reason is None and len(calls) == 1
+    assert out.text == "Alpine Down Jacket is warm. Made by Summit.", out.text
+    # one false sentence: asked again, then the template
+    gen = ContentGenerator(
+        FunctionChat(lambda c: "Alpine Down Jacket is a Kids Hiking Boots."), catalog=shop
+    )
     [out] = gen.generate([_request(shop, "j1", ("f1",))], kind="pitch")
     assert out.source == "template" and "a pitch has two or three" in out.fallback_reason
     assert 2 <= out.text.count(". ") + 1 <= 3 and "Alpine Down Jacket" in out.text

@@ -50,7 +50,7 @@ from llmrec.generation.evidence import Facts, ReasonRequest, facts
 from llmrec.generation.llms.base import ChatBackend
 from llmrec.generation.prompts import LENGTHS, TONES, answer_text, conversation
 from llmrec.generation.scheduler import FIRST_BATCH, BatchScheduler, Job, Owner
-from llmrec.generation.templates import template_text
+from llmrec.generation.templates import complete_pitch, template_text
 from llmrec.generation.verify import Verification, verify_text
 from llmrec.types import Fact, GeneratedText
 
@@ -418,6 +418,14 @@ class ContentGenerator:
         """Verify one answer: its text, a stricter second attempt, or the template."""
         text = answer_text(job.conversation, answer, job.facts.kind)
         check = self._verify(text, job.facts)
+        if job.facts.kind == "pitch" and _only_too_short(check):
+            # A true first sentence: the pitch goes on with a sentence from the plan
+            # (the item's own description, its price or maker) instead of a new answer.
+            completed = complete_pitch(job.facts, text)
+            if completed is not None:
+                second = self._verify(completed, job.facts)
+                if second.ok:
+                    text, check = completed, second
         problems = "; ".join(check.problems)
         if check.ok:
             result = GeneratedText(text, "llm", retry_reason=job.retry_reason)
@@ -594,3 +602,10 @@ def _check_kind(kind: Any, exclude: tuple[str, ...] = ()) -> str:
 
 def _check_requests(requests: Sequence[ReasonRequest]) -> list[ReasonRequest]:
     return check_instances(requests, "requests", ReasonRequest, "a ReasonRequest")
+
+
+def _only_too_short(check: Verification) -> bool:
+    """Whether a pitch failed only for having one sentence."""
+    return bool(check.problems) and all(
+        p.startswith("1 sentences (a pitch") for p in check.problems
+    )

@@ -170,6 +170,23 @@ _PITCH_SHOTS = {
             "also liked it.",
         ),
     ),
+    # No co-consumption to state: an example without one (or its figures get copied).
+    (True, None): (
+        (
+            'Item: "Pour-Over Kettle"\nFacts:\n- "Category: Kitchen."\n- "Made by Brewly."\n'
+            '- "A kettle with a thin spout for slow, even pouring."',
+            "Pour-Over Kettle is a kettle with a thin spout for slow, even pouring. It is a "
+            "Kitchen pick made by Brewly.",
+        ),
+    ),
+    (False, None): (
+        (
+            'Item: "Heat"\nFacts:\n- "Genres: Action and Crime."\n- "Directed by Michael '
+            'Mann."\n- "A detective hunts a crew of bank robbers."',
+            "Heat is an Action and Crime film in which a detective hunts a crew of bank "
+            "robbers. It was directed by Michael Mann.",
+        ),
+    ),
 }
 #: Kinds whose conversation ends with a prefilled opening for a backend that continues it.
 PREFILLED_KINDS = frozenset({"reason", "pitch"})
@@ -334,7 +351,7 @@ def _shots(f: Facts) -> tuple[tuple[str, str], ...]:
     shown = [x for x in select_facts(f) if x.kind == "co_consumption"]
     figures = not shown or any(len(x.values) >= 2 for x in shown)
     if f.kind == "pitch":
-        return _PITCH_SHOTS[product, figures]
+        return _PITCH_SHOTS[product, figures if shown else None]
     shots = _PRODUCT_SHOTS if product else _MEDIA_SHOTS
     return shots if figures else _PLAIN_SHOTS[id(shots)]
 
@@ -367,8 +384,11 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
     choices = [o for o in OPENINGS if ("{other}" in o[0]) == (other is not None)]
     pattern, shape = choices[(shape_index(f, len(choices)) + attempt - 1) % len(choices)]
     text = pattern.format(item=f.title, other=other)
-    # With no related history item, what the user usually likes says why it is theirs.
-    taste = next((x for x in f.plan if x.kind == "taste"), None) if other is None else None
+    # With no related history item, what the user usually likes says why it is theirs
+    # (a reason's opening only: a pitch opened so copied its worked example's figures).
+    taste = None
+    if other is None and f.kind == "reason":
+        taste = next((x for x in f.plan if x.kind == "taste"), None)
     section = section_of(f)
     if section:
         # An article's name is a headline: "<headline> is a Climate story" reads as a

@@ -26,7 +26,7 @@ from llmrec.generation.prompts import (
 from llmrec.generation.text import join_words, normalize
 from llmrec.types import Fact
 
-__all__ = ["digest_text", "template_text"]
+__all__ = ["complete_pitch", "digest_text", "template_text"]
 
 
 def _history_name(f: Facts, fact: Fact) -> str:
@@ -159,6 +159,29 @@ def _pitch(f: Facts) -> str:
     if len([p for p in parts if p]) < 2:
         parts.append(next((x.text for x in f.plan if x.kind == "attribute"), f"{f.title} is here."))
     return " ".join(p for p in parts if p)
+
+
+def complete_pitch(f: Facts, text: str) -> str | None:
+    """A one-sentence pitch ``text`` with a second sentence from the plan: the first
+    sentence of the item's own description, else its price, maker or year, whichever
+    ``text`` does not state yet; ``None`` when there is none (the pitch's template then
+    stands)."""
+    said = set(normalize(text).split())
+    description = [x for x in f.plan if x.kind == "description"]
+    first = sentences(description[0].text)[0] if description else ""
+    candidates = []
+    if first and len(first.split()) <= 30 and first.endswith((".", "!")):
+        candidates.append(first)
+    candidates += [
+        x.text
+        for x in f.plan
+        if x.kind == "attribute" and x.attribute in ("price", "brand", "director", "year")
+    ]
+    for sentence in candidates:
+        words = set(normalize(sentence).split())
+        if words and len(words & said) < 0.5 * len(words):  # not a restatement
+            return f"{text.rstrip()} {sentence}"
+    return None
 
 
 def _summary(f: Facts) -> str:
