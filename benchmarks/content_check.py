@@ -482,10 +482,14 @@ def _roles(truth: Truth, verdict: Verdict, clause: str, target: str) -> set[str]
             continue
         people = {w.lower() for f in fields for v in _values(attributes.get(f)) for w in words(v)}
         for match in pattern.finditer(clause):
-            names = [w for w in words(match.group(1)) if w[0].isupper()]
-            if names and not all(n.lower() in people for n in names):
-                out.add("invented_name")
-                verdict.notes.append(f"'{' '.join(names)}' is not {fields[0]} of the item")
+            # the named person, and any more listed after it ("starring A, B and C")
+            rest = clause[match.end():]
+            listed = re.match(r"(?:(?:,\s*|\s+)(?:and\s+)?(?:[A-Z][\w'.-]*\s?){1,3})*", rest)
+            for person in re.split(r",\s*(?:and\s+)?|\s+and\s+", match.group(1) + listed.group(0)):
+                names = [w for w in words(person) if w[0].isupper()]
+                if names and not all(n.lower() in people for n in names):
+                    out.add("invented_name")
+                    verdict.notes.append(f"'{' '.join(names)}' is not {fields[0]} of the item")
     return out
 
 

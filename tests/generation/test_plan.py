@@ -935,6 +935,16 @@ def test_people_in_the_wrong_role_are_rejected() -> None:
     right = "Phenomenon, directed by Jon Turteltaub and starring John Travolta, is a drama."
     problems = verify_text(right, target=phenomenon, catalog=catalog).problems
     assert not any("role" in p for p in problems), problems
+    # every name of a list holds the role (the benchmark's "starring Kevin Bacon, Barry
+    # Levinson, and Brad Pitt" of Sleepers, which Levinson directed)
+    listed = (
+        "Phenomenon stars John Travolta, starring John Travolta, Jon Turteltaub, and Kyra Sedgwick."
+    )
+    result = verify_text(listed, target=phenomenon, catalog=catalog)
+    assert any("'Jon Turteltaub' a role (starring)" in p for p in result.problems), result
+    cast = "Phenomenon is a drama starring John Travolta and Kyra Sedgwick."
+    problems = verify_text(cast, target=phenomenon, catalog=catalog).problems
+    assert not any("role" in p for p in problems), problems
 
 
 def test_answers_are_cleaned_before_they_are_checked() -> None:

@@ -637,18 +637,26 @@ def _check_roles(c: _Context) -> list[str]:
     the classic swap: "directed by <its writer>")."""
     for match in _ROLE_CLAIM.finditer(c.text):
         role = (match.group(1) or match.group(2)).lower()
-        person = _PERSON.match(c.text, match.end())
-        if person is None:
-            continue
-        name = normalize(person.group(0))
         people = _role_people(c.target, _ROLES[role])
         if people is None:
             if role in ("film", "movie"):
                 continue  # "a film by" with no director known: the names check covers it
             people = set()
-        if not any(name == p or name.startswith(p + " ") or p.startswith(name) for p in people):
-            return [f"gives {person.group(0)!r} a role ({role}) the item's data does not"]
+        # every name of a list: "starring Kevin Bacon, Barry Levinson and Brad Pitt"
+        at = match.end()
+        while (person := _PERSON.match(c.text, at)) is not None:
+            name = normalize(person.group(0))
+            if not any(name == p or name.startswith(p + " ") or p.startswith(name) for p in people):
+                return [f"gives {person.group(0)!r} a role ({role}) the item's data does not"]
+            more = _LIST_GAP.match(c.text, person.end())
+            if more is None:
+                break
+            at = more.end()
     return []
+
+
+#: What separates the names of a list: ", ", " and ", ", and ".
+_LIST_GAP = re.compile(r",?\s+and\s+|,\s+(?=[A-Z])")
 
 
 #: The checks, in the order their problems are listed.
