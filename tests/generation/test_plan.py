@@ -347,6 +347,14 @@ def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
     # a model is given the words a text may use for it, and a prefilling one starts on them
     prompt = ContentGenerator(FunctionChat(lambda c: "x"), catalog=pipe.catalog).prompt(request)
     assert '- "A change from your usual Sports stories."' in prompt[-1]["content"]
+    # a summary opens with the sentence about the reader, then the article's own
+    summary = gen.template_text(request, "summary")
+    frames = ("A change from", "This is a change from", "Here is a change from", "Try a change")
+    assert summary.startswith(frames) and "your usual Sports stories." in summary, summary
+    assert "brisk walking lowered heart risk" in summary
+    assert gen.verify(summary, request, "summary").ok, summary
+    made_up = "You will love this one. " + summary.split(". ", 1)[1]
+    assert not gen.verify(made_up, request, "summary").ok  # only the plan's frame is exempt
     opening = ContentGenerator(_PrefillChat(lambda c: "x"), catalog=pipe.catalog).prompt(request)
     assert opening[-1]["content"] == (
         "Walking ten minutes a day lowers heart risk is a Health story, "

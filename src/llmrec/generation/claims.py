@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from llmrec.generation.plan import FRAME_SHAPES, summary_frame
 from llmrec.generation.text import (
     STOPWORDS,
     display_title,
@@ -433,7 +434,12 @@ def check_support(c: Any) -> list[str]:
     if c.kind != "summary":
         return []
     source = _stems(" ".join([c.target.text, c.target.title, *c.target.tags]))
-    for sentence in sentences(c.text):
+    names = {e.item_id: display_title(e.title) for e in c.evidence}
+    story = any(f.kind == "attribute" and f.attribute == "section" for f in c.plan)
+    frames = {summary_frame(c.plan, names, story=story, shape=k) for k in range(FRAME_SHAPES)}
+    for n, sentence in enumerate(sentences(c.text)):
+        if n == 0 and sentence.strip() in frames - {""}:
+            continue  # the plan's sentence about the reader (checked by the other checks)
         words = [
             w
             for w in normalize(sentence).split()

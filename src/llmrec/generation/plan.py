@@ -36,6 +36,7 @@ from llmrec.types import Fact, Item
 __all__ = [
     "MIN_CO_USERS",
     "PEOPLE_ATTRIBUTES",
+    "FRAME_SHAPES",
     "RELATION_KINDS",
     "context_facts",
     "format_value",
@@ -46,6 +47,7 @@ __all__ = [
     "relation_items",
     "request_plan",
     "share_lower_bound",
+    "summary_frame",
     "taste_facts",
     "taste_phrase",
 ]
@@ -310,6 +312,59 @@ def taste_facts(target: Item, liked: Sequence[Item]) -> list[Fact]:
             )
         ]
     return []
+
+
+#: How many ways :func:`summary_frame` writes each kind of opening.
+FRAME_SHAPES = 4
+
+
+def summary_frame(
+    plan: Sequence[Fact], names: Mapping[str, str], *, story: bool, shape: int = 0
+) -> str:
+    """A summary's opening sentence about the reader, from its plan: the strongest
+    relation to a history item (``names``: item id -> shown title) as its co-consumption
+    figure or shared value ("Like Marathon record falls, which you liked, this is a
+    Sports story."), else the contrast with the reader's usual kind ("A change from your
+    usual Sports stories."); empty when the plan has neither. ``shape`` picks one of
+    :data:`FRAME_SHAPES` wordings. The sentences after it are the article's; the verifier
+    exempts only this sentence from needing the article's words."""
+    noun = "story" if story else "pick"
+    shape %= FRAME_SHAPES
+    relations = sorted(
+        (f for f in plan if f.kind in ("co_consumption", "shared_attribute") and f.item_id),
+        key=lambda f: -f.weight,
+    )
+    for fact in relations:
+        name = names.get(fact.item_id or "")
+        if not name:
+            continue
+        if fact.kind == "co_consumption" and len(fact.values) >= 2:
+            share, liked = fact.values[0], fact.values[1]
+            return (
+                f"{share} of the {liked} people who liked {name} liked it too.",
+                f"Of the {liked} people who liked {name}, {share} liked it too.",
+                f"Liked by {share} of the {liked} people who liked {name}.",
+                f"Among the {liked} people who liked {name}, {share} liked it too.",
+            )[shape]
+        if fact.kind == "shared_attribute" and fact.attribute not in PEOPLE_ATTRIBUTES:
+            value = fact.values[0]
+            article = "an" if value[:1].lower() in "aeiou" else "a"
+            return (
+                f"Like {name}, which you liked, this is {article} {value} {noun}.",
+                f"You liked {name}; this is another {value} {noun}.",
+                f"Another {value} {noun}, like {name}, which you liked.",
+                f"Since you liked {name}, here is another {value} {noun}.",
+            )[shape]
+    taste = next((f for f in plan if f.kind == "taste"), None)
+    if taste is not None:
+        change = "a change from " + taste_phrase(taste, "stories" if story else "picks")
+        return (
+            f"{change[0].upper()}{change[1:]}.",
+            f"This is {change}.",
+            f"Here is {change}.",
+            f"Try {change}.",
+        )[shape]
+    return ""
 
 
 def context_facts(

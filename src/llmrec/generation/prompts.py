@@ -201,9 +201,11 @@ _PROMPT_RELATIONS = {"reason": 1}
 
 
 def shape_index(f: Facts, n: int) -> int:
-    """A stable choice among ``n`` shapes for this item and this user's evidence: the
-    same request always gets the same shape (texts stay cacheable), a list varies."""
-    key = "|".join([f.item.item_id, *(e.item_id for e in f.evidence_items[:1]), f.kind])
+    """A stable choice among ``n`` shapes for this item and this user's evidence (or,
+    without any, their usual kind and its counts): the same request always gets the same
+    shape (texts stay cacheable), a list varies, and so do the users of one item."""
+    taste = [v for x in f.plan if x.kind == "taste" for v in x.values]
+    key = "|".join([f.item.item_id, *(e.item_id for e in f.evidence_items[:1]), f.kind, *taste])
     return int(hashlib.blake2s(key.encode(), digest_size=4).hexdigest(), 16) % n
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from llmrec.generation.claims import HEADLINE_CHARS, sentences
 from llmrec.generation.evidence import Facts
-from llmrec.generation.plan import PEOPLE_ATTRIBUTES
+from llmrec.generation.plan import FRAME_SHAPES, PEOPLE_ATTRIBUTES, summary_frame
 from llmrec.generation.prompts import (
     article_for,
     focused_sentences,
@@ -34,6 +34,11 @@ def _history_name(f: Facts, fact: Fact) -> str:
         if item.item_id == fact.item_id:
             return title
     return ""
+
+
+def _names(f: Facts) -> dict[str, str]:
+    """History item id -> its shown title."""
+    return dict(zip((e.item_id for e in f.evidence_items), f.evidence))
 
 
 def _kind_words(f: Facts) -> str:
@@ -191,13 +196,16 @@ def _summary(f: Facts) -> str:
     found = focused_sentences(f, 4)
     if not found:
         return _reason(f)
-    words, out, seen = 0, [], set()
+    frame = summary_frame(
+        f.plan, _names(f), story=bool(section_of(f)), shape=shape_index(f, FRAME_SHAPES)
+    )
+    words, out, seen = len(frame.split()), [frame] if frame else [], set()
     for sentence in found:
         n = len(sentence.split())
-        if out and (words + n > 90 or len(out) == 3):
+        if len(out) > bool(frame) and (words + n > 90 or len(out) == 3 + bool(frame)):
             break
         grams = _trigrams(sentence)
-        if out and grams & seen:  # "food and energy" twice reads as a repeat
+        if grams & seen:  # "food and energy" twice reads as a repeat
             continue
         out.append(sentence)
         words += n
