@@ -364,8 +364,51 @@ def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
     for wrong in (
         "Walking ten minutes a day lowers heart risk is a Sports story.",
         "Walking ten minutes a day lowers heart risk is your usual Sports story.",
+        # the phrase allows the kind at its own words only
+        "Walking ten minutes a day lowers heart risk is a Sports story, a change from your "
+        "usual Sports stories.",
     ):
         assert not gen.verify(wrong, request, "reason").ok, wrong
+
+
+def test_odd_usual_kinds_and_stated_preferences() -> None:
+    films = [
+        Item("a", "Alien (1979)", "", {"genres": ["Sci-Fi", "Horror"]}),
+        Item("b", "Blade Runner (1982)", "", {"genres": ["Sci-Fi", "Film-Noir"]}),
+        Item("h", "Heat (1995)", "A crew of robbers.", {"genres": ["Crime"]}),
+        Item("x", "Scream (1996)", "A horror film about a masked killer.", {"genres": ["Horror"]}),
+    ]
+    catalog = Catalog(films)
+    heat = catalog.get("h")
+    [taste] = taste_facts(heat, [catalog.get("a"), catalog.get("b")])
+    assert taste.values[0] == "Sci-Fi"
+    gen = ContentGenerator("template", catalog=catalog)
+    request = ReasonRequest("u", heat, plan=(*item_facts(heat), taste))
+    text = gen.template_text(request, "reason")
+    assert "your usual Sci-Fi picks" in text and gen.verify(text, request).ok, text
+    # a tie is no "most of": one Sci-Fi and one Crime liked item of two
+    assert taste_facts(catalog.get("x"), [catalog.get("a"), heat]) == []
+    # a preference stated against a word is no interest in it
+    from llmrec.generation import context_facts
+
+    scream = catalog.get("x")
+    for said, want in (("no horror please", []), ("I love horror", [("horror",)])):
+        facts = context_facts(scream, stated=[said])
+        assert [f.values for f in facts if f.kind == "preference"] == want, said
+    # facts without values (a caller's own plan) are skipped, not a crash
+    bare = (*item_facts(heat), Fact("taste", "x", "request", (), None, "genres"))
+    for kind in ("reason", "pitch", "summary", "headline"):
+        out = gen.template_text(ReasonRequest("u", heat, plan=bare), kind)
+        assert ("Heat" if kind != "summary" else "robbers") in out, (kind, out)
+
+
+def test_a_name_after_a_role_and_a_comma_is_not_listed_in_it() -> None:
+    phenomenon = Item("p", "Phenomenon (1996)", "A man gains strange powers.",
+                      {"directors": ["Jon Turteltaub"], "cast": ["John Travolta"]})  # fmt: skip
+    catalog = Catalog([phenomenon, Item("o", "Other (1990)", "", {})])
+    text = "Directed by Jon Turteltaub, Phenomenon is a drama starring John Travolta."
+    problems = verify_text(text, target=phenomenon, catalog=catalog).problems
+    assert not any("role" in p for p in problems), problems
 
 
 def test_evidence_is_only_what_the_user_liked() -> None:

@@ -21,6 +21,7 @@ from llmrec.generation.text import (
     STOPWORDS,
     display_title,
     normalize,
+    sanitize_text,
     sentences,
     title_forms,
     title_prefixes,
@@ -434,12 +435,24 @@ def check_support(c: Any) -> list[str]:
     if c.kind != "summary":
         return []
     source = _stems(" ".join([c.target.text, c.target.title, *c.target.tags]))
-    names = {e.item_id: display_title(e.title) for e in c.evidence}
-    story = any(f.kind == "attribute" and f.attribute == "section" for f in c.plan)
-    frames = {summary_frame(c.plan, names, story=story, shape=k) for k in range(FRAME_SHAPES)}
-    for n, sentence in enumerate(sentences(c.text)):
-        if n == 0 and sentence.strip() in frames - {""}:
-            continue  # the plan's sentence about the reader (checked by the other checks)
+    # The plan's opening sentence about the reader (checked by the other checks) needs
+    # no article words: it is taken off the front, as written with the history titles
+    # shown raw or as a prompt shows them.
+    story = any(f.kind == "attribute" and f.attribute == "section" and f.values for f in c.plan)
+    body = c.text.strip()
+    frames = {
+        summary_frame(c.plan, names, story=story, shape=k)
+        for names in (
+            {e.item_id: display_title(e.title) for e in c.evidence},
+            {e.item_id: sanitize_text(display_title(e.title), 100) for e in c.evidence},
+        )
+        for k in range(FRAME_SHAPES)
+    } - {""}
+    for frame in sorted(frames, key=len, reverse=True):
+        if body.startswith(frame):
+            body = body[len(frame) :]
+            break
+    for sentence in sentences(body):
         words = [
             w
             for w in normalize(sentence).split()

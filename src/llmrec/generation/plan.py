@@ -293,12 +293,13 @@ def taste_facts(target: Item, liked: Sequence[Item]) -> list[Fact]:
                 counts[folded] = counts.get(folded, 0) + 1
                 shown.setdefault(folded, v)
         if not counts:
-            return []
-        # Ties go to the value first seen, i.e. the most recent liked item's.
+            continue
+        ranked = sorted(counts.values(), reverse=True)
         top = max(counts, key=lambda v: counts[v])
         n, count = len(liked), counts[top]
         values = format_value(key, shown[top])
-        if top in own or count < 2 or 2 * count < n or not values:
+        tied = len(ranked) > 1 and ranked[1] == count  # "most of" needs one value ahead
+        if top in own or count < 2 or 2 * count < n or tied or not values:
             return []
         return [
             Fact(
@@ -331,7 +332,11 @@ def summary_frame(
     noun = "story" if story else "pick"
     shape %= FRAME_SHAPES
     relations = sorted(
-        (f for f in plan if f.kind in ("co_consumption", "shared_attribute") and f.item_id),
+        (
+            f
+            for f in plan
+            if f.kind in ("co_consumption", "shared_attribute") and f.item_id and f.values
+        ),
         key=lambda f: -f.weight,
     )
     for fact in relations:
@@ -355,7 +360,7 @@ def summary_frame(
                 f"Another {value} {noun}, like {name}, which you liked.",
                 f"Since you liked {name}, here is another {value} {noun}.",
             )[shape]
-    taste = next((f for f in plan if f.kind == "taste"), None)
+    taste = next((f for f in plan if f.kind == "taste" and f.values), None)
     if taste is not None:
         change = "a change from " + taste_phrase(taste, "stories" if story else "picks")
         return (
@@ -393,10 +398,13 @@ def context_facts(
         )
     seen, said = {normalize(t) for t in tags}, []
     for text in reversed(stated):
-        for word in _query_matches(item, text):
-            if normalize(word) not in seen:
-                seen.add(normalize(word))
-                said.append(word)
+        for clause in _CLAUSES.split(str(text)):
+            if _NEGATED.search(clause):  # "no horror please", "I hate running"
+                continue
+            for word in _query_matches(item, clause):
+                if normalize(word) not in seen and normalize(word) not in _LIKING:
+                    seen.add(normalize(word))
+                    said.append(word)
     said = said[:2]
     if said:
         out.append(
@@ -440,6 +448,16 @@ def context_facts(
                 Fact("status", "Popular right now.", "ranker:popularity", (), None, None, value)
             )
     return out
+
+
+#: Clauses of a stated preference, and the words that turn one against what it names.
+_CLAUSES = re.compile(r"[,.;:!?]|\bbut\b", re.IGNORECASE)
+_NEGATED = re.compile(
+    r"\b(?:no|not|never|without|hate|hates|dislike|dislikes|avoid|except|nothing|none)\b|n't\b",
+    re.IGNORECASE,
+)
+#: Words of liking itself, not of what is liked ("I love running": "running").
+_LIKING = frozenset("love loves like likes enjoy enjoys want wants prefer prefers into fan".split())
 
 
 def _number(v: Any) -> bool:

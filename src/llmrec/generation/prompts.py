@@ -226,7 +226,7 @@ def select_facts(f: Facts, limit: int | None = None) -> list[Fact]:
     relations = sorted((x for x in plan if x.kind in RELATION_KINDS), key=strength)
     relations = relations[: _PROMPT_RELATIONS.get(f.kind, 2)]
     personal = [x for x in plan if x.kind in ("preference", "query")][:2]
-    personal += [x for x in plan if x.kind == "taste"][:1]
+    personal += [x for x in plan if x.kind == "taste" and x.values][:1]
     own = [x for x in plan if x.kind == "attribute"]
     own.sort(key=lambda x: _attribute_rank(x.attribute))
     status = [x for x in plan if x.kind == "status"][:1]
@@ -390,7 +390,7 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
     # (a reason's opening only: a pitch opened so copied its worked example's figures).
     taste = None
     if other is None and f.kind == "reason":
-        taste = next((x for x in f.plan if x.kind == "taste"), None)
+        taste = next((x for x in f.plan if x.kind == "taste" and x.values), None)
     section = section_of(f)
     if section:
         # An article's name is a headline: "<headline> is a Climate story" reads as a

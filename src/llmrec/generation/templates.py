@@ -119,7 +119,7 @@ def _reason(f: Facts) -> str:
             return f"{f.title} is {pick} that matches your interest in {tags}."
         if fact.kind == "query":
             return f"{f.title} matches your search for {' '.join(fact.values)}."
-        if fact.kind == "taste":
+        if fact.kind == "taste" and fact.values:
             change = taste_change(f, fact)
             if shape % 2:
                 return f"{change[0].upper()}{change[1:]}: {f.title} is {pick}{_people_tail(f)}."

@@ -316,7 +316,7 @@ class _Context:
         tastes = {
             normalize(f"a change from your usual {f.values[0]}")
             for f in self.plan
-            if f.kind == "taste"
+            if f.kind == "taste" and f.values
         }
         return _spans(self.words, tastes)
 
@@ -587,19 +587,25 @@ def _check_names(c: _Context) -> list[str]:
     fact_words = set(_with_aliases(normalize(" ".join(named))).split())
     fact_words |= {w for tag in c.index.tag_words for w in tag.split()}
     fact_words |= c.other_titles[1]
-    # the user's usual kind is named only as "a change from your usual <kind>"
-    # (:attr:`_Context.taste_covered`; "a Change from ..." too)
-    taste = {w for w, hit in zip(c.words, c.taste_covered) if hit}
-    unknown = [
-        raw
-        for raw, w in proper_words(c.text)
-        if w not in fact_words and w not in _PROPER_OK and w not in taste
-    ]
+    # the user's usual kind is named only as "a change from your usual <kind>", at those
+    # words (:attr:`_Context.taste_covered`; "a Change from ..." too), nowhere else
+    unknown, at, covered = [], 0, c.taste_covered
+    for piece in pieces(c.text):
+        n = len(piece.words)
+        in_taste = any(covered[at : at + n])
+        at += n
+        if piece.first.isupper() and not piece.sentence_start and not in_taste:
+            unknown += [
+                piece.raw for w in piece.words if w not in fact_words and w not in _PROPER_OK
+            ]
     # A hyphenated name must be the evidence's as a whole: "a Climate-focused plan" names
-    # nothing because the tag "Climate" is one.
+    # nothing because the tag "Climate" is one (a usual kind "Sci-Fi" in its phrase is).
     named_raw = " ".join(named).casefold()
     unknown += [
-        m.group(0) for m in _HYPHENATED.finditer(c.text) if m.group(0).casefold() not in named_raw
+        m.group(0)
+        for m in _HYPHENATED.finditer(c.text)
+        if m.group(0).casefold() not in named_raw
+        and not c.text[: m.start()].casefold().endswith("a change from your usual ")
     ]
     if unknown:
         return ["names something not in the evidence: " + ", ".join(dict.fromkeys(unknown[:3]))]
@@ -649,7 +655,11 @@ def _check_roles(c: _Context) -> list[str]:
             if not any(name == p or name.startswith(p + " ") or p.startswith(name) for p in people):
                 return [f"gives {person.group(0)!r} a role ({role}) the item's data does not"]
             more = _LIST_GAP.match(c.text, person.end())
-            if more is None:
+            listed = _PERSON.match(c.text, more.end()) if more is not None else None
+            if listed is None or (
+                "and" not in more.group(0)
+                and not _LIST_NEXT.match(c.text, listed.end())  # "Michael Mann, Heat is"
+            ):
                 break
             at = more.end()
     return []
@@ -657,6 +667,9 @@ def _check_roles(c: _Context) -> list[str]:
 
 #: What separates the names of a list: ", ", " and ", ", and ".
 _LIST_GAP = re.compile(r",?\s+and\s+|,\s+(?=[A-Z])")
+#: After a name a comma listed, what shows it is one of a list: another comma or "and",
+#: or the sentence's end.
+_LIST_NEXT = re.compile(r"\s*(?:,|and\b|[.!?;]|$)")
 
 
 #: The checks, in the order their problems are listed.
