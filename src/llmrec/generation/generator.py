@@ -48,17 +48,9 @@ from llmrec.errors import ConfigError, InvalidInputError, LLMRecError
 from llmrec.generation.claims import CONTENT_KINDS, ITEM_KINDS
 from llmrec.generation.evidence import Facts, ReasonRequest, facts
 from llmrec.generation.llms.base import ChatBackend
-from llmrec.generation.plan import FRAME_SHAPES, summary_frame
-from llmrec.generation.prompts import (
-    LENGTHS,
-    TONES,
-    answer_text,
-    conversation,
-    section_of,
-    shape_index,
-)
+from llmrec.generation.prompts import LENGTHS, TONES, answer_text, conversation
 from llmrec.generation.scheduler import FIRST_BATCH, BatchScheduler, Job, Owner
-from llmrec.generation.templates import complete_pitch, template_text
+from llmrec.generation.templates import complete_pitch, reader_sentence, template_text
 from llmrec.generation.verify import Verification, verify_text
 from llmrec.types import Fact, GeneratedText
 
@@ -427,12 +419,7 @@ class ContentGenerator:
         text = answer_text(job.conversation, answer, job.facts.kind)
         if job.facts.kind == "summary" and text:
             # The article's sentences the model wrote, after the plan's one about the reader.
-            frame = summary_frame(
-                job.facts.plan,
-                dict(zip((e.item_id for e in job.facts.evidence_items), job.facts.evidence)),
-                story=bool(section_of(job.facts)),
-                shape=shape_index(job.facts, FRAME_SHAPES),
-            )
+            frame = reader_sentence(job.facts)
             if frame and not text.startswith(frame):
                 text = f"{frame} {text}"
         check = self._verify(text, job.facts)

@@ -30,6 +30,7 @@ from llmrec.generation.text import (
     join_words,
     normalize,
     sanitize_text,
+    sentence_case,
 )
 from llmrec.types import Fact, Item
 
@@ -48,8 +49,8 @@ __all__ = [
     "request_plan",
     "share_lower_bound",
     "summary_frame",
+    "taste_change",
     "taste_facts",
-    "taste_phrase",
 ]
 
 #: Fact kinds that join a history item to the recommended item.
@@ -269,10 +270,11 @@ def relation_facts(
     return out
 
 
-def taste_phrase(fact: Fact, noun: str = "picks") -> str:
-    """How a text names a ``taste`` fact's kind: ``"your usual Sports stories"``; the
-    verifier accepts the user's usual kind only in "a change from <this phrase>"."""
-    return f"your usual {fact.values[0]} {noun}"
+def taste_change(fact: Fact, *, story: bool) -> str:
+    """How a text states a ``taste`` fact: "a change from your usual Sports stories" (of
+    an article; "... picks" otherwise). The verifier accepts the user's usual kind only
+    in this phrase."""
+    return f"a change from your usual {fact.values[0]} {'stories' if story else 'picks'}"
 
 
 def taste_facts(target: Item, liked: Sequence[Item]) -> list[Fact]:
@@ -362,9 +364,9 @@ def summary_frame(
             )[shape]
     taste = next((f for f in plan if f.kind == "taste" and f.values), None)
     if taste is not None:
-        change = "a change from " + taste_phrase(taste, "stories" if story else "picks")
+        change = taste_change(taste, story=story)
         return (
-            f"{change[0].upper()}{change[1:]}.",
+            f"{sentence_case(change)}.",
             f"This is {change}.",
             f"Here is {change}.",
             f"Try {change}.",

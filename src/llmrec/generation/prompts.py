@@ -27,8 +27,8 @@ from typing import Any
 
 from llmrec.generation.claims import HEADLINE_CHARS, sentences
 from llmrec.generation.evidence import Facts
-from llmrec.generation.plan import RELATION_KINDS, taste_phrase
-from llmrec.generation.text import STOPWORDS, first_sentence, normalize
+from llmrec.generation.plan import RELATION_KINDS, taste_change
+from llmrec.generation.text import STOPWORDS, first_sentence, normalize, sentence_case
 from llmrec.types import Fact
 
 __all__ = [
@@ -40,8 +40,8 @@ __all__ = [
     "conversation",
     "opening",
     "select_facts",
+    "history_names",
     "shape_index",
-    "taste_change",
 ]
 
 #: Tones a generator may be asked for, and how the prompt says each.
@@ -248,17 +248,16 @@ def section_of(f: Facts) -> str:
     return ""
 
 
-def taste_change(f: Facts, fact: Fact) -> str:
-    """A ``taste`` fact as a text says it: "a change from your usual Sports stories"."""
-    return "a change from " + taste_phrase(fact, "stories" if section_of(f) else "picks")
+def history_names(f: Facts) -> dict[str, str]:
+    """The user's evidence items: id -> title as the prompt shows it."""
+    return dict(zip((e.item_id for e in f.evidence_items), f.evidence))
 
 
 def _fact_line(f: Facts, fact: Fact) -> str:
     """A fact as the prompt gives it: its statement, or for a taste the words a text
     may use ("A change from your usual Sports stories.")."""
     if fact.kind == "taste":
-        change = taste_change(f, fact)
-        return f"{change[0].upper()}{change[1:]}."
+        return sentence_case(taste_change(fact, story=bool(section_of(f)))) + "."
     return fact.text
 
 
@@ -379,7 +378,7 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
     # writes after the opening are most likely that relation's.
     shown = [x.item_id for x in select_facts(f) if x.kind in RELATION_KINDS and x.item_id]
     related = shown or [x.item_id for x in f.plan if x.kind in RELATION_KINDS and x.item_id]
-    names = dict(zip((e.item_id for e in f.evidence_items), f.evidence))
+    names = history_names(f)
     other = next((names[i] for i in related if i in names), None)
     # The user's own history, where the plan relates the item to it, opens every reason:
     # the same item reads differently for two users, and the text says why it is theirs.
@@ -397,10 +396,9 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
         # sentence where "<headline> is a ..." left to a small model did not.
         text += f" {article_for(section)} {section} story"
         if taste is not None:
-            text += f", {taste_change(f, taste)}"
+            text += f", {taste_change(taste, story=True)}"
     elif taste is not None:
-        change = taste_change(f, taste)
-        text = f"{change[0].upper()}{change[1:]}: {text}"
+        text = f"{sentence_case(taste_change(taste, story=False))}: {text}"
     return text, shape
 
 

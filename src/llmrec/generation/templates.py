@@ -14,19 +14,19 @@ from collections.abc import Sequence
 
 from llmrec.generation.claims import HEADLINE_CHARS, sentences
 from llmrec.generation.evidence import Facts
-from llmrec.generation.plan import FRAME_SHAPES, PEOPLE_ATTRIBUTES, summary_frame
+from llmrec.generation.plan import FRAME_SHAPES, PEOPLE_ATTRIBUTES, summary_frame, taste_change
 from llmrec.generation.prompts import (
     article_for,
     focused_sentences,
+    history_names,
     section_of,
     select_facts,
     shape_index,
-    taste_change,
 )
-from llmrec.generation.text import join_words, normalize
+from llmrec.generation.text import join_words, normalize, sentence_case
 from llmrec.types import Fact
 
-__all__ = ["complete_pitch", "digest_text", "template_text"]
+__all__ = ["complete_pitch", "digest_text", "reader_sentence", "template_text"]
 
 
 def _history_name(f: Facts, fact: Fact) -> str:
@@ -34,11 +34,6 @@ def _history_name(f: Facts, fact: Fact) -> str:
         if item.item_id == fact.item_id:
             return title
     return ""
-
-
-def _names(f: Facts) -> dict[str, str]:
-    """History item id -> its shown title."""
-    return dict(zip((e.item_id for e in f.evidence_items), f.evidence))
 
 
 def _kind_words(f: Facts) -> str:
@@ -120,9 +115,9 @@ def _reason(f: Facts) -> str:
         if fact.kind == "query":
             return f"{f.title} matches your search for {' '.join(fact.values)}."
         if fact.kind == "taste" and fact.values:
-            change = taste_change(f, fact)
+            change = taste_change(fact, story=bool(section_of(f)))
             if shape % 2:
-                return f"{change[0].upper()}{change[1:]}: {f.title} is {pick}{_people_tail(f)}."
+                return f"{sentence_case(change)}: {f.title} is {pick}{_people_tail(f)}."
             return f"{f.title} is {pick}{_people_tail(f)}, {change}."
         if fact.kind == "status":
             status = fact.text.rstrip(".").lower()
@@ -189,6 +184,14 @@ def complete_pitch(f: Facts, text: str) -> str | None:
     return None
 
 
+def reader_sentence(f: Facts) -> str:
+    """A summary's opening sentence about the reader (:func:`~llmrec.generation.plan.
+    summary_frame` of its plan, in the request's shape), or empty."""
+    return summary_frame(
+        f.plan, history_names(f), story=bool(section_of(f)), shape=shape_index(f, FRAME_SHAPES)
+    )
+
+
 def _summary(f: Facts) -> str:
     """The article's sentences that best match the user's interests, in article order
     (two or three, at most about 90 words; the opening ones when none match), skipping
@@ -196,9 +199,7 @@ def _summary(f: Facts) -> str:
     found = focused_sentences(f, 4)
     if not found:
         return _reason(f)
-    frame = summary_frame(
-        f.plan, _names(f), story=bool(section_of(f)), shape=shape_index(f, FRAME_SHAPES)
-    )
+    frame = reader_sentence(f)
     words, out, seen = len(frame.split()), [frame] if frame else [], set()
     for sentence in found:
         n = len(sentence.split())
@@ -256,7 +257,7 @@ def template_text(f: Facts) -> str:
         return digest_text([f.title, *listed], history)
     else:
         text = _reason(f)
-    return text[0].upper() + text[1:] if text else text
+    return sentence_case(text)
 
 
 def digest_text(titles: Sequence[str], history: Sequence[str]) -> str:

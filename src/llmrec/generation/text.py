@@ -28,6 +28,7 @@ __all__ = [
     "normalize",
     "pieces",
     "sanitize_text",
+    "sentence_case",
     "sentences",
     "title_forms",
     "title_prefixes",
@@ -247,6 +248,11 @@ def word_count(text: str) -> int:
 def contains(haystack: str, needle: str) -> bool:
     """Whole-word containment of normalized strings."""
     return bool(needle) and f" {needle} " in f" {haystack} "
+
+
+def sentence_case(text: str) -> str:
+    """``text`` with its first letter upper-cased, the rest as written."""
+    return text[:1].upper() + text[1:]
 
 
 def join_words(words: Sequence[str]) -> str:
