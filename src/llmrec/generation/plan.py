@@ -318,7 +318,7 @@ def taste_facts(target: Item, liked: Sequence[Item]) -> list[Fact]:
 
 
 #: How many ways :func:`summary_frame` writes each kind of opening.
-FRAME_SHAPES = 4
+FRAME_SHAPES = 6
 
 
 def summary_frame(
@@ -352,6 +352,8 @@ def summary_frame(
                 f"Of the {liked} people who liked {name}, {share} liked it too.",
                 f"Liked by {share} of the {liked} people who liked {name}.",
                 f"Among the {liked} people who liked {name}, {share} liked it too.",
+                f"You liked {name}, as did {liked} people; {share} of them liked it too.",
+                f"People who liked {name} liked it too: {share} of {liked}.",
             )[shape]
         if fact.kind == "shared_attribute" and fact.attribute not in PEOPLE_ATTRIBUTES:
             value = fact.values[0]
@@ -361,6 +363,8 @@ def summary_frame(
                 f"You liked {name}; this is another {value} {noun}.",
                 f"Another {value} {noun}, like {name}, which you liked.",
                 f"Since you liked {name}, here is another {value} {noun}.",
+                f"If you liked {name}, this is another {value} {noun}.",
+                f"One more {value} {noun} for you, as you liked {name}.",
             )[shape]
     taste = next((f for f in plan if f.kind == "taste" and f.values), None)
     if taste is not None:
@@ -370,6 +374,8 @@ def summary_frame(
             f"This is {change}.",
             f"Here is {change}.",
             f"Try {change}.",
+            f"Something different: {change}.",
+            f"Read on for {change}.",
         )[shape]
     return ""
 

@@ -23,7 +23,12 @@ from llmrec.generation.prompts import (
     select_facts,
     shape_index,
 )
-from llmrec.generation.text import join_words, normalize, sentence_case
+from llmrec.generation.text import (
+    join_words,
+    normalize,
+    sentence_case,
+    title_clauses,
+)
 from llmrec.types import Fact
 
 __all__ = ["complete_pitch", "digest_text", "reader_sentence", "template_text"]
@@ -220,24 +225,41 @@ def _trigrams(sentence: str) -> set[tuple[str, ...]]:
 
 
 def _headline(f: Facts) -> str:
-    candidates = []
+    """The first of the plan's headline shapes that fits :data:`HEADLINE_CHARS`: those
+    naming the user's own history item first (so two readers of one article get
+    different lines), then the shared value or the change from their usual kind, then
+    what the item is; a title's leading clause stands in for a long one
+    (:func:`~llmrec.generation.text.title_clauses`)."""
+    personal: list[tuple[str, str]] = []  # (the words before the history name, the name)
+    general: list[tuple[str, str]] = []  # (before the title, after it)
     for fact in select_facts(f, limit=6):
         name = _history_name(f, fact)
         if fact.kind == "co_consumption" and name:
-            candidates.append(f"{f.title}, for fans of {name}")
+            personal.append((", for fans of ", name))
         elif fact.kind == "shared_attribute" and name and fact.values:
-            candidates.append(f"{f.title}: {fact.values[0]}, as in {name}")
+            personal += [(f": {fact.values[0]}, as in ", name), (", like ", name)]
             if fact.attribute not in PEOPLE_ATTRIBUTES:  # shorter: "More Sports for you: ..."
-                candidates.append(f"More {fact.values[0]} for you: {f.title}")
+                general.append((f"More {fact.values[0]} for you: ", ""))
         elif fact.kind == "preference":
-            candidates.append(f"{f.title}: more {join_words(list(fact.values))} for you")
+            general.append(("", f": more {join_words(list(fact.values))} for you"))
+        elif fact.kind == "taste" and fact.values:
+            change = f"a change from your usual {fact.values[0]}"
+            general += [("", f": {change}"), (f"{sentence_case(change)}: ", "")]
     kind = _kind_words(f)
     if kind:
-        candidates.append(f"{f.title}: {_pick(f, kind)}")
-    candidates.append(f.title)
-    for text in candidates:
-        if len(text) <= HEADLINE_CHARS:
-            return text
+        general.append(("", f": {_pick(f, kind)}"))
+    titles = title_clauses(f.title)
+    for words, name in personal:
+        for title in titles:  # the item's title gives way last
+            for cited in title_clauses(name):
+                if len(title) + len(words) + len(cited) <= HEADLINE_CHARS:
+                    return f"{title}{words}{cited}"
+    for before, after in general:
+        for title in titles:
+            if len(before) + len(title) + len(after) <= HEADLINE_CHARS:
+                return f"{before}{title}{after}"
+    if len(f.title) <= HEADLINE_CHARS:
+        return f.title
     return f.title[: HEADLINE_CHARS - 3].rsplit(" ", 1)[0] + "..."
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "sanitize_text",
     "sentence_case",
     "sentences",
+    "title_clauses",
     "title_forms",
     "title_prefixes",
     "word_count",
@@ -238,6 +239,21 @@ def title_prefixes(title: str) -> set[str]:
         if len(prefix) >= 8 and words[k - 1] not in STOPWORDS:
             out.add(prefix)
     return out
+
+
+#: Words before which a title's clause may end: "Marathon record falls | on a cold
+#: morning", "Hospital cuts waiting times | with evening clinics".
+_CLAUSE_BREAK = re.compile(r",\s+|\s+(?=(?:after|with|for|in|on|at|as|from|amid|over)\s)")
+
+
+def title_clauses(title: str) -> list[str]:
+    """The title as shown, then each leading clause of it that is still one of its
+    :func:`title_prefixes`, longest first: a headline short of room may say "Marathon
+    record falls" of "Marathon record falls on a cold morning"."""
+    shown = display_title(title)
+    prefixes = title_prefixes(title)
+    heads = {shown[: cut.start()].rstrip(" ,;:") for cut in _CLAUSE_BREAK.finditer(shown)}
+    return [shown] + sorted((h for h in heads if normalize(h) in prefixes), key=len, reverse=True)
 
 
 def word_count(text: str) -> int:
