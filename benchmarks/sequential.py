@@ -103,6 +103,7 @@ def main(argv=None) -> int:
         help="SequentialSource options over the defaults, one row each ('{}': the defaults)",
     )
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tag", default="")
     add_out_argument(parser)
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     rows, results = [], []
     for options in configs:
         runs = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             result = run(split, vectors, row_of, options, seed, args.device)
             print(
                 f"{json.dumps(options)} seed {seed}: "

@@ -132,6 +132,69 @@ def test_prior_holds_small_data_near_it_and_large_data_decides() -> None:
     np.testing.assert_allclose(fitted(20_000, 1.0 / 20_000)[:2], planted[:2], atol=0.15)
 
 
+def _grouped(seed: int = 5, users: int = 300, per: int = 20):
+    """Per user, candidates where the held-out item has the highest ``a`` of its list,
+    but ``a``'s level moves with the user (a per-user offset, as a source's raw score
+    does), and ``b`` is the same offset again: across users it tracks the labels (users
+    whose lists sit high have more hits), within a list it says nothing."""
+    rng = np.random.default_rng(seed)
+    xs, ys, gs = [], [], []
+    for user in range(users):
+        level = rng.normal(0, 3)
+        a = rng.normal(0, 1, per)
+        y = np.zeros(per)
+        if level > -1:  # users whose lists sit low have no hit among the candidates
+            y[np.argmax(a)] = 1.0
+        xs.append(np.column_stack([a + level, np.full(per, level), np.zeros(per), np.zeros(per)]))
+        ys.append(y)
+        gs.append(np.full(per, user))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+
+
+def _top1(ranker: Ranker, x: np.ndarray, y: np.ndarray, g: np.ndarray) -> float:
+    logits = ranker.score(x)[1].sum(axis=1)
+    hits = [y[g == u][np.argmax(logits[g == u])] for u in np.unique(g) if y[g == u].any()]
+    return float(np.mean(hits))
+
+
+def test_listwise_fit_orders_each_group_where_the_pointwise_fit_is_led_by_offsets() -> None:
+    x, y, g = _grouped()
+    pointwise = Ranker(NAMES, weights={}).fit(x, y)
+    listwise = Ranker(NAMES, weights={}).fit(x, y, groups=g)
+    # Within a list only "a" orders the candidates; the per-user level in "b" is noise
+    # there, and the listwise fit leaves it near 0 where the pointwise fit leans on it.
+    assert listwise.weights["a"] > 2.0
+    assert abs(listwise.weights["b"]) < 0.1 * listwise.weights["a"]
+    assert abs(pointwise.weights["b"]) > abs(listwise.weights["b"])
+    assert _top1(listwise, x, y, g) == 1.0
+    # The bias is fitted after the weights, to the rate of positives (1 in 20 here).
+    probs = listwise.score(x)[0]
+    assert abs(probs.mean() - y.mean()) < 0.01 and probs[y > 0].mean() > 5 * probs.mean()
+
+
+def test_listwise_fit_ignores_groups_without_a_positive_and_keeps_its_bounds() -> None:
+    x, y, g = _grouped(seed=6)
+    with_empty = np.concatenate([x, np.full((5, 4), 9.0)])
+    fitted = Ranker(NAMES, weights={}).fit(x, y, groups=g, nonnegative=("b",))
+    padded = Ranker(NAMES, weights={}).fit(
+        with_empty,
+        np.concatenate([y, np.zeros(5)]),
+        groups=np.concatenate([g, np.full(5, -1)]),
+        nonnegative=("b",),
+    )
+    np.testing.assert_allclose(padded.weights_, fitted.weights_, atol=1e-6)
+    assert fitted.weights["b"] >= 0.0
+
+
+@pytest.mark.parametrize("groups", [np.zeros(3, dtype=int), np.zeros(200), "abc"])
+def test_bad_groups_raise_and_change_nothing(groups) -> None:
+    x, y = logistic_data([1.0, 0, 0, 0], bias=0.0, n=200)
+    ranker = Ranker(NAMES, weights={"a": 0.3})
+    with pytest.raises(InvalidInputError, match="groups"):
+        ranker.fit(x, y, groups=groups)
+    assert ranker.weights == {"a": 0.3, "b": 0.0, "c": 0.0, "d": 0.0} and not ranker.fitted_
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

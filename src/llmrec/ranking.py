@@ -127,9 +127,12 @@ class Ranker:
                 out[:, j] = features[name]
         return out
 
-    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(probabilities, contributions)`` for a feature matrix."""
-        contributions = x * self.weights_
+    def score(
+        self, x: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(probabilities, contributions)`` for a feature matrix, by the fitted
+        weights or the given ``weights`` (one per feature, in order)."""
+        contributions = x * (self.weights_ if weights is None else weights)
         logits = contributions.sum(axis=1) + self.bias_
         return 1.0 / (1.0 + np.exp(-logits)), contributions
 
@@ -139,6 +142,7 @@ class Ranker:
         y: np.ndarray,
         *,
         sample_weight: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
         prior: Mapping[str, float] | None = None,
         prior_strength: float = 0.0,
         nonnegative: Sequence[str] = (),
@@ -149,10 +153,19 @@ class Ranker:
         ``prior_strength / 2 * |w - prior|^2``: with little data the prior holds the
         weights near it, with much data the data decides.
 
+        With ``groups`` (one request's candidates per group, as ranked together) the
+        weights are fitted listwise instead: the loss is the mean over groups with a
+        positive of the softmax cross-entropy of its positive rows among its candidates,
+        which scores only the order within a request, what ranking uses. The bias, which
+        does not change an order, is then fitted by the weighted log loss with the
+        weights held, so :meth:`score` stays a probability.
+
         Args:
             x: ``(n, n_features)`` features.
             y: ``(n,)`` labels in {0, 1}.
-            sample_weight: Optional per-row weights (e.g. to balance classes).
+            sample_weight: Optional per-row weights (e.g. to balance classes); with
+                ``groups`` they weigh the bias fit only.
+            groups: Optional ``(n,)`` group id of each row (any integers).
             prior: Weights the fit is pulled toward, by feature name (absent names: 0);
                 ``None``: the current weights.
             prior_strength: Strength of that pull (>= 0; 0 = none).
@@ -212,16 +225,29 @@ class Ranker:
         for j, (low, _) in enumerate(bounds):
             if low is not None:
                 start[j] = max(start[j], low)
-        result = minimize(
-            loss,
-            np.concatenate([start, [self.bias_]]),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds + [(None, None)],
-        )
+        if groups is None:
+            result = minimize(
+                loss,
+                np.concatenate([start, [self.bias_]]),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds + [(None, None)],
+            )
+            coef, bias = result.x[:-1], float(result.x[-1])
+        else:
+            coef = self._fit_listwise(
+                xf, y, self._check_groups(groups, len(y)), offset, start, prior_f, strength, bounds
+            )
+            # The bias alone, the weights held: a probability for score().
+            def bias_loss(b: np.ndarray) -> tuple[float, np.ndarray]:
+                value, grad = loss(np.concatenate([coef, b]))
+                return value, grad[-1:]
+
+            fixed = minimize(bias_loss, [self.bias_], jac=True, method="L-BFGS-B")
+            bias = float(fixed.x[0])
         self.weights_ = self.weights_.copy()
-        self.weights_[free] = result.x[:-1]
-        self.bias_ = float(result.x[-1])
+        self.weights_[free] = coef
+        self.bias_ = bias
         self.fitted_ = True
         logger.debug(
             "ranker fitted: %s bias=%.3f prior_strength=%.4g",
@@ -230,6 +256,55 @@ class Ranker:
             strength,
         )
         return self
+
+    @staticmethod
+    def _check_groups(groups: Any, n: int) -> np.ndarray:
+        array = np.asarray(groups)
+        if array.shape != (n,) or not np.issubdtype(array.dtype, np.integer):
+            raise InvalidInputError(
+                f"groups must be {n} integer group ids, one per row, got {array.dtype} "
+                f"{array.shape}"
+            )
+        return array
+
+    def _fit_listwise(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
+        offset: np.ndarray,
+        start: np.ndarray,
+        prior: np.ndarray,
+        strength: float,
+        bounds: list[tuple[float | None, float | None]],
+    ) -> np.ndarray:
+        """Weights minimizing the mean per-group softmax cross-entropy of the positives
+        (``y`` as each group's target distribution), plus the L2 and prior terms."""
+        _, inverse = np.unique(groups, return_inverse=True)
+        n_groups = int(inverse.max()) + 1 if len(inverse) else 0
+        mass = np.bincount(inverse, weights=y, minlength=n_groups)
+        keep = mass[inverse] > 0  # a group without a positive says nothing of the order
+        x, y, offset, inverse = x[keep], y[keep], offset[keep], inverse[keep]
+        target = y / mass[inverse]
+        used = max(int((mass > 0).sum()), 1)
+
+        def loss(coef: np.ndarray) -> tuple[float, np.ndarray]:
+            z = x @ coef + offset
+            top = np.full(n_groups, -np.inf)
+            np.maximum.at(top, inverse, z)
+            e = np.exp(z - top[inverse])
+            total = np.bincount(inverse, weights=e, minlength=n_groups)
+            p = e / total[inverse]
+            with np.errstate(divide="ignore"):
+                log_norm = np.where(mass > 0, top + np.log(total), 0.0)
+            value = (float(log_norm.sum()) - float(target @ z)) / used
+            grad = x.T @ (p - target) / used
+            gap = coef - prior
+            value += 0.5 * self.l2 * coef @ coef + 0.5 * strength * gap @ gap
+            return value, grad + self.l2 * coef + strength * gap
+
+        result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+        return result.x
 
     def _check_data(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype=np.float64)

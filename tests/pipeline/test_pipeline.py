@@ -343,6 +343,26 @@ def test_add_user_without_preferences_gets_popular_items(cold_pipeline) -> None:
     assert counts[rows].min() > np.median(counts[cold_pipeline.retriever.live])
 
 
+def test_a_user_without_history_is_ranked_by_the_default_weights(cold_pipeline) -> None:
+    # A fit may weigh popularity against an item given the similarity signals (ML-100K's
+    # does); with none of them, that would rank the least popular items first.
+    names = cold_pipeline.ranker.feature_names
+    fitted = cold_pipeline.ranker.weights_.copy()
+    cold_pipeline.ranker.weights_[names.index("popularity")] = -2.0
+    try:
+        cold_pipeline.add_user("blank-2")
+        recs = cold_pipeline.recommend("blank-2", 5, generate=False)
+        counts = cold_pipeline.retriever.popularity.counts
+        rows = cold_pipeline.catalog.rows(ids(recs))
+        assert counts[rows].min() > np.median(counts[cold_pipeline.retriever.live])
+        # a user with history is ranked by the fitted weights, popularity against
+        user = next(u for u in cold_pipeline.profiles if cold_pipeline.profiles.get(u).history)
+        [top] = cold_pipeline.recommend(user, 1, generate=False)
+        assert top.explanation.signals["popularity"] <= 0.0
+    finally:
+        cold_pipeline.ranker.weights_ = fitted
+
+
 def test_forget_erases_the_user(pipeline_factory) -> None:
     pipe = pipeline_factory()
     pipe.forget("u000")

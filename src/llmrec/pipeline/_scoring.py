@@ -211,9 +211,19 @@ def _rank_locked(
     )
     if not len(rows):
         return [], items
-    probs, contributions = pipe.ranker.score(x)
+    weights = None
+    if not any(i in pipe.catalog for i in profile.recent_items()):
+        # No history: the fitted weights never saw such a user (the ranker learns from
+        # held-out events of users with history, where popularity may weigh against an
+        # item given the similarity signals); the sources' defaults rank popular items
+        # and those matching the query or stated preferences first.
+        defaults = ranker_weights(pipe.retriever)
+        weights = np.array([defaults.get(n, 0.0) for n in pipe.ranker.feature_names])
+    probs, contributions = pipe.ranker.score(x, weights)
+    # Ordered by the logit, which a probability of 1.0 (a saturated sigmoid) cannot tie.
+    logits = contributions.sum(axis=1) + pipe.ranker.bias_
     order = pipe.ranker.order(
-        probs, pipe.retriever.item_vectors[rows], request.k, request.diversity
+        logits, pipe.retriever.item_vectors[rows], request.k, request.diversity
     )
     out = []
     consumers = _content.consumers_of(pipe.profiles)  # co-consumption counts, once per call

@@ -41,10 +41,11 @@ MIN_USER_EVENTS = 3
 #: sequential, ...) to be fitted; with fewer they are skipped with a warning.
 MIN_MODEL_USERS = 30
 #: Strength of the ranker's pull toward the sources' default weights, times the number of
-#: held-out users: the pull is ``PRIOR_SCALE / n``, fading as data grows. The loss is a
-#: mean whose curvature is small (about 1e-3 per user on ML-100K), so this is worth some
-#: fifty held-out users: measured on ML-100K's ~900 it moves no weight by more than 0.06.
-PRIOR_SCALE = 0.05
+#: held-out users: the pull is ``PRIOR_SCALE / n``, fading as data grows. Measured with the
+#: listwise fit (benchmarks/RESULTS.md, "Listwise fusion"): on the 40-product test shop
+#: 0.05 let the fit fall below the default weights and 0.5 to 2 held it above them; on
+#: ML-100K's ~900 held-out users 0.5 ranked best of 0.05-5 (5 pulls the weights halfway back).
+PRIOR_SCALE = 0.5
 #: How much better (NDCG@10 on the held-out items, times the square root of the held-out
 #: users) the default weights or a single feature must rank than the fitted weights to
 #: replace them.
@@ -245,7 +246,8 @@ def _select_weights(
 def _train_ranker(
     pipe: Pipeline, xs: list[np.ndarray], ys: list[np.ndarray], x: np.ndarray, y: np.ndarray
 ) -> None:
-    """Fit the ranker on the held-out rows: classes balanced, pulled toward the default
+    """Fit the ranker on the held-out rows, listwise (each user's candidates ranked
+    together; see :meth:`~llmrec.ranking.Ranker.fit`), pulled toward the default
     weights by a prior that fades as held-out users grow, similarity-type features (every
     relation but ``popular``) kept >= 0; then keep the weights that rank the held-out
     items best (:func:`_select_weights`)."""
@@ -254,10 +256,12 @@ def _train_ranker(
     relations = {**pipe.retriever.relations, _scoring.TAG_FEATURE: _scoring.TAG_RELATION}
     nonnegative = [n for n in pipe.ranker.feature_names if relations.get(n) != "popular"]
     strength = PRIOR_SCALE / float(y.sum())  # the users whose item is a candidate
+    groups = np.repeat(np.arange(len(xs)), [len(rows) for rows in xs])
     pipe.ranker.fit(
         x,
         y,
         sample_weight=weight,
+        groups=groups,
         prior=defaults,
         prior_strength=strength,
         nonnegative=nonnegative,
