@@ -174,15 +174,27 @@ def _values(value: Any) -> Iterable[str]:
         yield str(value)
 
 
+# Where a headline-style title's first clause ends: "Marathon record falls | on a cold
+# morning", "Walking lowers heart risk|, study finds".
+_CLAUSE_END = re.compile(r",\s|\s(?=(?:on|in|at|after|with|for|as|from|over|amid)\s)")
+
+
 def title_forms(title: str) -> list[str]:
     """A title as written and with a trailing article moved to the front ("Postino, Il"
-    -> "Il Postino"), no year."""
+    -> "Il Postino"), no year; then, for a title of five or more words, each leading
+    clause of two or more words and 12 or more characters (a short reference to an
+    article: "Marathon record falls")."""
     base = re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
     forms = [base]
     match = re.match(r"^(.*), (The|A|An|Il|La|Le|Les|L'|El|Los|Las|Der|Die|Das)$", base)
     if match:
         forms.append(f"{match.group(2)} {match.group(1)}")
         forms.append(match.group(1))
+    elif len(base.split()) >= 5:
+        for cut in _CLAUSE_END.finditer(base):
+            head = base[: cut.start()].strip()
+            if len(head.split()) >= 2 and len(head) >= 12:
+                forms.append(head)
     return [f for f in forms if f]
 
 
