@@ -280,24 +280,25 @@ class Ranker:
     ) -> np.ndarray:
         """Weights minimizing the mean per-group softmax cross-entropy of the positives
         (``y`` as each group's target distribution), plus the L2 and prior terms."""
-        _, inverse = np.unique(groups, return_inverse=True)
-        n_groups = int(inverse.max()) + 1 if len(inverse) else 0
-        mass = np.bincount(inverse, weights=y, minlength=n_groups)
-        keep = mass[inverse] > 0  # a group without a positive says nothing of the order
-        x, y, offset, inverse = x[keep], y[keep], offset[keep], inverse[keep]
-        target = y / mass[inverse]
-        used = max(int((mass > 0).sum()), 1)
+        order = np.argsort(groups, kind="stable")  # each group's rows together
+        x, y, offset, groups = x[order], y[order], offset[order], groups[order]
+        first = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+        mass = np.add.reduceat(y, first)
+        sizes = np.diff(np.r_[first, len(y)])
+        keep = np.repeat(mass > 0, sizes)  # a group without a positive says nothing
+        x, y, offset = x[keep], y[keep], offset[keep]
+        sizes, mass = sizes[mass > 0], mass[mass > 0]
+        first = np.r_[0, np.cumsum(sizes)[:-1]]
+        target = y / np.repeat(mass, sizes)
+        used = max(len(sizes), 1)
 
         def loss(coef: np.ndarray) -> tuple[float, np.ndarray]:
             z = x @ coef + offset
-            top = np.full(n_groups, -np.inf)
-            np.maximum.at(top, inverse, z)
-            e = np.exp(z - top[inverse])
-            total = np.bincount(inverse, weights=e, minlength=n_groups)
-            p = e / total[inverse]
-            with np.errstate(divide="ignore"):
-                log_norm = np.where(mass > 0, top + np.log(total), 0.0)
-            value = (float(log_norm.sum()) - float(target @ z)) / used
+            top = np.maximum.reduceat(z, first)
+            e = np.exp(z - np.repeat(top, sizes))
+            total = np.add.reduceat(e, first)
+            p = e / np.repeat(total, sizes)
+            value = (float(np.sum(top + np.log(total))) - float(target @ z)) / used
             grad = x.T @ (p - target) / used
             gap = coef - prior
             value += 0.5 * self.l2 * coef @ coef + 0.5 * strength * gap @ gap
