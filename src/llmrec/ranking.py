@@ -238,6 +238,7 @@ class Ranker:
             coef = self._fit_listwise(
                 xf, y, self._check_groups(groups, len(y)), offset, start, prior_f, strength, bounds
             )
+
             # The bias alone, the weights held: a probability for score().
             def bias_loss(b: np.ndarray) -> tuple[float, np.ndarray]:
                 value, grad = loss(np.concatenate([coef, b]))

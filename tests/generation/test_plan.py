@@ -602,6 +602,30 @@ def test_two_readers_of_one_long_title_get_headlines_naming_their_own_history() 
     ]
 
 
+def test_a_headline_says_like_only_of_items_alike_by_more_than_one_genre() -> None:
+    films = Catalog(
+        [
+            Item(
+                "f1",
+                "The Long Adventures of a Toy Cowboy Hero",
+                "A toy cowboy.",
+                {"genres": ["Animation", "Comedy"]},
+            ),  # fmt: skip
+            Item("f2", "Liar Liar", "A lawyer.", {"genres": ["Comedy"]}),
+            Item("f3", "Aladdin", "A street thief.", {"genres": ["Animation", "Comedy"]}),
+        ]
+    )
+    gen = ContentGenerator("template", catalog=films)
+    for other, alike in (("f2", False), ("f3", True)):
+        item, history = films.get("f1"), films.get(other)
+        plan = tuple(item_facts(item) + relation_facts(item, history))
+        request = ReasonRequest("u", item, (history,), plan=plan)
+        headline = gen.template_text(request, "headline")
+        # ": Comedy, as in ..." does not fit 60 characters beside this title; ", like" does
+        assert ("The Long Adventures of a Toy Cowboy Hero, like" in headline) is alike, headline
+        assert gen.verify(headline, request, kind="headline").ok, headline
+
+
 def test_title_clauses_are_leading_clauses_that_still_name_the_item() -> None:
     assert title_clauses("Marathon record falls on a cold morning") == [
         "Marathon record falls on a cold morning",

@@ -224,6 +224,13 @@ def _trigrams(sentence: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
 
 
+def _alike(fact: Fact) -> bool:
+    """Whether a shared attribute makes two items alike enough to say "X, like Y": the
+    same section or category, a shared person, or two shared values (one genre is not)."""
+    kind_defining = fact.attribute in ("section", "category", "categories")
+    return kind_defining or fact.attribute in PEOPLE_ATTRIBUTES or len(fact.values) >= 2
+
+
 def _headline(f: Facts) -> str:
     """The first of the plan's headline shapes that fits :data:`HEADLINE_CHARS`: those
     naming the user's own history item first (so two readers of one article get
@@ -237,7 +244,9 @@ def _headline(f: Facts) -> str:
         if fact.kind == "co_consumption" and name:
             personal.append((", for fans of ", name))
         elif fact.kind == "shared_attribute" and name and fact.values:
-            personal += [(f": {fact.values[0]}, as in ", name), (", like ", name)]
+            personal.append((f": {fact.values[0]}, as in ", name))
+            if _alike(fact):
+                personal.append((", like ", name))
             if fact.attribute not in PEOPLE_ATTRIBUTES:  # shorter: "More Sports for you: ..."
                 general.append((f"More {fact.values[0]} for you: ", ""))
         elif fact.kind == "preference":
@@ -248,6 +257,8 @@ def _headline(f: Facts) -> str:
     kind = _kind_words(f)
     if kind:
         general.append(("", f": {_pick(f, kind)}"))
+        # the shortest line that still says more than the name: its first kind word
+        general.append(("", f": {f.genres[0] if f.genres and not section_of(f) else kind}"))
     titles = title_clauses(f.title)
     for words, name in personal:
         for title in titles:  # the item's title gives way last
