@@ -626,6 +626,38 @@ def test_a_headline_says_like_only_of_items_alike_by_more_than_one_genre() -> No
         assert gen.verify(headline, request, kind="headline").ok, headline
 
 
+def test_what_the_user_liked_must_be_one_of_their_items() -> None:
+    films = Catalog(
+        [
+            Item(
+                "f1",
+                "Primal Fear (1996)",
+                "An altar boy is accused of murdering a priest.",
+                {"genres": ["Drama", "Thriller"]},
+            ),  # fmt: skip
+            Item("f2", "Fugitive, The (1993)", "A doctor escapes.", {"genres": ["Thriller"]}),
+            Item("f3", "Mr. Holland's Opus (1995)", "A music teacher.", {"genres": ["Drama"]}),
+        ]
+    )
+    gen = ContentGenerator("template", catalog=films)
+    item, history = films.get("f1"), (films.get("f2"), films.get("f3"))
+    plan = tuple(item_facts(item) + [f for h in history for f in relation_facts(item, h)])
+    request = ReasonRequest("u", item, history, plan=plan)
+    for text in (
+        "You liked the altar boy, so Primal Fear is a Thriller for you.",
+        "Since you enjoyed the lawyer, Primal Fear is a Thriller.",
+    ):
+        check = gen.verify(text, request, kind="reason")
+        assert not check.ok and "none of their items" in "; ".join(check.problems), text
+    for text in (
+        "You liked The Fugitive, and Primal Fear is a Thriller about an altar boy.",
+        "Since you enjoyed Mr. Holland's Opus, Primal Fear is a Drama for you.",
+        "You liked thrillers, and Primal Fear is one.",
+    ):
+        check = gen.verify(text, request, kind="reason")
+        assert "none of their items" not in "; ".join(check.problems), (text, check.problems)
+
+
 def test_title_clauses_are_leading_clauses_that_still_name_the_item() -> None:
     assert title_clauses("Marathon record falls on a cold morning") == [
         "Marathon record falls on a cold morning",

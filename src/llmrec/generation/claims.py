@@ -262,6 +262,9 @@ def check_wording(c: Any) -> list[str]:
     if re.search(r"\byou (?:liked|enjoyed|loved|rated|bought) \d", c.norm):
         # "You liked 27% of the 100 people who liked Batman": a figure is no item
         return ["says the user liked a figure"]
+    liked = _liked_non_item(c)
+    if liked:
+        return [f"says the user liked {liked!r}, which is none of their items"]
     meta = _META.search(c.norm)
     if meta and meta.group(0) not in normalize(c.target.text):
         # "and the details are accurate": the prompt talked about, not the item
@@ -270,6 +273,51 @@ def check_wording(c: Any) -> list[str]:
         if re.search(rf"\bfrom (?:the )?{re.escape(value)}\b", c.norm):
             return [f"writes the category {value!r} as where the item comes from"]
     return []
+
+
+# "you liked / enjoyed / watched <object>": the object, up to a clause's end, is the
+# user's own item
+_PAST_LIKING = re.compile(
+    r"\byou(?:'ve| have| already| once)? (?:liked|enjoyed|loved|watched|saw|read|bought|"
+    r"purchased|rated) ([^,.;:!?]*)",
+    re.IGNORECASE,
+)
+_PRONOUNS = frozenset("it this that them these those both all".split())
+
+
+def _liked_non_item(c: Any) -> str:
+    """The words after "you liked" (enjoyed, watched, ...) when they are none of the
+    user's history items, nor a value the plan says their items have ("You liked the
+    altar boy", a character of the target's text); empty when every such object is."""
+    forms = {f for item in c.evidence for f in title_forms(item.title) | title_prefixes(item.title)}
+    values = {
+        normalize(str(v))
+        for f in c.plan
+        if f.kind in ("shared_attribute", "taste", "preference")
+        for v in f.values
+        if str(v).strip()
+    }
+    for m in _PAST_LIKING.finditer(c.text):
+        words = normalize(m.group(1)).split()
+        if words[:1] in (["the"], ["a"], ["an"]) and len(words) > 1:
+            article, rest = words[0], words[1:]
+        else:
+            article, rest = "", words
+        if not rest or rest[0] in STOPWORDS or rest[0] in _PRONOUNS:
+            continue  # "which you liked.", "what you liked is ...", "you liked it"
+        phrase = " ".join(rest)
+        with_article = f"{article} {phrase}".strip()
+        if any(
+            p == f or p.startswith(f + " ") or f.startswith(p + " ")  # "Mr. Holland's Opus"
+            for f in forms
+            for p in (phrase, with_article)
+        ):
+            continue
+        singular = " ".join(w[:-1] if w.endswith("s") else w for w in rest)
+        if any(p == v or p.startswith(v + " ") for v in values for p in (phrase, singular)):
+            continue  # "you liked Thrillers": a value the plan says the user's items share
+        return m.group(1).strip()
+    return ""
 
 
 def _history_spans(c: Any) -> list[tuple[int, int, str]]:
