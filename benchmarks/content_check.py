@@ -32,7 +32,9 @@ preferences, and decides from them what is true. Rules:
   data does not give them; ``repeated_phrase`` a word written twice in a row or a
   repeated 3-word phrase; ``false_history`` "you liked / bought X" where the user's events
   hold no liking (a click, like, purchase or a 4-5 star rating; a view or a 3-star rating
-  is not one) or no purchase of X; ``false_taste`` "a change from (unlike) your usual X"
+  is not one) or no purchase of X, or "you liked / enjoyed / watched <words>" whose first
+  word is no title and no tag, genre or category of the user's items nor a word of their
+  own ("You liked the altar boy"); ``false_taste`` "a change from (unlike) your usual X"
   (the user's usual kind) where X is not the category, section or genre value of at least two and at least
   half of the user's liked items, or is the target's own (then it is no change); a true
   one ("a change from your usual Running picks") is a supported statement about the user;
@@ -121,6 +123,12 @@ _USER_DID = re.compile(
     r"\byou(?:'ve| have| already| once)?\s+(liked|loved|enjoyed|bought|purchased)\s+(?:the\s+)?$",
     re.I,
 )
+_USER_DID_ANY = re.compile(
+    r"\byou(?:'ve| have| already| once| also)?\s+(?:liked|loved|enjoyed|bought|purchased|watched|"
+    r"read)\s+(?:(?:the|a|an)\s+)?",
+    re.I,
+)
+_PRONOUNS = frozenset("it this that them these those both all".split())
 _USER = frozenset({"you", "your", "you're", "you've", "you'll", "yours"})
 _RELATION = {
     "director": re.compile(r"(director|directed|filmmaker|maker)s?\W+(?:\w+\W+){0,3}$", re.I),
@@ -418,7 +426,8 @@ def check_text(truth: Truth, text: str, kind: str, user: str, target: str | None
         for n, clause in enumerate(c for c in _CLAUSE.split(sentence) if c and c.strip()):
             _check_clause(truth, verdict, clause, n == 0, slots, target, target_vocab, user_vocab,
                           user_tags, allowed, kind, [target] if target else listed,
-                          truth.liked.get(user, set()), truth.bought.get(user, set()))  # fmt: skip
+                          truth.liked.get(user, set()), truth.bought.get(user, set()),
+                          user_tags | pref)  # fmt: skip
     text_stems = {stem(w) for w in words(_MASK.sub(" ", masked))}
     verdict.cites_user = (
         verdict.cites_user  # a true "your usual X" (_usual_kinds)
@@ -509,7 +518,7 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
                   slots: dict[str, str], target: str | None, target_vocab: set[str],
                   user_vocab: set[str], user_tags: set[str], allowed: set[float],
                   kind: str, subjects: list[str], liked: set[str],
-                  bought: set[str]) -> None:  # fmt: skip
+                  bought: set[str], liked_kinds: set[str]) -> None:  # fmt: skip
     grounded = target_vocab | user_vocab
     flags: set[str] = set()
     found = _MASK.findall(clause)
@@ -534,6 +543,17 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
                 verdict.notes.append(
                     f"relation {rel!r} to {truth.items[iid].title} not in the data"
                 )
+    for match in _USER_DID_ANY.finditer(clause):
+        # "you liked <something>" that is no title: a kind the user's items have or the
+        # user's own words, else no item of theirs ("You liked the altar boy")
+        after = clause[match.end():]
+        obj = words(after)[:1]
+        if after.lstrip().startswith("\u27e6") or not obj or obj[0].lower() in STOP \
+                or obj[0].lower() in _PRONOUNS:  # fmt: skip
+            continue
+        if stem(obj[0].lower()) not in liked_kinds:
+            flags.add("false_history")
+            verdict.notes.append(f"'{match.group(0)}{' '.join(words(after)[:3])}' names no item of theirs")
     plain = _MASK.sub(" ", clause)
     tokens = words(plain)
     user_ref = any(r == "H" for r, _ in found) or any(w.lower() in _USER for w in tokens)

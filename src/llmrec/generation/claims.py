@@ -278,7 +278,7 @@ def check_wording(c: Any) -> list[str]:
 # "you liked / enjoyed / watched <object>": the object, up to a clause's end, is the
 # user's own item
 _PAST_LIKING = re.compile(
-    r"\byou(?:'ve| have| already| once)? (?:liked|enjoyed|loved|watched|saw|read|bought|"
+    r"\byou(?:'ve| have| already| once| also)? (?:liked|enjoyed|loved|watched|saw|read|bought|"
     r"purchased|rated) ([^,.;:!?]*)",
     re.IGNORECASE,
 )
