@@ -68,6 +68,7 @@ FLAGS = (
     "repeated_phrase",
     "false_history",
     "false_taste",
+    "false_identity",
     "target_not_named",
 )
 TARGETS = {
@@ -126,6 +127,10 @@ KNOWN_FALSE = [
     # the target's own
     ("p10", "Backpacking Stove is a change from your usual Camping picks.", "false_taste"),
     ("p06", "GPS Running Watch is a change from your usual Running picks.", "false_taste"),
+    # what the item is: a noun none of its data gives; a brand it does not have
+    ("p10", "Backpacking Stove is a tent for two.", "false_identity"),
+    ("p10", "Backpacking Stove is a Camping pick and a sleeping bag.", "false_identity"),
+    ("p03", "Hydration Running Belt comes from the same brand, Summit Labs.", "invented_name"),
 ]
 KNOWN_TRUE = [
     ("p03", "The Hydration Running Belt by Ridgeline costs $34 and holds two soft flasks."),
@@ -135,6 +140,7 @@ KNOWN_TRUE = [
         "the GPS Running Watch.",
     ),
     ("p10", "Backpacking Stove is a Camping pick, a change from your usual Running picks."),
+    ("p03", "Hydration Running Belt is a running belt made by Ridgeline."),
 ]
 
 

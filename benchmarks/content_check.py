@@ -38,6 +38,10 @@ preferences, and decides from them what is true. Rules:
   (the user's usual kind) where X is not the category, section or genre value of at least two and at least
   half of the user's liked items, or is the target's own (then it is no change); a true
   one ("a change from your usual Running picks") is a supported statement about the user;
+  ``false_identity`` what the text says the item is ("it is a <phrase>") ends in a
+  noun that is none of the target's title, attribute or tag words, nor the noun its
+  text opens with as what it is, nor a word for any item ("pick", "film", "fit"): "Courage
+  Under Fire is a U.S. Army officer", "A Fish Called Wanda is a Comedy and a Barrister";
   ``target_not_named`` (reasons and pitches only) the target's title absent.
 """
 
@@ -90,14 +94,29 @@ directed director directors written writer writers starring stars cast made
 POPULAR = frozenset({"popular", "trending", "bestseller", "best-selling", "favourite", "hit"})
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-.]*[A-Za-z0-9]|[A-Za-z0-9]")
 _NUMBER = re.compile(r"(?<![A-Za-z])\$?\d[\d,]*(?:\.\d+)?%?")
-_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+# (not after an initial: "A U.S. Army officer")
+_SENTENCE = re.compile(r"(?<!\b[A-Z]\.)(?<=[.!?])[\"')\]]*\s+")
 _CLAUSE = re.compile(r"\s*(?:;|:|\s[-\u2013\u2014]\s|\u2014|,\s*(?:and|but|so|while|which)\s)\s*")
 _MASK = re.compile(r"\u27e6([TH]|O)(\d+)\u27e7")
 # "it is a <phrase>": what the text says the item is, whoever else the clause mentions.
 _IDENTITY = re.compile(
     r"\b(?:is|it's|are|was|makes it)\s+(?:a|an|the|one of the)\s+(.+?)"
-    r"(?=\s+(?:for|that|which|who|with|from|by|to|and you|because|since|if|so)\b|[,;.!?]|$)",
+    r"(?=\s+(?:for|that|which|who|with|from|by|to|and you|because|since|if|so)\b|[,;!?]|(?<!\\b[A-Z])\\.(?!\\w)|$)",
     re.I,
+)
+# A text that opens with what its item is: "A 22-litre pack with a rain cover."
+_OPENS_AS = re.compile(
+    r"^(?:A|An)\s+((?:[\w'-]+\s+){0,4}?[\w'-]+)\s+(?:that|which|with|for|from|by|of|made|to)\b"
+)
+# Where the noun phrase of "it is a <phrase>" ends: "a Drama film | directed by ...".
+_PARTICIPLE = re.compile(
+    r"\s(?:directed|written|starring|featuring|set|made|about|of|in|on|at|where|whose)\b", re.I
+)
+# Nouns for any item ("X is a fit for ...", "a treat"), beside GENERIC's
+_KINDS = frozenset(
+    """film movie story article piece product item title fit match treat gem
+addition upgrade companion essential staple reminder follow-up favourite favorite change
+step pair set one kind sort type bit tale read classic hit""".split()
 )
 # "directed by X", "written by X", "starring X": the name must hold that role in the data.
 _ROLES = (
@@ -117,6 +136,7 @@ _ROLES = (
         ),
         ("cast",),
     ),
+    (re.compile(r"\b(?i:brand|made by|maker)\s*,?\s+((?:[A-Z][\w'.&-]*\s?){1,3})"), ("brand",)),
 )
 # "you liked <history item>": what the user did with it
 _USER_DID = re.compile(
@@ -136,6 +156,7 @@ _RELATION = {
     "fans": re.compile(
         r"(fans|people|customers|readers|viewers|others|those|who)\W+(?:\w+\W+){0,3}$", re.I
     ),
+    "brand": re.compile(r"(brand|maker|makers|made by)\W+(?:\w+\W+){0,3}$", re.I),
     "like": re.compile(r"(like|similar|reminiscent|close|spirit|same)\W+(?:\w+\W+){0,2}$", re.I),
 }
 
@@ -254,6 +275,7 @@ class Truth:
             ((form, iid) for iid, item in self.items.items() for form in title_forms(item.title)
              if len(form) >= 4), key=lambda p: -len(p[0]))  # fmt: skip
         self.vocab = {iid: self._item_vocab(item) for iid, item in self.items.items()}
+        self.kinds = {iid: self._kind_vocab(item) for iid, item in self.items.items()}
         self.tag_words = {iid: self._tags(item) for iid, item in self.items.items()}
         self.all_tags = set().union(*self.tag_words.values()) if self.tag_words else set()
         # what kind of thing an item is: a shop title's last word ("boots"), where items
@@ -271,6 +293,18 @@ class Truth:
         for f in self.tag_fields:
             for v in _values(item.attributes.get(f)):
                 out |= {stem(w) for w in words(v)}
+        return out
+
+    def _kind_vocab(self, item: Any) -> set[str]:
+        """What the item may be called: its title's words, its tags, genres, category or
+        section, its other attribute words, and the noun its text opens with when that
+        says what it is ("A 22-litre pack with ...", not "A U.S. Army officer, despondent
+        ...": a film's description opens with its hero)."""
+        text = " ".join([item.title, *_values(dict(item.attributes))])
+        out = {stem(w) for w in words(text)}
+        opening = _OPENS_AS.match(item.text or "")
+        if opening:
+            out.add(stem(words(opening.group(1))[-1]))
         return out
 
     def _item_vocab(self, item: Any) -> set[str]:
@@ -301,6 +335,10 @@ class Truth:
         fans = bool(both) and len(both) >= 0.05 * len(of_x)
         if kind == "fans":
             return fans
+        if kind == "brand":
+            return bool(
+                set(_values(a.attributes.get("brand"))) & set(_values(b.attributes.get("brand")))
+            )
         people = any(set(_values(a.attributes.get(f))) & set(_values(b.attributes.get(f)))
                      for f in ("director", "cast", "writer", "brand"))  # fmt: skip
         same = any(a.attributes.get(f) is not None and a.attributes.get(f) == b.attributes.get(f)
@@ -464,7 +502,9 @@ def _usual_kinds(truth: Truth, verdict: Verdict, masked: str, user: str,
                              for v in set(_values(truth.items[i].attributes.get(f))))  # fmt: skip
             for value, count in counts.items():
                 vw = [w.lower() for w in words(value)]
-                if [w.lower() for w in said[: len(vw)]] == vw and (best is None or len(vw) > best[2]):
+                if [w.lower() for w in said[: len(vw)]] == vw and (
+                    best is None or len(vw) > best[2]
+                ):
                     best = (value, count, len(vw))
         ok = (best is not None and best[1] >= 2 and 2 * best[1] >= len(liked)
               and best[0] not in own)  # fmt: skip
@@ -495,16 +535,17 @@ def _named(truth: Truth, masked: str, slots: dict[str, str], target: str) -> boo
 
 
 def _roles(truth: Truth, verdict: Verdict, clause: str, target: str) -> set[str]:
-    """A person named in a role (director, writer, cast) the target's data does not give them."""
+    """A person named in a role (director, writer, cast) or a name given as the brand
+    that the target's data does not give them."""
     attributes = truth.items[target].attributes
     out = set()
     for pattern, fields in _ROLES:
-        if not any(f in attributes for f in fields):
+        if not any(f in attributes for f in fields) and fields != ("brand",):
             continue
         people = {w.lower() for f in fields for v in _values(attributes.get(f)) for w in words(v)}
         for match in pattern.finditer(clause):
             # the named person, and any more listed after it ("starring A, B and C")
-            rest = clause[match.end():]
+            rest = clause[match.end() :]
             listed = re.match(r"(?:(?:,\s*|\s+)(?:and\s+)?(?:[A-Z][\w'.-]*\s?){1,3})*", rest)
             for person in re.split(r",\s*(?:and\s+)?|\s+and\s+", match.group(1) + listed.group(0)):
                 names = [w for w in words(person) if w[0].isupper()]
@@ -546,14 +587,16 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
     for match in _USER_DID_ANY.finditer(clause):
         # "you liked <something>" that is no title: a kind the user's items have or the
         # user's own words, else no item of theirs ("You liked the altar boy")
-        after = clause[match.end():]
+        after = clause[match.end() :]
         obj = words(after)[:1]
         if after.lstrip().startswith("\u27e6") or not obj or obj[0].lower() in STOP \
                 or obj[0].lower() in _PRONOUNS:  # fmt: skip
             continue
         if stem(obj[0].lower()) not in liked_kinds:
             flags.add("false_history")
-            verdict.notes.append(f"'{match.group(0)}{' '.join(words(after)[:3])}' names no item of theirs")
+            verdict.notes.append(
+                f"'{match.group(0)}{' '.join(words(after)[:3])}' names no item of theirs"
+            )
     plain = _MASK.sub(" ", clause)
     tokens = words(plain)
     user_ref = any(r == "H" for r, _ in found) or any(w.lower() in _USER for w in tokens)
@@ -566,6 +609,14 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
     popular = target is not None and truth.is_popular(target)
     content = [c for c in content if not (c in POPULAR and popular)]
     identity = {stem(w) for m in _IDENTITY.finditer(plain) for w in words(m.group(1))}
+    if target and kind in ("reason", "pitch", "headline"):  # a summary retells its article
+        for m in _IDENTITY.finditer(plain):
+            said = [w for w in words(_PARTICIPLE.split(m.group(1))[0]) if not w[0].isdigit()]
+            head = stem(said[-1]) if said else ""
+            if head and head not in truth.kinds[target] and head not in _KINDS \
+                    and head not in GENERIC and head not in STOP:  # fmt: skip
+                flags.add("false_identity")
+                verdict.notes.append(f"calls the item '{m.group(1)}'")
     for c in content:
         if target and kind != "digest" and c in (truth.all_tags | truth.type_words) \
                 and c not in truth.vocab[target]:  # fmt: skip

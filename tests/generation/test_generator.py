@@ -254,8 +254,11 @@ def test_prompt_injection_is_fenced_and_does_not_leak(catalog) -> None:
     catalog.upsert([evil])
     fake = FakeChat()
     gen = ContentGenerator(fake, catalog=catalog)
+    # (a pitch: its prompt carries the item's text, which a reason's takes only when the
+    # text says what the item is)
     out = gen.generate(
-        [request(catalog, "66", evidence=()), request(catalog, "10", evidence=("9",))]
+        [request(catalog, "66", evidence=()), request(catalog, "10", evidence=("9",))],
+        kind="pitch",
     )
     assert len(out) == 2
     evil_conv, other_conv = (

@@ -150,13 +150,14 @@ def test_contacts_are_redacted_from_prompts_and_templates_by_default() -> None:
     catalog.upsert([Item("7", "Mail dave@x.example.com (1999)", CONTACT, {"genres": ["Drama"]})])
     gen = ContentGenerator("template", catalog=catalog)
     for target in ("5", "7"):
-        prompt = _all_text(gen.prompt(_request(catalog, target)))
+        prompt = _all_text(gen.prompt(_request(catalog, target), "pitch"))
         template = gen.template_text(_request(catalog, target))
         for text in (prompt, template):
             assert not has_contact(text) and "@" not in text, text
-    assert "(phone)" in _all_text(gen.prompt(_request(catalog, "5")))
+    # (a pitch's prompt carries the item's text; a reason's only when it says what it is)
+    assert "(phone)" in _all_text(gen.prompt(_request(catalog, "5"), "pitch"))
     kept = ContentGenerator("template", catalog=catalog, redact_contacts=False)
-    assert "dave+promo@mail.example.org" in _all_text(kept.prompt(_request(catalog, "5")))
+    assert "dave+promo@mail.example.org" in _all_text(kept.prompt(_request(catalog, "5"), "pitch"))
     assert kept.config()["options"]["redact_contacts"] is False
     assert "redact_contacts" not in gen.config()["options"]
     with pytest.raises(ConfigError, match="redact_contacts must be a bool"):

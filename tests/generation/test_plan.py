@@ -211,6 +211,9 @@ def test_movie_false_claims_are_rejected(movies, text, target, evidence) -> None
         ("Fans of Polar Fleece Pullover also bought Alpine Down Jacket.", "j1", ("f1",)),
         ("Alpine Down Jacket comes from the makers of Kids Hiking Boots.", "j1", ("b1",)),
         ("Because you liked Climbing Harness, Alpine Down Jacket is a Jackets pick.", "j1", ("c1",)),
+        ("Road Running Shoes is a running shoe from the same brand, Hydration Running Belt.",
+         "r1", ("h1",)),
+        ("Alpine Down Jacket is a jacket from the brand Patagonia.", "j1", ()),
     ],
 )  # fmt: skip
 def test_shop_false_claims_are_rejected(shop, text, target, evidence) -> None:
@@ -262,6 +265,59 @@ def test_wording_no_fact_carries_is_rejected(movies, shop) -> None:
         assert not v.ok, (text, v)
     assert _verify(shop, "Alpine Down Jacket is a warm down jacket for cold days.", "j1",
                    plan=jacket).ok  # fmt: skip
+    same = item_facts(shop.get("r1")) + relation_facts(shop.get("r1"), shop.get("h1"))
+    assert _verify(shop, "Road Running Shoes comes from the same brand, Stride, as Hydration "
+                   "Running Belt.", "r1", ("h1",), plan=same).ok  # fmt: skip
+
+
+def test_the_item_is_not_what_its_description_is_about() -> None:
+    # a film's description opens with its hero, a product's with what it is
+    film = Item(
+        "cuf",
+        "Courage Under Fire (1996)",
+        "A U.S. Army officer, despondent about a deadly mistake he made, investigates "
+        "a female chopper commander's worthiness for the Medal of Honor.",
+        {"genres": ["Drama", "War"], "year": 1996},
+    )
+    wanda = Item("fcw", "A Fish Called Wanda (1988)",
+                 "In London, four very different people team up to commit an armed robbery, "
+                 "then try to doublecross each other; a barrister falls for one of them.",
+                 {"genres": ["Comedy"], "year": 1988})  # fmt: skip
+    catalog = Catalog([film, wanda])
+    for target, text in (
+        ("cuf", "Courage Under Fire is a U.S. Army officer, despondent about a deadly "
+                "mistake he made."),
+        ("cuf", "Courage Under Fire is an Army officer who investigates a commander."),
+        ("fcw", "A Fish Called Wanda is a Comedy and a barrister."),
+    ):  # fmt: skip
+        v = _verify(catalog, text, target, plan=item_facts(catalog.get(target)))
+        assert not v.ok and "is something it is not" in v.problems[0], (text, v)
+    for target, text in (
+        ("cuf", "Courage Under Fire is a Drama and War film about an Army officer."),
+        ("fcw", "A Fish Called Wanda is a Comedy, and a barrister falls for one of them."),
+    ):
+        v = _verify(catalog, text, target, plan=item_facts(catalog.get(target)))
+        assert v.ok, (text, v)
+
+
+def test_a_reason_prompt_takes_the_text_only_when_it_says_what_the_item_is() -> None:
+    film = Item(
+        "cuf",
+        "Courage Under Fire (1996)",
+        "A U.S. Army officer, despondent about a deadly mistake, investigates a case.",
+        {"genres": ["Drama", "War"]},
+    )
+    pack = Item("d1", "Daypack 22L", "A 22-litre pack with a rain cover.",
+                {"category": "Hiking"})  # fmt: skip
+    catalog = Catalog([film, pack])
+    gen = ContentGenerator("template", catalog=catalog)
+
+    def prompt(target: str, kind: str) -> str:
+        return gen.prompt(_request(catalog, target), kind)[-1]["content"]
+
+    assert "despondent" not in prompt("cuf", "reason")
+    assert "despondent" in prompt("cuf", "pitch")
+    assert "rain cover" in prompt("d1", "reason")
 
 
 def test_fact_labels_and_hyphenated_tags_are_no_facts() -> None:

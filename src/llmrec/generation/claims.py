@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from llmrec.generation.plan import FRAME_SHAPES, summary_frame
+from llmrec.generation.plan import FRAME_SHAPES, attribute_strings, summary_frame
 from llmrec.generation.text import (
     STOPWORDS,
     display_title,
@@ -41,6 +41,7 @@ __all__ = [
     "check_support",
     "check_wording",
     "sentences",
+    "text_heads",
 ]
 
 #: The kinds of text a generator writes: one per item, and the list's digest.
@@ -64,7 +65,7 @@ _COPULA = re.compile(
     r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
     r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked|made|"
-    r"directed|written|starring|designed|built|a change)\b|$)"
+    r"directed|written|starring|featuring|set (?:in|on|at|during|among)|about|based|told|designed|built|a change)\b|$)"
 )
 #: The labels of attribute facts ("Section: Health."): no kind of item.
 _LABEL_WORDS = frozenset({"section", "category", "categories", "genre", "genres", "tag", "tags"})
@@ -123,10 +124,13 @@ _STATUS_WORDS = {
 }
 
 
-def _own_words(target: Item, plan: Sequence[Fact]) -> set[str]:
-    """Words of the target itself: title, tags, attribute values and text, and the plan's
-    facts about it (not its relation facts, which name other items)."""
-    parts = [target.title, display_title(target.title), target.text, *target.tags]
+def _own_words(target: Item, plan: Sequence[Fact], *, with_text: bool = True) -> set[str]:
+    """Words of the target itself: title, tags, attribute values and text (unless not
+    ``with_text``), and the plan's facts about it (not its relation facts, which name
+    other items)."""
+    parts = [target.title, display_title(target.title), *target.tags]
+    if with_text:
+        parts.append(target.text)
     for value in target.attributes.values():
         values = value if isinstance(value, (list, tuple)) else [value]
         parts.extend(str(v) for v in values)
@@ -134,7 +138,8 @@ def _own_words(target: Item, plan: Sequence[Fact]) -> set[str]:
     parts.extend(
         " ".join(f.values) if f.kind == "attribute" else f"{f.text} {' '.join(f.values)}"
         for f in plan
-        if f.item_id is None and f.kind != "taste"  # a taste is the user's, not the item's
+        # a taste is the user's, not the item's
+        if f.item_id is None and f.kind != "taste" and (with_text or f.kind != "description")
     )
     return _number_forms(set(normalize(" ".join(parts)).split()))
 
@@ -169,7 +174,7 @@ _OPENING_NOUN = re.compile(
 )
 
 
-def _text_heads(item: Item) -> set[str]:
+def text_heads(item: Item) -> set[str]:
     """What the item's own text calls it: the head nouns of its sentences that open
     "A <phrase> with ..." and of its "is a <phrase>" statements."""
     heads = set()
@@ -182,20 +187,54 @@ def _text_heads(item: Item) -> set[str]:
     return heads
 
 
+#: A second kind after one: "is a Comedy and a Barrister".
+_AND_KIND = re.compile(
+    r"^\s*(?:and|or) (?:a|an)\s+((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
+    + _COPULA.pattern[_COPULA.pattern.index("(?=") :]
+)
+
+
+def _kind_phrases(text: str, norm: str) -> list[str]:
+    """Every phrase the text states the item is ("is a <phrase>"), read in the whole
+    text and clause by clause (a comma ends a phrase: "is a U.S. Army officer, despondent
+    about ..." calls the film an officer), with a second one joined by "and a"."""
+    out: dict[str, None] = {}
+    clauses = [
+        normalize(part)
+        for sentence in sentences(text)
+        for part in re.split(r"[,;:()\u2013\u2014]", sentence)
+    ]
+    for piece in [norm, *clauses]:
+        for m in _COPULA.finditer(piece):
+            out[m.group(1)] = None
+            more = _AND_KIND.match(piece[m.end() :]) if piece is not norm else None
+            if more:
+                out[more.group(1)] = None
+    return list(out)
+
+
 def check_identity(c: Any) -> list[str]:
     """What the text says the item is ("it is a <phrase>"): the phrase's head noun must
     be the item's own word (its title, tags, attributes or text, or another spelling of
     a tag) or a generic one ("pick", "film")."""
     own = _own_words(c.target, c.plan) | c.alias_words
     own_values = _own_words(c.target, [])
+    # what the item may be called: its own words but those only its text holds, where
+    # only the text's own "A <phrase> with ..." says what it is (a film's description
+    # opens with its hero: "A U.S. Army officer, despondent about ...")
+    # (a summary retells its article, whose "is a" may be about anything in it)
+    kinds = (
+        own
+        if c.kind in ("summary", "digest")
+        else _own_words(c.target, c.plan, with_text=False) | c.alias_words | text_heads(c.target)
+    )
     product = any(k in c.target.attributes for k in ("category", "categories", "brand", "price"))
     joined = _JOINED_FIGURE.search(c.norm)
     if joined:
         # "A Fish Called Wanda is a Comedy and 1988 pick": a year is no kind of item
         return [f"joins a figure to what the item is ({joined.group(0)})"]
     # All words, titles included: "it is a Kids Hiking Boots" names another item.
-    for m in _COPULA.finditer(c.norm):
-        phrase = m.group(1)
+    for phrase in _kind_phrases(c.text, c.norm):
         if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
             # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
             return [f"says the item is itself ({phrase}), not what kind of item it is"]
@@ -221,14 +260,14 @@ def check_identity(c: Any) -> list[str]:
             product
             and head in named
             and not _said(head, c.category_words)
-            and head not in _text_heads(c.target)
+            and head not in text_heads(c.target)
         ):
             # "Mini Bike Pump is a bike": its name's head word says what it is (a shell
             # jacket's text may still call it "a waterproof shell")
             return [f"says the item is a {head}; its name says {name_head}"]
-        if _said(head, own):
+        if _said(head, kinds):
             continue
-        return [f"says the item is something it is not ({m.group(1)})"]
+        return [f"says the item is something it is not ({phrase})"]
     return []
 
 
@@ -272,7 +311,19 @@ def check_wording(c: Any) -> list[str]:
     for value in c.category_values:
         if re.search(rf"\bfrom (?:the )?{re.escape(value)}\b", c.norm):
             return [f"writes the category {value!r} as where the item comes from"]
+    brands = {normalize(v) for v in attribute_strings(c.target.attributes.get("brand"))}
+    for m in _BRAND_NAME.finditer(c.text):
+        name = normalize(m.group(1))
+        if not any(name == b or name.startswith(b + " ") for b in brands):
+            # "a running shoe from the same brand, Trail Running Shoes": no brand of it
+            return [f"names {m.group(1)!r} as the item's brand, which its data does not say"]
     return []
+
+
+#: A name given as a brand ("from the same brand, Cascade Gear"): the item's brand only.
+_BRAND_NAME = re.compile(
+    r"\b(?i:brand)[,:]?\s+(?!as\b|of\b|that\b|which\b)([A-Z][\w'&-]*(?:\s+[A-Z0-9][\w'&-]*)*)"
+)
 
 
 # "you liked / enjoyed / watched <object>": the object, up to a clause's end, is the

@@ -35,6 +35,7 @@ from llmrec.generation.text import (
 from llmrec.types import Fact, Item
 
 __all__ = [
+    "attribute_strings",
     "MIN_CO_USERS",
     "PEOPLE_ATTRIBUTES",
     "FRAME_SHAPES",
@@ -49,9 +50,13 @@ __all__ = [
     "request_plan",
     "share_lower_bound",
     "summary_frame",
+    "TASTE_CHANGE",
     "taste_change",
     "taste_facts",
 ]
+
+#: The one phrase that may name the user's usual kind (see :func:`taste_change`).
+TASTE_CHANGE = "a change from your usual"
 
 #: Fact kinds that join a history item to the recommended item.
 RELATION_KINDS = ("co_consumption", "shared_attribute", "similar_text")
@@ -168,7 +173,7 @@ def item_facts(item: Item) -> list[Fact]:
     return out
 
 
-def _strings(value: Any) -> list[str]:
+def attribute_strings(value: Any) -> list[str]:
     """The string values of an attribute (a str or a list of them), as given."""
     values = value if isinstance(value, (list, tuple)) else [value]
     return [v for v in values[:_MAX_VALUES] if isinstance(v, str) and v.strip()]
@@ -182,10 +187,10 @@ def _shared_values(target: Item, other: Item) -> list[tuple[str, tuple[str, ...]
     for key, value in target.attributes.items():
         if not isinstance(key, str) or key in _HIDDEN or key in _WEAK_SHARED or key in _STATUS:
             continue
-        theirs = {v.strip().casefold() for v in _strings(other.attributes.get(key))}
+        theirs = {v.strip().casefold() for v in attribute_strings(other.attributes.get(key))}
         if not theirs:
             continue
-        common = [v for v in _strings(value) if v.strip().casefold() in theirs]
+        common = [v for v in attribute_strings(value) if v.strip().casefold() in theirs]
         values = format_value(key, common) if common else ()
         if values:
             shared.append((key, values))
@@ -270,11 +275,12 @@ def relation_facts(
     return out
 
 
-def taste_change(fact: Fact, *, story: bool) -> str:
+def taste_change(fact: Fact, *, story: bool | None) -> str:
     """How a text states a ``taste`` fact: "a change from your usual Sports stories" (of
-    an article; "... picks" otherwise). The verifier accepts the user's usual kind only
-    in this phrase."""
-    return f"a change from your usual {fact.values[0]} {'stories' if story else 'picks'}"
+    an article; "... picks" otherwise; the bare "a change from your usual Sports" with
+    ``story=None``). The verifier accepts the user's usual kind only in this phrase."""
+    phrase = f"{TASTE_CHANGE} {fact.values[0]}"
+    return phrase if story is None else f"{phrase} {'stories' if story else 'picks'}"
 
 
 def taste_facts(target: Item, liked: Sequence[Item]) -> list[Fact]:
@@ -284,13 +290,13 @@ def taste_facts(target: Item, liked: Sequence[Item]) -> list[Fact]:
     Sports (3 of 4); this is not."). Empty when the target is the user's usual kind (a
     shared attribute states that) or no value dominates."""
     for key in TASTE_ATTRIBUTES:
-        own = {v.strip().casefold() for v in _strings(target.attributes.get(key))}
+        own = {v.strip().casefold() for v in attribute_strings(target.attributes.get(key))}
         if not own:
             continue
         counts: dict[str, int] = {}
         shown: dict[str, str] = {}
         for other in liked:
-            for v in dict.fromkeys(_strings(other.attributes.get(key))):
+            for v in dict.fromkeys(attribute_strings(other.attributes.get(key))):
                 folded = v.strip().casefold()
                 counts[folded] = counts.get(folded, 0) + 1
                 shown.setdefault(folded, v)

@@ -252,7 +252,7 @@ def _headline(f: Facts) -> str:
         elif fact.kind == "preference":
             general.append(("", f": more {join_words(list(fact.values))} for you"))
         elif fact.kind == "taste" and fact.values:
-            change = f"a change from your usual {fact.values[0]}"
+            change = taste_change(fact, story=None)
             general += [("", f": {change}"), (f"{sentence_case(change)}: ", "")]
     kind = _kind_words(f)
     if kind:

@@ -22,7 +22,7 @@ from llmrec.catalog import Catalog
 from llmrec.errors import InvalidInputError
 from llmrec.generation import claims
 from llmrec.generation.evidence import MAX_ITEM_TEXT_CHARS
-from llmrec.generation.plan import request_plan
+from llmrec.generation.plan import TASTE_CHANGE, request_plan, taste_change
 from llmrec.generation.text import (
     CHAT_TOKEN,
     INJECTION,
@@ -314,7 +314,7 @@ class _Context:
         """Per word, whether it lies in "a change from your usual <kind>" of a ``taste``
         fact (the one phrase that may name the user's usual kind)."""
         tastes = {
-            normalize(f"a change from your usual {f.values[0]}")
+            normalize(taste_change(f, story=None))
             for f in self.plan
             if f.kind == "taste" and f.values
         }
@@ -605,7 +605,7 @@ def _check_names(c: _Context) -> list[str]:
         m.group(0)
         for m in _HYPHENATED.finditer(c.text)
         if m.group(0).casefold() not in named_raw
-        and not c.text[: m.start()].casefold().endswith("a change from your usual ")
+        and not c.text[: m.start()].casefold().endswith(TASTE_CHANGE + " ")
     ]
     if unknown:
         return ["names something not in the evidence: " + ", ".join(dict.fromkeys(unknown[:3]))]
