@@ -101,7 +101,7 @@ _MASK = re.compile(r"\u27e6([TH]|O)(\d+)\u27e7")
 # "it is a <phrase>": what the text says the item is, whoever else the clause mentions.
 _IDENTITY = re.compile(
     r"\b(?:is|it's|are|was|makes it)\s+(?:a|an|the|one of the)\s+(.+?)"
-    r"(?=\s+(?:for|that|which|who|with|from|by|to|and you|because|since|if|so)\b|[,;!?]|(?<!\\b[A-Z])\\.(?!\\w)|$)",
+    r"(?=\s+(?:for|that|which|who|with|from|by|to|and you|because|since|if|so)\b|[,;!?]|(?<!\b[A-Z])\.(?!\w)|$)",
     re.I,
 )
 # A text that opens with what its item is: "A 22-litre pack with a rain cover."

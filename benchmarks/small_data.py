@@ -157,18 +157,8 @@ def main(argv=None) -> int:
         for r in rows
     ]
     print_table(
-        [
-            "data",
-            "draw",
-            "users",
-            "events",
-            "fitted",
-            "default",
-            "best single",
-            "holds",
-            "fitted - better other, 95% CI",
-            "hits@10",
-        ],  # fmt: skip
+        ["data", "draw", "users", "events", "fitted", "default", "best single", "holds",
+         "fitted - better other, 95% CI", "hits@10"],  # fmt: skip
         table,
         title=f"NDCG@10 on small data (encoder {args.encoder})",
     )
