@@ -289,12 +289,14 @@ def test_the_item_is_not_what_its_description_is_about() -> None:
                 "mistake he made."),
         ("cuf", "Courage Under Fire is an Army officer who investigates a commander."),
         ("fcw", "A Fish Called Wanda is a Comedy and a barrister."),
+        ("fcw", "A Fish Called Wanda is a comedy and heist show."),
     ):  # fmt: skip
         v = _verify(catalog, text, target, plan=item_facts(catalog.get(target)))
         assert not v.ok and "is something it is not" in v.problems[0], (text, v)
     for target, text in (
         ("cuf", "Courage Under Fire is a Drama and War film about an Army officer."),
         ("fcw", "A Fish Called Wanda is a Comedy, and a barrister falls for one of them."),
+        ("fcw", "A Fish Called Wanda is a Comedy and a fine pick."),
     ):
         v = _verify(catalog, text, target, plan=item_facts(catalog.get(target)))
         assert v.ok, (text, v)
@@ -318,6 +320,26 @@ def test_a_reason_prompt_takes_the_text_only_when_it_says_what_the_item_is() -> 
     assert "despondent" not in prompt("cuf", "reason")
     assert "despondent" in prompt("cuf", "pitch")
     assert "rain cover" in prompt("d1", "reason")
+
+
+def test_an_aim_of_the_user_needs_a_fact(shop) -> None:
+    plan = item_facts(shop.get("h1"))
+    for text in (
+        "Hydration Running Belt is a great choice for your next adventure.",
+        "Hydration Running Belt is a belt that suits your plot summary well, and a great "
+        "choice for your plot summary.",
+    ):
+        v = _verify(shop, text, "h1", plan=plan)
+        assert not v.ok and any("for your" in p for p in v.problems), (text, v)
+    for text in (
+        "Hydration Running Belt is a belt for your long runs.",  # its own text
+        "Hydration Running Belt is a Running pick for your runs.",
+    ):
+        assert _verify(shop, text, "h1", plan=plan).ok, text
+    # the user's own words ground an aim too
+    v = _verify(shop, "Hydration Running Belt is a belt for your marathon training.", "h1",
+                plan=plan, query="marathon training")  # fmt: skip
+    assert v.ok, v
 
 
 def test_fact_labels_and_hyphenated_tags_are_no_facts() -> None:

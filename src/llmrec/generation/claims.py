@@ -193,11 +193,14 @@ _AND_KIND = re.compile(
     + _COPULA.pattern[_COPULA.pattern.index("(?=") :]
 )
 
+#: ... or a bare one that ends the clause: "is a comedy and action-adventure show".
+_AND_BARE = re.compile(r"^\s*(?:and|or) ((?:[a-z0-9]+\s+){0,2}[a-z0-9]+)$")
+
 
 def _kind_phrases(text: str, norm: str) -> list[str]:
     """Every phrase the text states the item is ("is a <phrase>"), read in the whole
     text and clause by clause (a comma ends a phrase: "is a U.S. Army officer, despondent
-    about ..." calls the film an officer), with a second one joined by "and a"."""
+    about ..." calls the film an officer), with a second one joined by "and (a)"."""
     out: dict[str, None] = {}
     clauses = [
         normalize(part)
@@ -207,7 +210,8 @@ def _kind_phrases(text: str, norm: str) -> list[str]:
     for piece in [norm, *clauses]:
         for m in _COPULA.finditer(piece):
             out[m.group(1)] = None
-            more = _AND_KIND.match(piece[m.end() :]) if piece is not norm else None
+            rest = piece[m.end() :] if piece is not norm else ""
+            more = _AND_KIND.match(rest) or _AND_BARE.match(rest)
             if more:
                 out[more.group(1)] = None
     return list(out)
@@ -311,6 +315,11 @@ def check_wording(c: Any) -> list[str]:
     for value in c.category_values:
         if re.search(rf"\bfrom (?:the )?{re.escape(value)}\b", c.norm):
             return [f"writes the category {value!r} as where the item comes from"]
+    aim = _for_your(c)
+    if aim:
+        # "a great choice for your next adventure", "for your plot summary": an aim of the
+        # user's that no fact and no word of theirs gives
+        return [f"says what the item is for ('for your {aim}') from no fact"]
     brands = {normalize(v) for v in attribute_strings(c.target.attributes.get("brand"))}
     for m in _BRAND_NAME.finditer(c.text):
         name = normalize(m.group(1))
@@ -318,6 +327,24 @@ def check_wording(c: Any) -> list[str]:
             # "a running shoe from the same brand, Trail Running Shoes": no brand of it
             return [f"names {m.group(1)!r} as the item's brand, which its data does not say"]
     return []
+
+
+#: "for your <aim>": the aim's words must be facts' or the user's own.
+_FOR_YOUR = re.compile(r"\bfor your (?:next |own |upcoming |first )?((?:[a-z0-9]+ ){0,2}[a-z0-9]+)")
+_AIM_CUT = re.compile(r" (?:and|or|with|in|on|at|because|since|as|so|this|it|you)\b.*")
+
+
+def _for_your(c: Any) -> str:
+    """The aim of a "for your <aim>" that neither the plan (the item's own words, every
+    fact's values, the user's preferences and tastes) nor the query holds, else ''."""
+    grounded = _own_words(c.target, c.plan) | c.alias_words
+    grounded |= _number_forms({w for f in c.plan for v in f.values for w in normalize(v).split()})
+    grounded |= set(normalize(c.query or "").split())
+    for m in _FOR_YOUR.finditer(c.norm):
+        aim = _AIM_CUT.sub("", m.group(1))
+        if any(w not in grounded and w not in STOPWORDS for w in aim.split()):
+            return aim
+    return ""
 
 
 #: A name given as a brand ("from the same brand, Cascade Gear"): the item's brand only.
