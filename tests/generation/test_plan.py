@@ -770,6 +770,12 @@ def test_a_summary_is_supported_by_the_article_and_follows_the_user() -> None:
     assert gen.verify(out.text, request, kind="summary").ok
     invented = "The council banned all cars from the centre. Cycling groups welcomed the vote."
     assert not gen.verify(invented, request, kind="summary").ok
+    # two adjacent sentences condensed: supported; two far apart fused: not
+    condensed = "The council approved bike lanes, forty kilometres of protected lanes by 2026."
+    assert gen.verify(condensed, request, kind="summary").ok
+    fused = "Shop owners welcomed the forty kilometres of lanes."
+    v = gen.verify(fused, request, kind="summary")
+    assert not v.ok and "does not support" in v.problems[0], v
 
 
 def test_a_summary_template_does_not_repeat_the_articles_phrases() -> None:

@@ -557,10 +557,15 @@ def _stems(text: str) -> set[str]:
 
 def check_support(c: Any) -> list[str]:
     """A summary's every sentence must be supported by the item's text: at least 70% of
-    its content words (past the title) are the article's."""
+    its content words (past the title) are words of one article sentence or of two
+    adjacent ones (with the title and tags), so that two parts of the article are not
+    fused into a claim neither makes ("The app is a free tool that helps small companies
+    build their products" from an app and, paragraphs later, small companies' tools)."""
     if c.kind != "summary":
         return []
-    source = _stems(" ".join([c.target.text, c.target.title, *c.target.tags]))
+    around = _stems(" ".join([c.target.title, *c.target.tags]))
+    parts = [_stems(s) for s in sentences(c.target.text or "")] or [set()]
+    windows = [around | a | b for a, b in zip(parts, [*parts[1:], set()])]
     # The plan's opening sentence about the reader (checked by the other checks) needs
     # no article words: it is taken off the front, as written with the history titles
     # shown raw or as a prompt shows them.
@@ -589,7 +594,9 @@ def check_support(c: Any) -> list[str]:
         ]
         if not words:
             continue
-        supported = sum(1 for w in words if w in source or w.rstrip("s") in source)
+        supported = max(
+            sum(1 for w in words if w in source or w.rstrip("s") in source) for source in windows
+        )
         if supported / len(words) < 0.7:
             return [f"a sentence the article does not support: {sentence[:60]!r}"]
     return []

@@ -732,7 +732,8 @@ def verify_text(
     is itself ("Headlamp 400 is a Headlamp 400"), puts a figure that is no share of
     people after "liked by", carries chat-template tokens, an echoed or removed
     instruction, or contact details. A
-    ``summary`` must have every sentence supported by the target's text.
+    ``summary`` must have every sentence supported by one sentence of the target's text
+    or two adjacent ones.
 
     Args:
         text: The text to check (anything but a ``str`` counts as empty).
