@@ -238,11 +238,16 @@ def check_identity(c: Any) -> list[str]:
         # "A Fish Called Wanda is a Comedy and 1988 pick": a year is no kind of item
         return [f"joins a figure to what the item is ({joined.group(0)})"]
     # All words, titles included: "it is a Kids Hiking Boots" names another item.
+    brands = {normalize(v) for v in attribute_strings(c.target.attributes.get("brand"))}
     for phrase in _kind_phrases(c.text, c.norm):
         if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
             # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
             return [f"says the item is itself ({phrase}), not what kind of item it is"]
         words = phrase.split()
+        bare = " ".join(w for w in words if not w.isdigit())
+        if bare in brands:
+            # "First Aid Kit ... It is a Cascade Gear.", "It is a Summit Labs 400."
+            return [f"says the item is its brand ({phrase})"]
         label = next((w for w in words if w in _LABEL_WORDS and w not in own_values), None)
         if label:
             # "is a section, Health, about ...", "is a section Sports": a fact's label
@@ -315,6 +320,13 @@ def check_wording(c: Any) -> list[str]:
     for value in c.category_values:
         if re.search(rf"\bfrom (?:the )?{re.escape(value)}\b", c.norm):
             return [f"writes the category {value!r} as where the item comes from"]
+    for item in c.evidence:
+        for form in title_forms(item.title):
+            if re.search(
+                rf"\b(?:is|are) (?:a|an) [a-z0-9 ]*\bfrom (?:the )?{re.escape(form)}\b", c.norm
+            ):
+                # "Road Running Shoes is a running shoe from Trail Running Shoes"
+                return [f"writes {item.title!r} as where the item comes from"]
     aim = _for_your(c)
     if aim:
         # "a great choice for your next adventure", "for your plot summary": an aim of the
@@ -340,9 +352,12 @@ def _for_your(c: Any) -> str:
     grounded = _own_words(c.target, c.plan) | c.alias_words
     grounded |= _number_forms({w for f in c.plan for v in f.values for w in normalize(v).split()})
     grounded |= set(normalize(c.query or "").split())
+    itself = {_name_head(c.target.title)} | text_heads(c.target)
     for m in _FOR_YOUR.finditer(c.norm):
         aim = _AIM_CUT.sub("", m.group(1))
         if any(w not in grounded and w not in STOPWORDS for w in aim.split()):
+            return aim
+        if aim.split()[-1] in itself:  # "Headlamp 400 is great for your 400-lumen headlamp"
             return aim
     return ""
 
