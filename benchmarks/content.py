@@ -131,6 +131,8 @@ KNOWN_FALSE = [
     ("p10", "Backpacking Stove is a tent for two.", "false_identity"),
     ("p10", "Backpacking Stove is a Camping pick and a sleeping bag.", "false_identity"),
     ("p03", "Hydration Running Belt comes from the same brand, Summit Labs.", "invented_name"),
+    ("p03", "Hydration Running Belt is a belt from GPS Running Watch.", "false_identity"),
+    ("p03", "Hydration Running Belt is a running belt. It is a Ridgeline.", "false_identity"),
 ]
 KNOWN_TRUE = [
     ("p03", "The Hydration Running Belt by Ridgeline costs $34 and holds two soft flasks."),

@@ -42,6 +42,8 @@ preferences, and decides from them what is true. Rules:
   noun that is none of the target's title, attribute or tag words, nor the noun its
   text opens with as what it is, nor a word for any item ("pick", "film", "fit"): "Courage
   Under Fire is a U.S. Army officer", "A Fish Called Wanda is a Comedy and a Barrister";
+  or is the item's brand ("It is a Cascade Gear"), or another item is where it comes from
+  ("a running shoe from Trail Running Shoes");
   ``target_not_named`` (reasons and pitches only) the target's title absent.
 """
 
@@ -108,6 +110,8 @@ _IDENTITY = re.compile(
 _OPENS_AS = re.compile(
     r"^(?:A|An)\s+((?:[\w'-]+\s+){0,4}?[\w'-]+)\s+(?:that|which|with|for|from|by|of|made|to)\b"
 )
+# "is a running shoe from <another item>": an item is not where another comes from
+_FROM_ITEM = re.compile(r"\b(?:is|are|it's)\s+(?:a|an)\s+[^\u27e6.]*?\bfrom\s+(?:the\s+)?\u27e6[HO]\d+\u27e7", re.I)
 # Where the noun phrase of "it is a <phrase>" ends: "a Drama film | directed by ...".
 _PARTICIPLE = re.compile(
     r"\s(?:directed|written|starring|featuring|set|made|about|of|in|on|at|where|whose)\b", re.I
@@ -610,7 +614,14 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
     content = [c for c in content if not (c in POPULAR and popular)]
     identity = {stem(w) for m in _IDENTITY.finditer(plain) for w in words(m.group(1))}
     if target and kind in ("reason", "pitch", "headline"):  # a summary retells its article
+        if _FROM_ITEM.search(clause):
+            flags.add("false_identity")
+            verdict.notes.append("says the item comes from another item")
+        brands = {v.lower() for v in _values(truth.items[target].attributes.get("brand"))}
         for m in _IDENTITY.finditer(plain):
+            if " ".join(w for w in words(m.group(1)) if not w.isdigit()).lower() in brands:
+                flags.add("false_identity")
+                verdict.notes.append(f"calls the item its brand, '{m.group(1)}'")
             said = [w for w in words(_PARTICIPLE.split(m.group(1))[0]) if not w[0].isdigit()]
             head = stem(said[-1]) if said else ""
             if head and head not in truth.kinds[target] and head not in _KINDS \
