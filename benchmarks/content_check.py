@@ -11,7 +11,8 @@ preferences, and decides from them what is true. Rules:
   ...) states nothing checkable and is not counted. Any other clause is a claim; it is
   **supported** when none of the false-claim classes below fires in it and at least 75%
   of its content words (lightly stemmed) occur in the data about the target (title, text,
-  attribute values; for a digest, any listed item) or, in a clause about the user ("you",
+  attribute values; for a digest, any listed item; for a summary, the title, attribute
+  values and the two adjacent sentences of the article that share most words with it) or, in a clause about the user ("you",
   a history title), about this user (history items' titles, attributes, their own words).
   ``popular``/``trending`` hold for an item at least as many users had as the median item.
 * **False-claim classes** (counted once per text that has them):
@@ -464,9 +465,16 @@ def check_text(truth: Truth, text: str, kind: str, user: str, target: str | None
     if kind in ("reason", "pitch") and target and not _named(truth, masked, slots, target):
         verdict.flags.add("target_not_named")
     pref = {stem(w) for w in words(truth.user_words.get(user, ""))} - {stem(w) for w in STOP}
+    # A summary's sentence is grounded in one passage, two adjacent article sentences (and
+    # the item's title and attributes), not in words from anywhere in the article.
+    passages = _passages(truth.items[target]) if kind == "summary" and target else []
     for sentence in (s for s in _SENTENCE.split(masked.strip()) if s.strip()):
+        vocab = target_vocab
+        if passages:
+            said = {stem(w) for w in words(_MASK.sub(" ", sentence))}
+            vocab = max(passages, key=lambda p: len(said & p)) | truth.kinds[target]
         for n, clause in enumerate(c for c in _CLAUSE.split(sentence) if c and c.strip()):
-            _check_clause(truth, verdict, clause, n == 0, slots, target, target_vocab, user_vocab,
+            _check_clause(truth, verdict, clause, n == 0, slots, target, vocab, user_vocab,
                           user_tags, allowed, kind, [target] if target else listed,
                           truth.liked.get(user, set()), truth.bought.get(user, set()),
                           user_tags | pref)  # fmt: skip
@@ -478,6 +486,12 @@ def check_text(truth: Truth, text: str, kind: str, user: str, target: str | None
         or (bool(text_stems & _USER) and bool(text_stems & user_tags))
     )
     return verdict
+
+
+def _passages(item: Any) -> list[set[str]]:
+    """The stems of every two adjacent sentences of an item's text."""
+    parts = [{stem(w) for w in words(p)} for p in _SENTENCE.split(item.text or "") if p.strip()]
+    return [a | b for a, b in zip(parts, [*parts[1:], set()])] or [set()]
 
 
 # "a change from your usual X" / "unlike your usual X": a contrast with the user's usual

@@ -380,7 +380,7 @@ def summary_frame(
             f"This is {change}.",
             f"Here is {change}.",
             f"Try {change}.",
-            f"Something different: {change}.",
+            f"Worth a look: {change}.",
             f"Read on for {change}.",
         )[shape]
     return ""
