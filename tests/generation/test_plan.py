@@ -306,6 +306,53 @@ def test_the_item_is_not_what_its_description_is_about() -> None:
         assert v.ok, (text, v)
 
 
+GEAR = [
+    Item("t", "Trail Running Shoes", "Lightweight trail shoes with a grippy lugged outsole.",
+         {"category": "Running", "brand": "Stride", "price": 120.0}),
+    Item("j", "Alpine Down Jacket", "A warm down jacket with 800-fill down and a hood.",
+         {"category": "Jackets", "brand": "Northpeak", "price": 189.0}),
+    Item("f", "Fleece Pullover", "A midweight fleece with a half zip.",
+         {"category": "Jackets", "brand": "Northpeak", "price": 70.0}),
+    Item("s", "Backpacking Stove", "A compact stove that boils a litre of water in three minutes.",
+         {"category": "Camping", "brand": "Cascade", "price": 59.0}),
+    Item("b", "Hydration Running Belt", "A waist belt that holds two soft flasks for long runs.",
+         {"category": "Running", "brand": "Ridgeline", "price": 34.0}),
+    Item("fargo", "Fargo (1996)", "A car salesman hires two criminals to kidnap his wife.",
+         {"genres": ["Crime", "Drama"], "year": 1996}),
+    Item("pulp", "Pulp Fiction (1994)", "A hitman in Los Angeles and his partner take on a job.",
+         {"genres": ["Crime", "Drama"], "year": 1994}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text,target,evidence,ok",
+    [
+        # lists of qualities, features offered, qualities after "and", comparisons
+        ("Trail Running Shoes is a lightweight, grippy trail shoe.", "t", (), True),
+        ("Fargo is a dark, snowy Crime drama.", "fargo", (), True),
+        ("Trail Running Shoes offers a grippy lugged outsole.", "t", (), True),
+        ("Backpacking Stove is a Camping pick and compact.", "s", (), True),
+        ("Backpacking Stove is a compact stove and boils a litre of water.", "s", (), True),
+        ("Alpine Down Jacket is a warm upgrade from Fleece Pullover.", "j", ("f",), True),
+        # aims: the item's words through a light stem, a participle ends the aim
+        ("Hydration Running Belt is a waist belt for your long runs, holding two flasks.",
+         "b", (), True),
+        ("Hydration Running Belt is a great pick for your next run.", "b", (), True),
+        ("Alpine Down Jacket is a great choice for your collection.", "j", (), True),
+        # false: a film is not its description's hero, an item is not from another
+        ("Pulp Fiction is a hitman in Los Angeles.", "pulp", (), False),
+        ("Fargo is a Crime film and heist show.", "fargo", (), False),
+        ("Alpine Down Jacket is a jacket from Fleece Pullover.", "j", ("f",), False),
+    ],
+)  # fmt: skip
+def test_what_an_item_is_reads_like_a_person_would(text, target, evidence, ok) -> None:
+    catalog = Catalog(GEAR)
+    item = catalog.get(target)
+    plan = item_facts(item) + [f for e in evidence for f in relation_facts(item, catalog.get(e))]
+    v = _verify(catalog, text, target, evidence, plan=plan)
+    assert v.ok is ok, v
+
+
 def test_a_reason_prompt_takes_the_text_only_when_it_says_what_the_item_is() -> None:
     film = Item(
         "cuf",

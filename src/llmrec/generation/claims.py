@@ -41,6 +41,8 @@ __all__ = [
     "check_support",
     "check_wording",
     "sentences",
+    "describes_itself",
+    "is_product",
     "text_heads",
 ]
 
@@ -60,12 +62,17 @@ _DESCRIPTORS = frozenset(
     film movie story one piece thing way addition follow up see have try buy own gem treat
     experience ride journey option upgrade essential staple companion match fit change""".split()
 )
-_COPULA = re.compile(
-    r"\b(?:it is|it s|its|this is|that is|is|are|as|being|makes for|offers)\s+(?:a|an)\s+"
-    r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
+#: Where the phrase of "is a <phrase>" ends: a connective, a participle or the clause.
+_PHRASE_END = (
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
     r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked|made|"
-    r"directed|written|starring|featuring|set (?:in|on|at|during|among)|about|based|told|designed|built|a change)\b|$)"
+    r"directed|written|starring|featuring|set (?:in|on|at|during|among)|about|based|told|"
+    r"designed|built|a change)\b|$)"
+)
+#: "it is a <phrase>": the verb, then what the text says the item is.
+_COPULA = re.compile(
+    r"\b(it is|it s|its|this is|that is|is|are|as|being|makes for|offers)\s+(?:a|an)\s+"
+    r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)" + _PHRASE_END
 )
 #: The labels of attribute facts ("Section: Health."): no kind of item.
 _LABEL_WORDS = frozenset({"section", "category", "categories", "genre", "genres", "tag", "tags"})
@@ -170,82 +177,137 @@ def _name_head(title: str) -> str:
 #: A text that opens with what the item is: "A two-layer waterproof shell with ...".
 _OPENING_NOUN = re.compile(
     r"^(?:a|an)\s+((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
-    r"(?=\s+(?:that|which|with|from|for|by|and|to|in|on|of|made)\b)"
+    r"(?=\s+(?:that|which|with|from|for|by|and|to|in|on|of|made)\b|$)"
 )
+#: A product's text may open without an article: "Lightweight trail shoes with ...".
+_BARE_OPENING = re.compile(
+    r"^((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)(?=\s+(?:that|which|with|for|made)\b)"
+)
+#: Breaks inside a sentence: a comma ends "is a U.S. Army officer, despondent about ...".
+_CLAUSE_BREAK = re.compile(r"[,;:()\u2013\u2014]")
+#: A comma inside a list of qualities: "a lightweight, grippy trail shoe".
+_QUALITY_LIST = re.compile(
+    r"\b([Aa]n?) ([\w-]+), (?!(?:and|but|or|which|who|that|so|while|whose)\b)(?=[a-z0-9])"
+)
+
+
+def is_product(item: Item) -> bool:
+    """Whether the item is a product (it has a category, brand or price): its text is
+    about the product, where a film's or an article's opens with its hero or its news."""
+    return any(k in item.attributes for k in ("category", "categories", "brand", "price"))
 
 
 def text_heads(item: Item) -> set[str]:
-    """What the item's own text calls it: the head nouns of its sentences that open
-    "A <phrase> with ..." and of its "is a <phrase>" statements."""
+    """What the item's own text calls it: the head nouns of its first sentences' "A
+    <phrase> with ..." openings and "is a <phrase>" statements. Of a product, every such
+    head; of anything else, only a head that its title, tags or category name ("A hitman
+    in Los Angeles ..." does not make a film a hitman)."""
+    product = is_product(item)
+    names = " ".join([item.title, *item.tags, *attribute_strings(item.attributes.get("category"))])
+    name_words = _number_forms(set(normalize(names).split()))
     heads = set()
     for sentence in sentences(item.text or "")[:4]:
-        norm = normalize(sentence)
-        m = _OPENING_NOUN.match(norm)
+        norm = normalize(_CLAUSE_BREAK.split(sentence)[0])
+        m = _OPENING_NOUN.match(norm) or (_BARE_OPENING.match(norm) if product else None)
         if m:
             heads.add(m.group(1).split()[-1])
-        heads |= {m.group(1).split()[-1] for m in _COPULA.finditer(norm)}
-    return heads
+        heads |= {m.group(2).split()[-1] for m in _COPULA.finditer(norm)}
+    if product:
+        return heads
+    return {h for h in heads if h in name_words or any(w.endswith(h) for w in name_words)}
+
+
+def describes_itself(item: Item) -> bool:
+    """Whether the item's text says what the item is (a product's does; a plot that
+    opens with its hero does not)."""
+    return is_product(item) or bool(text_heads(item))
 
 
 #: A second kind after one: "is a Comedy and a Barrister".
-_AND_KIND = re.compile(
-    r"^\s*(?:and|or) (?:a|an)\s+((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)"
-    + _COPULA.pattern[_COPULA.pattern.index("(?=") :]
-)
-
-#: ... or a bare one that ends the clause: "is a comedy and action-adventure show".
-_AND_BARE = re.compile(r"^\s*(?:and|or) ((?:[a-z0-9]+\s+){0,2}[a-z0-9]+)$")
+_AND_KIND = re.compile(r"^\s*(?:and|or) (?:a|an)\s+((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)" + _PHRASE_END)
+#: ... or a bare noun phrase of two or three words that ends the clause: "is a comedy
+#: and action-adventure show" (not a quality: "and compact", "and quick to pitch").
+_AND_BARE = re.compile(r"^\s*(?:and|or) ((?:[a-z0-9]+\s+){1,2}[a-z0-9]+)$")
+_QUALITY_ENDINGS = ("ed", "able", "ible", "ly", "ing", "ful", "ous", "ive", "less")
 
 
-def _kind_phrases(text: str, norm: str) -> list[str]:
-    """Every phrase the text states the item is ("is a <phrase>"), read in the whole
-    text and clause by clause (a comma ends a phrase: "is a U.S. Army officer, despondent
-    about ..." calls the film an officer), with a second one joined by "and (a)"."""
-    out: dict[str, None] = {}
-    clauses = [
-        normalize(part)
-        for sentence in sentences(text)
-        for part in re.split(r"[,;:()\u2013\u2014]", sentence)
-    ]
-    for piece in [norm, *clauses]:
-        for m in _COPULA.finditer(piece):
-            out[m.group(1)] = None
-            rest = piece[m.end() :] if piece is not norm else ""
-            more = _AND_KIND.match(rest) or _AND_BARE.match(rest)
-            if more:
-                out[more.group(1)] = None
+def _kind_phrases(text: str) -> list[tuple[str, str]]:
+    """``(verb, phrase)`` of every phrase the text states the item is ("is a <phrase>"),
+    clause by clause (a comma ends a phrase: "is a U.S. Army officer, despondent about
+    ..." calls the film an officer; not one inside a list of qualities), with a second
+    one joined by "and (a)"."""
+    out: dict[tuple[str, str], None] = {}
+    for sentence in sentences(_QUALITY_LIST.sub(r"\1 \2 ", text)):
+        for part in _CLAUSE_BREAK.split(sentence):
+            clause = normalize(part)
+            for m in _COPULA.finditer(clause):
+                out[(m.group(1), m.group(2))] = None
+                rest = clause[m.end() :]
+                more = _AND_KIND.match(rest)
+                bare = None if more else _AND_BARE.match(rest)
+                if bare and not any(
+                    w in _DESCRIPTORS or w in {"to", "more"} for w in bare.group(1).split()
+                ):
+                    if not bare.group(1).endswith(_QUALITY_ENDINGS):
+                        more = bare
+                if more:
+                    out[(m.group(1), more.group(1))] = None
     return list(out)
+
+
+def _memo(c: Any, key: str, make: Any) -> Any:
+    """``make()`` once per verification context."""
+    memo = c.__dict__.setdefault("_claims_memo", {})
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
+def _own(c: Any) -> set[str]:
+    """The target's own words with the plan's facts about it (see :func:`_own_words`)."""
+    return _memo(c, "own", lambda: _own_words(c.target, c.plan) | c.alias_words)
+
+
+def _brands(c: Any) -> set[str]:
+    return _memo(
+        c,
+        "brands",
+        lambda: {normalize(v) for v in attribute_strings(c.target.attributes.get("brand"))},
+    )
 
 
 def check_identity(c: Any) -> list[str]:
     """What the text says the item is ("it is a <phrase>"): the phrase's head noun must
-    be the item's own word (its title, tags, attributes or text, or another spelling of
-    a tag) or a generic one ("pick", "film")."""
-    own = _own_words(c.target, c.plan) | c.alias_words
-    own_values = _own_words(c.target, [])
-    # what the item may be called: its own words but those only its text holds, where
-    # only the text's own "A <phrase> with ..." says what it is (a film's description
-    # opens with its hero: "A U.S. Army officer, despondent about ...")
-    # (a summary retells its article, whose "is a" may be about anything in it)
-    kinds = (
-        own
-        if c.kind in ("summary", "digest")
-        else _own_words(c.target, c.plan, with_text=False) | c.alias_words | text_heads(c.target)
+    be the item's own word (its title, tags or attributes, another spelling of a tag, or
+    what its text calls it: :func:`text_heads`) or a generic one ("pick", "film"). What
+    it "offers", and what a summary or a digest says, may be any word of its text."""
+    own = _own(c)
+    own_values = _memo(c, "own_values", lambda: _own_words(c.target, []))
+    heads = _memo(c, "heads", lambda: text_heads(c.target))
+    loose_kinds = c.kind in ("summary", "digest")  # a summary retells its article
+    kinds = _memo(
+        c,
+        "kinds",
+        lambda: (
+            own
+            if loose_kinds
+            else _own_words(c.target, c.plan, with_text=False) | c.alias_words | heads
+        ),
     )
-    product = any(k in c.target.attributes for k in ("category", "categories", "brand", "price"))
+    product = is_product(c.target)
     joined = _JOINED_FIGURE.search(c.norm)
     if joined:
         # "A Fish Called Wanda is a Comedy and 1988 pick": a year is no kind of item
         return [f"joins a figure to what the item is ({joined.group(0)})"]
     # All words, titles included: "it is a Kids Hiking Boots" names another item.
-    brands = {normalize(v) for v in attribute_strings(c.target.attributes.get("brand"))}
-    for phrase in _kind_phrases(c.text, c.norm):
+    brands = _brands(c)
+    name_head = _name_head(c.target.title)
+    for verb, phrase in _kind_phrases(c.text):
         if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
             # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
             return [f"says the item is itself ({phrase}), not what kind of item it is"]
         words = phrase.split()
-        bare = " ".join(w for w in words if not w.isdigit())
-        if bare in brands:
+        if " ".join(w for w in words if not w.isdigit()) in brands:
             # "First Aid Kit ... It is a Cascade Gear.", "It is a Summit Labs 400."
             return [f"says the item is its brand ({phrase})"]
         label = next((w for w in words if w in _LABEL_WORDS and w not in own_values), None)
@@ -261,20 +323,14 @@ def check_identity(c: Any) -> list[str]:
             # "is a glass insulated water bottle" of a steel bottle: a product's material,
             # make or grade is a fact (a film's "sweeping love story" is a reading of it)
             return [f"calls the item {loose[0]!r}, which its data does not say ({phrase})"]
-        name_head = _name_head(c.target.title)
         named = (
             c.title_words[: c.title_words.index(name_head)] if name_head in c.title_words else []
         )
-        if (
-            product
-            and head in named
-            and not _said(head, c.category_words)
-            and head not in text_heads(c.target)
-        ):
+        if product and head in named and not _said(head, c.category_words) and head not in heads:
             # "Mini Bike Pump is a bike": its name's head word says what it is (a shell
             # jacket's text may still call it "a waterproof shell")
             return [f"says the item is a {head}; its name says {name_head}"]
-        if _said(head, kinds):
+        if _said(head, own if verb == "offers" else kinds):
             continue
         return [f"says the item is something it is not ({phrase})"]
     return []
@@ -300,9 +356,11 @@ _STRONGER = ("loved", "adored", "raved", "obsessed")
 
 def check_wording(c: Any) -> list[str]:
     """Wording no fact carries: "loved" where the data says liked ("loved by 71% of the
-    34 people who liked X"), and the item's category written as where it comes from
-    ("a running shoe from Trail Running Shoes")."""
-    own = _own_words(c.target, [f for f in c.plan if f.item_id is None])
+    34 people who liked X"), a figure the user liked, talk about the prompt, the item's
+    category or another item written as where it comes from ("a running shoe from
+    Trail Running Shoes"), an aim of the user's no fact gives ("for your next
+    adventure"), a name given as the item's brand that is not its brand."""
+    own = _own(c)
     free = f" {' '.join(c.free_words)} "
     for word in _STRONGER:
         if f" {word} " in free and word not in own:
@@ -320,52 +378,113 @@ def check_wording(c: Any) -> list[str]:
     for value in c.category_values:
         if re.search(rf"\bfrom (?:the )?{re.escape(value)}\b", c.norm):
             return [f"writes the category {value!r} as where the item comes from"]
-    for item in c.evidence:
-        for form in title_forms(item.title):
-            if re.search(
-                rf"\b(?:is|are) (?:a|an) [a-z0-9 ]*\bfrom (?:the )?{re.escape(form)}\b", c.norm
-            ):
-                # "Road Running Shoes is a running shoe from Trail Running Shoes"
-                return [f"writes {item.title!r} as where the item comes from"]
-    aim = _for_your(c)
+    source = _from_item(c)
+    if source:
+        # "Road Running Shoes is a running shoe from Trail Running Shoes"
+        return [f"writes {source!r} as where the item comes from"]
+    aim, itself = _for_your(c)
     if aim:
+        if itself:  # "Headlamp 400 is a great accessory for your 400-lumen headlamp"
+            return [f"says the item is for itself ('for your {aim}')"]
         # "a great choice for your next adventure", "for your plot summary": an aim of the
         # user's that no fact and no word of theirs gives
         return [f"says what the item is for ('for your {aim}') from no fact"]
-    brands = {normalize(v) for v in attribute_strings(c.target.attributes.get("brand"))}
-    for m in _BRAND_NAME.finditer(c.text):
-        name = normalize(m.group(1))
-        if not any(name == b or name.startswith(b + " ") for b in brands):
-            # "a running shoe from the same brand, Trail Running Shoes": no brand of it
-            return [f"names {m.group(1)!r} as the item's brand, which its data does not say"]
+    if c.kind not in ("summary", "digest"):  # an article may name any brand it reports on
+        brands, text = _brands(c), normalize(c.target.text)
+        for m in _BRAND_NAME.finditer(c.text):
+            name = normalize(m.group(1))
+            if name == "i" or f" {name} " in f" {text} ":
+                continue
+            if not any(name == b or name.startswith(b + " ") for b in brands):
+                # "a running shoe from the same brand, Trail Running Shoes": no brand of it
+                return [f"names {m.group(1)!r} as the item's brand, which its data does not say"]
     return []
 
 
-#: "for your <aim>": the aim's words must be facts' or the user's own.
-_FOR_YOUR = re.compile(r"\bfor your (?:next |own |upcoming |first )?((?:[a-z0-9]+ ){0,2}[a-z0-9]+)")
-_AIM_CUT = re.compile(r" (?:and|or|with|in|on|at|because|since|as|so|this|it|you)\b.*")
+def _clauses(c: Any) -> list[str]:
+    """The text's clauses (sentences cut at commas, colons, dashes), normalized."""
+    return _memo(
+        c,
+        "clauses",
+        lambda: [normalize(p) for s in sentences(c.text) for p in _CLAUSE_BREAK.split(s)],
+    )
 
 
-def _for_your(c: Any) -> str:
-    """The aim of a "for your <aim>" that neither the plan (the item's own words, every
-    fact's values, the user's preferences and tastes) nor the query holds, else ''."""
-    grounded = _own_words(c.target, c.plan) | c.alias_words
-    grounded |= _number_forms({w for f in c.plan for v in f.values for w in normalize(v).split()})
-    grounded |= set(normalize(c.query or "").split())
-    itself = {_name_head(c.target.title)} | text_heads(c.target)
-    for m in _FOR_YOUR.finditer(c.norm):
-        aim = _AIM_CUT.sub("", m.group(1))
-        if any(w not in grounded and w not in STOPWORDS for w in aim.split()):
-            return aim
-        if aim.split()[-1] in itself:  # "Headlamp 400 is great for your 400-lumen headlamp"
-            return aim
+#: Words before "from <item>" that compare rather than give a source ("an upgrade from").
+_COMPARING = frozenset("upgrade change step switch departure move break shift away apart".split())
+
+
+def _from_item(c: Any) -> str:
+    """The title of an evidence item that a clause writes as where the item comes from
+    ("is a running shoe from Trail Running Shoes"), else ''."""
+    forms = {form: item.title for item in c.evidence for form in title_forms(item.title)}
+    if not forms:
+        return ""
+    names = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    pattern = re.compile(
+        rf"\b(?:is|are) (?:a|an) ((?:[a-z0-9]+ ){{0,6}}?)from (?:the )?({names})\b"
+    )
+    for clause in _clauses(c):
+        for m in pattern.finditer(clause):
+            before = m.group(1).split()
+            if not before or before[-1] not in _COMPARING:
+                return forms[m.group(2)]
     return ""
 
 
-#: A name given as a brand ("from the same brand, Cascade Gear"): the item's brand only.
-_BRAND_NAME = re.compile(
-    r"\b(?i:brand)[,:]?\s+(?!as\b|of\b|that\b|which\b)([A-Z][\w'&-]*(?:\s+[A-Z0-9][\w'&-]*)*)"
+#: "for your <aim>": the aim's words must be facts' or the user's own.
+_FOR_YOUR = re.compile(
+    r"\bfor your (?:next |own |upcoming |first |daily |weekly )?((?:[a-z0-9]+ ){0,2}[a-z0-9]+)"
 )
+_AIM_CUT = re.compile(
+    r" (?:and|or|with|in|on|at|because|since|as|so|this|it|you|thanks|when|while|every|each|"
+    r"after|before|during|to|from|by|of|for|that|which|is|are|will|can)\b.*"
+)
+#: Aims any item may serve ("for your collection").
+_GENERIC_AIMS = frozenset(
+    "needs collection list watchlist shelf library queue kit wardrobe closet".split()
+)
+
+
+def _aim_stem(word: str) -> str:
+    """A light stem that joins "runs", "running" and "run", "rides" and "riding"."""
+    if word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+    elif word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        word = word[:-1]
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+        word = word[:-1]
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+def _for_your(c: Any) -> tuple[str, bool]:
+    """``(aim, itself)``: the aim of a "for your <aim>" that neither the plan (the item's
+    own words, every fact's values, the user's preferences and tastes) nor the query
+    holds, or that is the item itself (``itself``); ``("", False)`` when every aim holds."""
+    if "for your" not in c.norm:
+        return "", False
+    grounded = _own(c) | {w for f in c.plan for v in f.values for w in normalize(v).split()}
+    grounded |= set(normalize(c.query or "").split())
+    stems = {_aim_stem(w) for w in grounded}
+    itself = {_name_head(c.target.title)} | _memo(c, "heads", lambda: text_heads(c.target))
+    for clause in _clauses(c):
+        for m in _FOR_YOUR.finditer(clause):
+            words = _AIM_CUT.sub("", m.group(1)).split()
+            # a participle after the aim ends it: "for your long runs holding two flasks"
+            cut = next((n for n, w in enumerate(words) if n and w.endswith("ing")), len(words))
+            words = words[:cut]
+            aim = " ".join(words)
+            if words[-1] in itself:
+                return aim, True
+            if words[-1] in _GENERIC_AIMS:
+                continue
+            if any(w not in STOPWORDS and _aim_stem(w) not in stems for w in words):
+                return aim, False
+    return "", False
+
+
+#: A name given as a brand ("from the same brand, Cascade Gear"): the item's brand only.
+_BRAND_NAME = re.compile(r"\b(?i:brand)[,:]?\s+([A-Z][\w'&-]*(?:\s+[A-Z0-9][\w'&-]*)*)")
 
 
 # "you liked / enjoyed / watched <object>": the object, up to a clause's end, is the

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmrec.generation.claims import HEADLINE_CHARS, sentences, text_heads
+from llmrec.generation.claims import HEADLINE_CHARS, describes_itself, sentences
 from llmrec.generation.evidence import Facts
 from llmrec.generation.plan import RELATION_KINDS, taste_change
 from llmrec.generation.text import STOPWORDS, first_sentence, normalize, sentence_case
@@ -231,10 +231,10 @@ def select_facts(f: Facts, limit: int | None = None) -> list[Fact]:
     own.sort(key=lambda x: _attribute_rank(x.attribute))
     status = [x for x in plan if x.kind == "status"][:1]
     text = [x for x in plan if x.kind == "description"][:1]
-    if f.kind == "reason" and not text_heads(f.item):
-        # A one-sentence reason takes from the text only what the item is ("A 22-litre
-        # pack with ..."); a plot that opens with its hero ("A U.S. Army officer,
-        # despondent about ...") was written as what the film is, and slows the answer.
+    if f.kind == "reason" and not describes_itself(f.item):
+        # A one-sentence reason takes the text only where it says what the item is (a
+        # product's: "A 22-litre pack with ..."); a plot that opens with its hero ("A
+        # U.S. Army officer, despondent about ...") was written as what the film is.
         text = []
     # The item's own text comes last, past the limit: what the item is, in its words.
     return (relations + personal + own[:3] + status)[:limit] + text
