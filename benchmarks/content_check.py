@@ -39,12 +39,13 @@ preferences, and decides from them what is true. Rules:
   (the user's usual kind) where X is not the category, section or genre value of at least two and at least
   half of the user's liked items, or is the target's own (then it is no change); a true
   one ("a change from your usual Running picks") is a supported statement about the user;
-  ``false_identity`` what the text says the item is ("it is a <phrase>") ends in a
+  ``false_identity`` what the text says the item is ("it is a <phrase>", read past a
+  comma between qualities, and a second "and a <phrase>") ends in a
   noun that is none of the target's title, attribute or tag words, nor the noun its
   text opens with as what it is, nor a word for any item ("pick", "film", "fit"): "Courage
   Under Fire is a U.S. Army officer", "A Fish Called Wanda is a Comedy and a Barrister";
   or is the item's brand ("It is a Cascade Gear"), or another item is where it comes from
-  ("a running shoe from Trail Running Shoes");
+  ("a running shoe from Trail Running Shoes"; not a comparison: "an upgrade from X");
   ``target_not_named`` (reasons and pitches only) the target's title absent.
 """
 
@@ -102,17 +103,28 @@ _SENTENCE = re.compile(r"(?<!\b[A-Z]\.)(?<=[.!?])[\"')\]]*\s+")
 _CLAUSE = re.compile(r"\s*(?:;|:|\s[-\u2013\u2014]\s|\u2014|,\s*(?:and|but|so|while|which)\s)\s*")
 _MASK = re.compile(r"\u27e6([TH]|O)(\d+)\u27e7")
 # "it is a <phrase>": what the text says the item is, whoever else the clause mentions.
+_IDENTITY_END = (
+    r"(?=\s+(?:for|that|which|who|with|from|by|to|and|because|since|if|so)\b|[,;!?]"
+    r"|(?<!\b[A-Z])\.(?!\w)|$)"
+)
 _IDENTITY = re.compile(
-    r"\b(?:is|it's|are|was|makes it)\s+(?:a|an|the|one of the)\s+(.+?)"
-    r"(?=\s+(?:for|that|which|who|with|from|by|to|and you|because|since|if|so)\b|[,;!?]|(?<!\b[A-Z])\.(?!\w)|$)",
+    r"\b(?:is|it's|are|was|makes it)\s+(?:a|an|the|one of the)\s+(.+?)" + _IDENTITY_END,
     re.I,
 )
+# "... and a <phrase>": a second thing the text says the item is ("a Comedy and a Barrister")
+_AND_A = re.compile(r"^\s+and\s+(?:a|an)\s+(.+?)" + _IDENTITY_END, re.I)
+# a comma between qualities: "a lightweight, grippy trail shoe" is one phrase
+_QUALITIES = re.compile(r"\b([Aa]n?) ([\w-]+), (?!(?:and|but|or|which|who|that|so)\b)(?=[a-z])")
 # A text that opens with what its item is: "A 22-litre pack with a rain cover."
 _OPENS_AS = re.compile(
     r"^(?:A|An)\s+((?:[\w'-]+\s+){0,4}?[\w'-]+)\s+(?:that|which|with|for|from|by|of|made|to)\b"
 )
 # "is a running shoe from <another item>": an item is not where another comes from
-_FROM_ITEM = re.compile(r"\b(?:is|are|it's)\s+(?:a|an)\s+[^\u27e6.]*?\bfrom\s+(?:the\s+)?\u27e6[HO]\d+\u27e7", re.I)
+_FROM_ITEM = re.compile(
+    r"\b(?:is|are|it's)\s+(?:a|an)\s+([^\u27e6.,;:]*?)\bfrom\s+(?:the\s+)?\u27e6[HO]\d+\u27e7", re.I
+)
+# ... unless the words before "from" compare ("an upgrade from X", "a change from X")
+_COMPARE = frozenset("upgrade change step switch departure move break shift away apart".split())
 # Where the noun phrase of "it is a <phrase>" ends: "a Drama film | directed by ...".
 _PARTICIPLE = re.compile(
     r"\s(?:directed|written|starring|featuring|set|made|about|of|in|on|at|where|whose)\b", re.I
@@ -141,7 +153,11 @@ _ROLES = (
         ),
         ("cast",),
     ),
-    (re.compile(r"\b(?i:brand|made by|maker)\s*,?\s+((?:[A-Z][\w'.&-]*\s?){1,3})"), ("brand",)),
+    (re.compile(r"\b(?i:brand)\s*,?\s+((?:[A-Z][\w'.&-]*\s?){1,3})"), ("brand",)),
+    (
+        re.compile(r"\b(?i:made by|maker)\s*,?\s+((?:[A-Z][\w'.&-]*\s?){1,3})"),
+        ("brand", "director", "writer", "cast", "people", "author"),
+    ),
 )
 # "you liked <history item>": what the user did with it
 _USER_DID = re.compile(
@@ -628,11 +644,21 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
     content = [c for c in content if not (c in POPULAR and popular)]
     identity = {stem(w) for m in _IDENTITY.finditer(plain) for w in words(m.group(1))}
     if target and kind in ("reason", "pitch", "headline"):  # a summary retells its article
-        if _FROM_ITEM.search(clause):
+        source = _FROM_ITEM.search(clause)
+        if source and not (
+            words(source.group(1)) and words(source.group(1))[-1].lower() in _COMPARE
+        ):
             flags.add("false_identity")
             verdict.notes.append("says the item comes from another item")
         brands = {v.lower() for v in _values(truth.items[target].attributes.get("brand"))}
-        for m in _IDENTITY.finditer(plain):
+        said_as = _QUALITIES.sub(r"\1 \2 ", plain)
+        found_as = []
+        for m in _IDENTITY.finditer(said_as):
+            found_as.append(m)
+            more = _AND_A.match(said_as[m.end() :])
+            if more:
+                found_as.append(more)
+        for m in found_as:
             if " ".join(w for w in words(m.group(1)) if not w.isdigit()).lower() in brands:
                 flags.add("false_identity")
                 verdict.notes.append(f"calls the item its brand, '{m.group(1)}'")
