@@ -720,7 +720,11 @@ def verify_text(
     of it), cites the target as
     the user's own evidence ("because you liked <target>"), names another catalog item
     that is neither the target nor an evidence item, says the item *is* something its own
-    title, tags, attributes and text do not say ("a Kids Hiking Boots" about a jacket),
+    title, tags and attributes do not say nor its text calls it ("a Kids Hiking Boots"
+    about a jacket, "a U.S. Army officer" about a film whose plot opens with one), or is
+    its brand, or comes from another item ("a shoe from Trail Running Shoes"), names a
+    brand it does not have, gives an aim of the user's no fact holds ("for your next
+    adventure"),
     cites a history item without a relation in the plan or with another relation than the
     plan's ("fans of X" needs co-consumption, "the director of X" a shared director,
     "similar to X" or a "theme" similar text or a shared value), states a year or number
