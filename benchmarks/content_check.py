@@ -104,7 +104,10 @@ _CLAUSE = re.compile(r"\s*(?:;|:|\s[-\u2013\u2014]\s|\u2014|,\s*(?:and|but|so|wh
 _MASK = re.compile(r"\u27e6([TH]|O)(\d+)\u27e7")
 # "it is a <phrase>": what the text says the item is, whoever else the clause mentions.
 _IDENTITY_END = (
-    r"(?=\s+(?:for|that|which|who|with|from|by|to|and|because|since|if|so)\b|[,;!?]"
+    r"(?=\s+(?:for|that|which|who|with|from|by|to|and you|because|since|if|so)\b|[,;!?]"
+    # "and" ends it before a verb or a quality ("a compact stove and boils ..."), not
+    # between qualities ("a smart and comfortable running belt")
+    r"|\s+and\s+(?:[a-z]+s|easy|quick|simple|ready|made|built|designed|perfect|ideal)\b"
     r"|(?<!\b[A-Z])\.(?!\w)|$)"
 )
 _IDENTITY = re.compile(
@@ -651,6 +654,11 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
             flags.add("false_identity")
             verdict.notes.append("says the item comes from another item")
         brands = {v.lower() for v in _values(truth.items[target].attributes.get("brand"))}
+        # (with the titles still masked: "a Cascade Gear First Aid Kit" is no brand)
+        for m in _IDENTITY.finditer(_QUALITIES.sub(r"\1 \2 ", clause)):
+            if " ".join(w for w in words(m.group(1)) if not w.isdigit()).lower() in brands:
+                flags.add("false_identity")
+                verdict.notes.append(f"calls the item its brand, '{m.group(1)}'")
         said_as = _QUALITIES.sub(r"\1 \2 ", plain)
         found_as = []
         for m in _IDENTITY.finditer(said_as):
@@ -659,9 +667,6 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
             if more:
                 found_as.append(more)
         for m in found_as:
-            if " ".join(w for w in words(m.group(1)) if not w.isdigit()).lower() in brands:
-                flags.add("false_identity")
-                verdict.notes.append(f"calls the item its brand, '{m.group(1)}'")
             said = [w for w in words(_PARTICIPLE.split(m.group(1))[0]) if not w[0].isdigit()]
             head = stem(said[-1]) if said else ""
             if head and head not in truth.kinds[target] and head not in _KINDS \

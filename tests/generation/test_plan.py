@@ -824,6 +824,8 @@ def test_a_summary_is_supported_by_the_article_and_follows_the_user() -> None:
     # two adjacent sentences condensed: supported; two far apart fused: not
     condensed = "The council approved bike lanes, forty kilometres of protected lanes by 2026."
     assert gen.verify(condensed, request, kind="summary").ok
+    swapped = "Cycling groups rejected the vote."  # one word of four changed
+    assert not gen.verify(swapped, request, kind="summary").ok
     fused = "Shop owners welcomed the forty kilometres of lanes."
     v = gen.verify(fused, request, kind="summary")
     assert not v.ok and "does not support" in v.problems[0], v

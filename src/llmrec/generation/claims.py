@@ -689,12 +689,24 @@ def _stems(text: str) -> set[str]:
     return {w.rstrip("s") for w in words} | set(words)
 
 
+#: Least share of a summary sentence's content words its article passage must hold. At
+#: .8 (function words aside) the model's summaries on the benchmark's news kept every
+#: sentence copied or condensed (.88 and up) and lost the two that swapped or fused facts
+#: (.75: "Rivers ... are at 22 percent of capacity" of reservoirs).
+SUPPORT_SHARE = 0.8
+_FUNCTION_WORDS = frozenset(
+    "that their this these those its which who has have was were are will can also been "
+    "they them than more most".split()
+)
+
+
 def check_support(c: Any) -> list[str]:
-    """A summary's every sentence must be supported by the item's text: at least 70% of
-    its content words (past the title) are words of one article sentence or of two
-    adjacent ones (with the title and tags), so that two parts of the article are not
-    fused into a claim neither makes ("The app is a free tool that helps small companies
-    build their products" from an app and, paragraphs later, small companies' tools)."""
+    """A summary's every sentence must be supported by the item's text: at least
+    :data:`SUPPORT_SHARE` of its content words (past the title) are words of one article
+    sentence or of two adjacent ones (with the title and tags), so that two parts of the
+    article are not fused into a claim neither makes ("The app is a free tool that helps
+    small companies build their products" from an app and, paragraphs later, small
+    companies' tools) and one word is not swapped for another."""
     if c.kind != "summary":
         return []
     around = _stems(" ".join([c.target.title, *c.target.tags]))
@@ -725,12 +737,13 @@ def check_support(c: Any) -> list[str]:
             and len(w) > 2
             and w not in _DESCRIPTORS
             and w not in {"you", "your", "article", "story", "piece", "report", "follow"}
+            and w not in _FUNCTION_WORDS
         ]
         if not words:
             continue
         supported = max(
             sum(1 for w in words if w in source or w.rstrip("s") in source) for source in windows
         )
-        if supported / len(words) < 0.7:
+        if supported / len(words) < SUPPORT_SHARE:
             return [f"a sentence the article does not support: {sentence[:60]!r}"]
     return []
