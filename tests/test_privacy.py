@@ -167,7 +167,9 @@ def test_prompt_injection_in_item_text_stays_data() -> None:
     )
     pipe, chat = recording_pipeline(ITEMS + [evil])
     pipe.add_user("u", preferences="scary ghost haunted")
-    recs = pipe.recommend("u", 5, filters={"genres": "horror"})
+    # (pitches: their prompts carry the item's text, which a reason's takes only when the
+    # text says what the item is)
+    recs = pipe.recommend("u", 5, filters={"genres": "horror"}, content="pitch")
     assert "evil" in [r.item_id for r in recs]
     user_turns = [c[-1]["content"] for c in chat.conversations]  # the request's own turn
     evil_turn = next(t for t in user_turns if "Evil Film" in t)
