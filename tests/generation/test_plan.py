@@ -826,6 +826,9 @@ def test_a_summary_is_supported_by_the_article_and_follows_the_user() -> None:
     assert gen.verify(condensed, request, kind="summary").ok
     swapped = "Cycling groups rejected the vote."  # one word of four changed
     assert not gen.verify(swapped, request, kind="summary").ok
+    # its subject changed, every other word the article's
+    subject = "Planners approved a new bike lane network of forty kilometres on Tuesday."
+    assert not gen.verify(subject, request, kind="summary").ok
     fused = "Shop owners welcomed the forty kilometres of lanes."
     v = gen.verify(fused, request, kind="summary")
     assert not v.ok and "does not support" in v.problems[0], v
