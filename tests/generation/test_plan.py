@@ -334,6 +334,11 @@ GEAR = [
         ("Backpacking Stove is a Camping pick and compact.", "s", (), True),
         ("Backpacking Stove is a compact stove and boils a litre of water.", "s", (), True),
         ("Alpine Down Jacket is a warm upgrade from Fleece Pullover.", "j", ("f",), True),
+        # "and" inside one phrase: its qualities are the item's, or not
+        ("Alpine Down Jacket is a warm and light down jacket.", "j", (), True),
+        ("Alpine Down Jacket is a warm and fluffy down jacket.", "j", (), False),
+        ("Fargo is a dark and snowy Crime drama.", "fargo", (), True),
+        ("Alpine Down Jacket is a down jacket and warm.", "j", (), True),
         # aims: the item's words through a light stem, a participle ends the aim
         ("Hydration Running Belt is a waist belt for your long runs, holding two flasks.",
          "b", (), True),

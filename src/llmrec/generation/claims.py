@@ -228,20 +228,23 @@ _AND_KIND = re.compile(r"^\s*(?:and|or) (?:a|an)\s+((?:[a-z0-9]+\s+){0,5}?[a-z0-
 #: ... or a bare noun phrase of two or three words that ends the clause: "is a comedy
 #: and action-adventure show" (not a quality: "and compact", "and quick to pitch").
 _AND_BARE = re.compile(r"^\s*(?:and|or) ((?:[a-z0-9]+\s+){1,2}[a-z0-9]+)$")
+#: ... or the rest of one phrase after "and": "a smart and comfortable running belt".
+_AND_MORE = re.compile(r"^\s*and\s+((?:[a-z0-9]+\s+){1,4}?[a-z0-9]+)" + _PHRASE_END)
 _QUALITY_ENDINGS = ("ed", "able", "ible", "ly", "ing", "ful", "ous", "ive", "less")
 
 
-def _kind_phrases(text: str) -> list[tuple[str, str]]:
-    """``(verb, phrase)`` of every phrase the text states the item is ("is a <phrase>"),
+def _kind_phrases(text: str) -> list[tuple[str, str, str]]:
+    """``(verb, phrase, "")`` of every phrase the text states the item is ("is a <phrase>"),
     clause by clause (a comma ends a phrase: "is a U.S. Army officer, despondent about
     ..." calls the film an officer; not one inside a list of qualities), with a second
-    one joined by "and (a)"."""
-    out: dict[tuple[str, str], None] = {}
+    one joined by "and (a)"; and ``("and", "<first> <rest>", first)`` where "and" may join
+    one phrase's qualities ("a smart and comfortable running belt")."""
+    out: dict[tuple[str, str, str], None] = {}
     for sentence in sentences(_QUALITY_LIST.sub(r"\1 \2 ", text)):
         for part in _CLAUSE_BREAK.split(sentence):
             clause = normalize(part)
             for m in _COPULA.finditer(clause):
-                out[(m.group(1), m.group(2))] = None
+                out[(m.group(1), m.group(2), "")] = None
                 rest = clause[m.end() :]
                 more = _AND_KIND.match(rest)
                 bare = None if more else _AND_BARE.match(rest)
@@ -251,7 +254,10 @@ def _kind_phrases(text: str) -> list[tuple[str, str]]:
                     if not bare.group(1).endswith(_QUALITY_ENDINGS):
                         more = bare
                 if more:
-                    out[(m.group(1), more.group(1))] = None
+                    out[(m.group(1), more.group(1), "")] = None
+                also = bare or (None if more else _AND_MORE.match(rest))
+                if also:  # "is a smart and comfortable running belt": one phrase?
+                    out[("and", f"{m.group(2)} {also.group(1)}", m.group(2))] = None
     return list(out)
 
 
@@ -302,7 +308,18 @@ def check_identity(c: Any) -> list[str]:
     # All words, titles included: "it is a Kids Hiking Boots" names another item.
     brands = _brands(c)
     name_head = _name_head(c.target.title)
-    for verb, phrase in _kind_phrases(c.text):
+    entries = _kind_phrases(c.text)
+
+    def names_kind(phrase: str) -> bool:
+        head = phrase.split()[-1]
+        return _said(head, kinds) or head in {name_head, *c.category_words}
+
+    # "a warm and light down jacket" is one phrase when what follows "and" ends in what
+    # the item is (not "a compact stove and boils a litre of water")
+    joined = {first for verb, phrase, first in entries if verb == "and" and names_kind(phrase)}
+    for verb, phrase, _ in entries:
+        if (verb == "and" and not names_kind(phrase)) or (verb != "and" and phrase in joined):
+            continue
         if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
             # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
             return [f"says the item is itself ({phrase}), not what kind of item it is"]
