@@ -274,6 +274,11 @@ def _own(c: Any) -> set[str]:
     return _memo(c, "own", lambda: _own_words(c.target, c.plan) | c.alias_words)
 
 
+def _heads(c: Any) -> set[str]:
+    """:func:`text_heads` of the target."""
+    return _memo(c, "heads", lambda: text_heads(c.target))
+
+
 def _brands(c: Any) -> set[str]:
     return _memo(
         c,
@@ -289,7 +294,7 @@ def check_identity(c: Any) -> list[str]:
     it "offers", and what a summary or a digest says, may be any word of its text."""
     own = _own(c)
     own_values = _memo(c, "own_values", lambda: _own_words(c.target, []))
-    heads = _memo(c, "heads", lambda: text_heads(c.target))
+    heads = _heads(c)
     loose_kinds = c.kind in ("summary", "digest")  # a summary retells its article
     kinds = _memo(
         c,
@@ -316,9 +321,9 @@ def check_identity(c: Any) -> list[str]:
 
     # "a warm and light down jacket" is one phrase when what follows "and" ends in what
     # the item is (not "a compact stove and boils a litre of water")
-    joined = {first for verb, phrase, first in entries if verb == "and" and names_kind(phrase)}
+    one_phrase = {first for verb, phrase, first in entries if verb == "and" and names_kind(phrase)}
     for verb, phrase, _ in entries:
-        if (verb == "and" and not names_kind(phrase)) or (verb != "and" and phrase in joined):
+        if (verb == "and" and not names_kind(phrase)) or (verb != "and" and phrase in one_phrase):
             continue
         if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
             # "Headlamp 400 is a Headlamp 400", "First Aid Kit is a First Aid Kit, made by"
@@ -483,7 +488,7 @@ def _for_your(c: Any) -> tuple[str, bool]:
     grounded = _own(c) | {w for f in c.plan for v in f.values for w in normalize(v).split()}
     grounded |= set(normalize(c.query or "").split())
     stems = {_aim_stem(w) for w in grounded}
-    itself = {_name_head(c.target.title)} | _memo(c, "heads", lambda: text_heads(c.target))
+    itself = {_name_head(c.target.title)} | _heads(c)
     for clause in _clauses(c):
         for m in _FOR_YOUR.finditer(clause):
             words = _AIM_CUT.sub("", m.group(1)).split()
