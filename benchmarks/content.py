@@ -127,6 +127,7 @@ KNOWN_FALSE = [
     # the target's own
     ("p10", "Backpacking Stove is a change from your usual Camping picks.", "false_taste"),
     ("p06", "GPS Running Watch is a change from your usual Running picks.", "false_taste"),
+    ("p10", "Beyond Camping: Backpacking Stove", "false_taste"),
     # what the item is: a noun none of its data gives; a brand it does not have
     ("p10", "Backpacking Stove is a tent for two.", "false_identity"),
     ("p10", "Backpacking Stove is a Camping pick and a sleeping bag.", "false_identity"),
@@ -142,6 +143,7 @@ KNOWN_TRUE = [
         "the GPS Running Watch.",
     ),
     ("p10", "Backpacking Stove is a Camping pick, a change from your usual Running picks."),
+    ("p10", "Beyond Running: Backpacking Stove"),
     ("p03", "Hydration Running Belt is a running belt made by Ridgeline."),
 ]
 

@@ -36,7 +36,7 @@ preferences, and decides from them what is true. Rules:
   is not one) or no purchase of X, or "you liked / enjoyed / watched <words>" whose first
   word is no title and no tag, genre or category of the user's items nor a word of their
   own ("You liked the altar boy"); ``false_taste`` "a change from (unlike) your usual X"
-  (the user's usual kind) where X is not the category, section or genre value of at least two and at least
+  (the user's usual kind; "Beyond X: ..." opening a headline) where X is not the category, section or genre value of at least two and at least
   half of the user's liked items, or is the target's own (then it is no change); a true
   one ("a change from your usual Running picks") is a supported statement about the user;
   ``false_identity`` what the text says the item is ("it is a <phrase>", read past a
@@ -515,7 +515,9 @@ def _passages(item: Any) -> list[set[str]]:
 
 # "a change from your usual X" / "unlike your usual X": a contrast with the user's usual
 # kind (a bare "your usual X" is left to the other rules: "is your usual X" says what it is)
-_USUAL = re.compile(r"\b(?:(?:a|as a) change from|unlike|beyond) your usual\s+([^.;:!?,]*)", re.I)
+# "Beyond Sports: <title>" opening a headline says the same in two words
+_CONTRAST = r"(?:\b(?:(?:a|as a) change from|unlike|beyond) your usual|^\s*beyond(?=\s[^.;!?,]*:))"
+_USUAL = re.compile(_CONTRAST + r"\s+([^.;:!?,]*)", re.I)
 _KIND_FIELDS = ("category", "section", "genres")
 _KIND_NOUNS = frozenset("stories story picks reads items choices titles films movies products "
                         "articles gear kit".split())  # fmt: skip
@@ -552,7 +554,7 @@ def _usual_kinds(truth: Truth, verdict: Verdict, masked: str, user: str,
         written = r"\W+".join(re.escape(w) for w in said[: best[2]])
         nouns = "|".join(sorted(_KIND_NOUNS))
         phrase = re.compile(
-            rf"(?:(?:a|as a) change from|unlike|beyond) your usual\s+{written}(?:\s+(?:{nouns}))?\b",
+            rf"{_CONTRAST}\s+{written}(?:\s+(?:{nouns}))?\b",
             re.I,
         )
         verdict.claims += 1

@@ -489,6 +489,12 @@ def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
     assert gen.verify(summary, request, "summary").ok, summary
     made_up = "You will love this one. " + summary.split(". ", 1)[1]
     assert not gen.verify(made_up, request, "summary").ok  # only the plan's frame is exempt
+    # a headline with no room for the phrase says it in two words
+    headline = gen.template_text(request, "headline")
+    assert headline == "Beyond Sports: Walking ten minutes a day lowers heart risk", headline
+    assert gen.verify(headline, request, "headline").ok, headline
+    wrong = "Beyond Football: Walking ten minutes a day lowers heart risk"
+    assert not gen.verify(wrong, request, "headline").ok  # football is nothing of the plan's
     opening = ContentGenerator(_PrefillChat(lambda c: "x"), catalog=pipe.catalog).prompt(request)
     assert opening[-1]["content"] == (
         "Walking ten minutes a day lowers heart risk is a Health story, "

@@ -51,12 +51,15 @@ __all__ = [
     "share_lower_bound",
     "summary_frame",
     "TASTE_CHANGE",
+    "TASTE_SHORT",
     "taste_change",
     "taste_facts",
 ]
 
-#: The one phrase that may name the user's usual kind (see :func:`taste_change`).
+#: The phrase that may name the user's usual kind (see :func:`taste_change`).
 TASTE_CHANGE = "a change from your usual"
+#: Its short form, for a headline with little room ("Beyond Sports: <title>").
+TASTE_SHORT = "beyond"
 
 #: Fact kinds that join a history item to the recommended item.
 RELATION_KINDS = ("co_consumption", "shared_attribute", "similar_text")
@@ -275,10 +278,13 @@ def relation_facts(
     return out
 
 
-def taste_change(fact: Fact, *, story: bool | None) -> str:
+def taste_change(fact: Fact, *, story: bool | None, short: bool = False) -> str:
     """How a text states a ``taste`` fact: "a change from your usual Sports stories" (of
     an article; "... picks" otherwise; the bare "a change from your usual Sports" with
-    ``story=None``). The verifier accepts the user's usual kind only in this phrase."""
+    ``story=None``; "beyond Sports" with ``short``, for a headline). The verifier accepts
+    the user's usual kind only in these phrases."""
+    if short:
+        return f"{TASTE_SHORT} {fact.values[0]}"
     phrase = f"{TASTE_CHANGE} {fact.values[0]}"
     return phrase if story is None else f"{phrase} {'stories' if story else 'picks'}"
 

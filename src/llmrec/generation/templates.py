@@ -239,6 +239,7 @@ def _headline(f: Facts) -> str:
     (:func:`~llmrec.generation.text.title_clauses`)."""
     personal: list[tuple[str, str]] = []  # (the words before the history name, the name)
     general: list[tuple[str, str]] = []  # (before the title, after it)
+    compact: list[tuple[str, str]] = []  # the same facts in fewer characters, tried later
     for fact in select_facts(f, limit=6):
         name = _history_name(f, fact)
         if fact.kind == "co_consumption" and name:
@@ -249,11 +250,14 @@ def _headline(f: Facts) -> str:
                 personal.append((", like ", name))
             if fact.attribute not in PEOPLE_ATTRIBUTES:  # shorter: "More Sports for you: ..."
                 general.append((f"More {fact.values[0]} for you: ", ""))
+                compact.append((f"{fact.values[0]} for you: ", ""))
         elif fact.kind == "preference":
             general.append(("", f": more {join_words(list(fact.values))} for you"))
         elif fact.kind == "taste" and fact.values:
             change = taste_change(fact, story=None)
             general += [("", f": {change}"), (f"{sentence_case(change)}: ", "")]
+            compact.append((f"{sentence_case(taste_change(fact, story=None, short=True))}: ", ""))
+    general += compact
     kind = _kind_words(f)
     if kind:
         general.append(("", f": {_pick(f, kind)}"))

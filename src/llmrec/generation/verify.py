@@ -22,7 +22,7 @@ from llmrec.catalog import Catalog
 from llmrec.errors import InvalidInputError
 from llmrec.generation import claims
 from llmrec.generation.evidence import MAX_ITEM_TEXT_CHARS
-from llmrec.generation.plan import TASTE_CHANGE, request_plan, taste_change
+from llmrec.generation.plan import TASTE_CHANGE, TASTE_SHORT, request_plan, taste_change
 from llmrec.generation.text import (
     CHAT_TOKEN,
     INJECTION,
@@ -311,12 +311,14 @@ class _Context:
 
     @functools.cached_property
     def taste_covered(self) -> list[bool]:
-        """Per word, whether it lies in "a change from your usual <kind>" of a ``taste``
-        fact (the one phrase that may name the user's usual kind)."""
+        """Per word, whether it lies in "a change from your usual <kind>" (or its short
+        "beyond <kind>") of a ``taste`` fact: the phrases that may name the user's usual
+        kind."""
         tastes = {
-            normalize(taste_change(f, story=None))
+            normalize(taste_change(f, story=None, short=short))
             for f in self.plan
             if f.kind == "taste" and f.values
+            for short in (False, True)
         }
         return _spans(self.words, tastes)
 
@@ -343,7 +345,8 @@ class _Context:
 
     @functools.cached_property
     def free_words(self) -> list[str]:
-        """The words no allowed title covers."""
+        """The words neither an allowed title nor the phrase of the user's usual kind
+        covers (:attr:`covered`)."""
         return [w for w, c in zip(self.words, self.covered) if not c]
 
     @functools.cached_property
@@ -605,7 +608,7 @@ def _check_names(c: _Context) -> list[str]:
         m.group(0)
         for m in _HYPHENATED.finditer(c.text)
         if m.group(0).casefold() not in named_raw
-        and not c.text[: m.start()].casefold().endswith(TASTE_CHANGE + " ")
+        and not c.text[: m.start()].casefold().endswith((TASTE_CHANGE + " ", TASTE_SHORT + " "))
     ]
     if unknown:
         return ["names something not in the evidence: " + ", ".join(dict.fromkeys(unknown[:3]))]
