@@ -507,8 +507,13 @@ def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
         # the phrase allows the kind at its own words only
         "Walking ten minutes a day lowers heart risk is a Sports story, a change from your "
         "usual Sports stories.",
+        # said twice: a small model repeating its prefilled opening
+        "A change from your usual Sports picks: Walking ten minutes a day lowers heart risk "
+        "is a change from your usual Sports picks.",
     ):
         assert not gen.verify(wrong, request, "reason").ok, wrong
+    once = "Walking ten minutes a day lowers heart risk is a change from your usual Sports picks."
+    assert gen.verify(once, request, "reason").ok
 
 
 def test_odd_usual_kinds_and_stated_preferences() -> None:
@@ -1266,6 +1271,27 @@ def test_answers_are_cleaned_before_they_are_checked() -> None:
     # A pitch's sentence that repeats an earlier one is dropped.
     loop = "Fleece is a mid layer. It keeps you warm. It keeps you warm. It keeps you warm."
     assert answer_text(asked, loop, "pitch") == "Fleece is a mid layer. It keeps you warm."
+    # A continuation of a prefilled opening is joined to it, even one that opens with the
+    # opening's own first words; an answer that repeats the whole opening is taken as is.
+    opened = [
+        *asked,
+        {"role": "assistant", "content": "A change from your usual Fitness picks: Rope is"},
+    ]
+    copied = answer_text(opened, "a change from your usual Fitness picks.")
+    assert (
+        copied
+        == "A change from your usual Fitness picks: Rope is a change from your usual Fitness picks."
+    )
+    # A share left without its verb ends as the plan's fact does; a finished one stays.
+    cut = "Dave is a Comedy pick: 22% of the 148 people who liked Die Hard: With a Vengeance."
+    assert answer_text(asked, cut) == cut[:-1] + " liked it too."
+    done = "Heat is a Crime pick: 40% of the 55 people who liked Fargo liked it too."
+    assert answer_text(asked, done) == done
+    assert answer_text(asked, "Heat: 40% of the 55 people who liked Fargo, and more.").endswith(
+        "more."
+    )
+    whole = answer_text(opened, "A change from your  usual Fitness picks: Rope is a rope.")
+    assert whole == "A change from your usual Fitness picks: Rope is a rope."
 
 
 def test_an_abbreviation_ends_no_sentence() -> None:

@@ -695,8 +695,7 @@ def check_shape(c: Any) -> list[str]:
     if kind == "headline":
         if len(text) > HEADLINE_CHARS:
             return [f"headline longer than {HEADLINE_CHARS} characters"]
-        said = [w for w, cov, taste in zip(c.words, c.covered, c.taste_covered) if taste or not cov]
-        if not set(said) - STOPWORDS:  # "Beyond Sports: <title>" says something
+        if not set(c.untitled_words) - STOPWORDS:  # "Beyond Sports: <title>" says something
             return ["a headline says more than the item's name"]
         return []
     n = len(sentences(text))

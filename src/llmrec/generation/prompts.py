@@ -402,15 +402,20 @@ def _opening(f: Facts, attempt: int) -> tuple[str, int]:
         text += f" {article_for(section)} {section} story"
         if taste is not None:
             text += f", {taste_change(taste, story=True)}"
-    elif taste is not None:
-        text = f"{sentence_case(taste_change(taste, story=False))}: {text}"
+    elif taste is not None and attempt == 1 and text.endswith(" is"):
+        # Inside the sentence, before "is": opened "A change from your usual Running
+        # picks: <item> is", a small model mostly wrote the phrase again after "is"
+        # ("... is a change from your usual Running picks."). A second attempt opens on
+        # the item's name alone (the taste stays among its facts).
+        phrase = taste_change(taste, story=False)
+        text = f"{text[: -len(' is')]}, {phrase}, is"
     return text, shape
 
 
 def opening(f: Facts, attempt: int = 1) -> str:
     """The first words of a reason, written for the model: "<item> is", or a clause such
     as "If you liked <history item>, <item> is" where the plan relates the item to that
-    history item, or "A change from your usual Running picks: <item> is" where it holds
+    history item, or "<item>, a change from your usual Running picks, is" where it holds
     the user's usual kind instead (so the opening is true by construction)."""
     return _opening(f, attempt)[0]
 
@@ -442,6 +447,10 @@ def _without_repeats(parts: list[str]) -> list[str]:
     return kept
 
 
+def _fold(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
 def answer_text(
     conversation: Sequence[Mapping[str, str]], answer: Any, kind: str = "reason"
 ) -> str:
@@ -461,8 +470,9 @@ def answer_text(
     answer = answer.strip() if isinstance(answer, str) else ""
     last = conversation[-1] if conversation else {}
     prefix = str(last.get("content", "")) if last.get("role") == "assistant" else ""
-    if prefix and answer and not answer.lower().startswith(prefix.lower()[:12]):
-        # A backend that continued a prefilled answer returns only the continuation.
+    if prefix and answer and not _fold(answer).startswith(_fold(prefix)):
+        # A backend that continued a prefilled answer returns only the continuation (which
+        # may itself open with the prefill's first words: "a change from your usual ...").
         answer = f"{prefix}{'' if answer[:1] in ',.;:!?' else ' '}{answer}"
     answer = _LEAD_IN.sub("", _ARTICLE.sub(r"\1n ", answer)).strip()
     if kind == "headline":
@@ -470,5 +480,21 @@ def answer_text(
         return line.strip().strip('"*#').strip()
     if kind in ("pitch", "summary"):
         flat = " ".join(answer.split()).strip('"').strip()
-        return " ".join(_without_repeats(sentences(flat))[:3])
-    return _LEAD_IN.sub("", first_sentence(answer)).strip()
+        return " ".join(_ended_share(p) for p in _without_repeats(sentences(flat))[:3])
+    return _ended_share(_LEAD_IN.sub("", first_sentence(answer)).strip())
+
+
+#: A sentence ending in a share's subject: "...: 22% of the 148 people who liked Dave."
+_OPEN_SHARE = re.compile(
+    r"\b\d+% of the [\d,]+ people who (liked|enjoyed|bought) "
+    r"(?:(?!\b(?:liked|enjoyed|bought|also|too)\b)(?:[^:;,]|:(?= [A-Z0-9])))+?(?P<end>[.!]?)$"
+)
+
+
+def _ended_share(sentence: str) -> str:
+    """A share a small model left without its verb ends as the plan's fact does ("...
+    people who liked Dave liked it too."); the verifier still checks the figure."""
+    match = _OPEN_SHARE.search(sentence)
+    if match is None:
+        return sentence
+    return f"{sentence[: match.start('end')]} {match.group(1)} it too."

@@ -344,6 +344,16 @@ class _Context:
         return normalize(display_title(self.target.title)).split()
 
     @functools.cached_property
+    def untitled_words(self) -> list[str]:
+        """The words no allowed title covers (the phrase of the user's usual kind kept:
+        it is said, and said once)."""
+        return [
+            w
+            for w, cov, taste in zip(self.words, self.covered, self.taste_covered)
+            if taste or not cov
+        ]
+
+    @functools.cached_property
     def free_words(self) -> list[str]:
         """The words neither an allowed title nor the phrase of the user's usual kind
         covers (:attr:`covered`)."""
@@ -537,7 +547,7 @@ def _check_other_titles(c: _Context) -> list[str]:
 
 
 def _check_repetition(c: _Context) -> list[str]:
-    free = c.free_words
+    free = c.untitled_words
     grams = [tuple(free[i : i + 4]) for i in range(len(free) - 3)]
     return ["repetitive text"] if len(set(grams)) < len(grams) else []
 
