@@ -510,6 +510,8 @@ def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
         # said twice: a small model repeating its prefilled opening
         "A change from your usual Sports picks: Walking ten minutes a day lowers heart risk "
         "is a change from your usual Sports picks.",
+        "Walking ten minutes a day lowers heart risk, a change from your usual Sports picks, "
+        "is a change from the usual.",
     ):
         assert not gen.verify(wrong, request, "reason").ok, wrong
     once = "Walking ten minutes a day lowers heart risk is a change from your usual Sports picks."
@@ -1282,6 +1284,8 @@ def test_answers_are_cleaned_before_they_are_checked() -> None:
         copied
         == "A change from your usual Fitness picks: Rope is a change from your usual Fitness picks."
     )
+    capital = answer_text(asked, "Rope is a Change from your usual Fitness picks.")
+    assert capital == "Rope is a change from your usual Fitness picks."
     # A share left without its verb ends as the plan's fact does; a finished one stays.
     cut = "Dave is a Comedy pick: 22% of the 148 people who liked Die Hard: With a Vengeance."
     assert answer_text(asked, cut) == cut[:-1] + " liked it too."

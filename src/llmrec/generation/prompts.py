@@ -27,7 +27,7 @@ from typing import Any
 
 from llmrec.generation.claims import HEADLINE_CHARS, describes_itself, sentences
 from llmrec.generation.evidence import Facts
-from llmrec.generation.plan import RELATION_KINDS, taste_change
+from llmrec.generation.plan import RELATION_KINDS, TASTE_CHANGE, taste_change
 from llmrec.generation.text import STOPWORDS, first_sentence, normalize, sentence_case
 from llmrec.types import Fact
 
@@ -475,6 +475,7 @@ def answer_text(
         # may itself open with the prefill's first words: "a change from your usual ...").
         answer = f"{prefix}{'' if answer[:1] in ',.;:!?' else ' '}{answer}"
     answer = _LEAD_IN.sub("", _ARTICLE.sub(r"\1n ", answer)).strip()
+    answer = _MID_CHANGE.sub(TASTE_CHANGE, answer)  # "is a Change from your usual"
     if kind == "headline":
         line = answer.splitlines()[0] if answer else ""
         return line.strip().strip('"*#').strip()
@@ -483,6 +484,9 @@ def answer_text(
         return " ".join(_ended_share(p) for p in _without_repeats(sentences(flat))[:3])
     return _ended_share(_LEAD_IN.sub("", first_sentence(answer)).strip())
 
+
+#: The usual-kind phrase capitalized inside a sentence, as a small model copies it.
+_MID_CHANGE = re.compile(r"(?<=[a-z,] )a Change from your usual\b")
 
 #: A sentence ending in a share's subject: "...: 22% of the 148 people who liked Dave."
 _OPEN_SHARE = re.compile(

@@ -549,7 +549,13 @@ def _check_other_titles(c: _Context) -> list[str]:
 def _check_repetition(c: _Context) -> list[str]:
     free = c.untitled_words
     grams = [tuple(free[i : i + 4]) for i in range(len(free) - 3)]
-    return ["repetitive text"] if len(set(grams)) < len(grams) else []
+    if len(set(grams)) < len(grams):
+        return ["repetitive text"]
+    # "<item>, a change from your usual Fitness picks, is a change from the usual"
+    contrast = " ".join(TASTE_CHANGE.split()[1:3])  # "change from"
+    if f" {' '.join(free)} ".count(f" {contrast} ") > 1:
+        return [f"says '{contrast}' twice"]
+    return []
 
 
 def _check_numbers(c: _Context) -> list[str]:
