@@ -418,8 +418,9 @@ class GeneratedText:
     Attributes:
         text: The text shown to the user.
         source: ``"llm"`` when the language model wrote it and it passed verification
-            (a pitch the model wrote one true sentence of goes on with a sentence of the
-            plan: the item's own description, price or maker), ``"template"`` when the
+            (of a pitch, a later sentence that failed the check is dropped, and one true
+            sentence goes on with a sentence of the plan: the item's own description,
+            price or maker), ``"template"`` when the
             grounded template was used instead.
         fallback_reason: Why the template was used (``None`` for LLM text).
         cached: Whether it came from the generation cache.

@@ -348,6 +348,9 @@ GEAR = [
         ("Pulp Fiction is a hitman in Los Angeles.", "pulp", (), False),
         ("Fargo is a Crime film and heist show.", "fargo", (), False),
         ("Alpine Down Jacket is a jacket from Fleece Pullover.", "j", ("f",), False),
+        # a hyphenated "-based" is part of the phrase ("based on" ends one)
+        ("Fleece Pullover is a fleece-based clothing brand.", "f", (), False),
+        ("Fargo is a Crime drama based on a kidnapping.", "fargo", (), True),
     ],
 )  # fmt: skip
 def test_what_an_item_is_reads_like_a_person_would(text, target, evidence, ok) -> None:
@@ -691,6 +694,18 @@ def test_a_pitch_is_two_or_three_verified_sentences(shop) -> None:
     [out] = gen.generate([_request(shop, "j1", ("f1",))], kind="pitch")
     assert out.source == "llm" and out.retry_reason is None and len(calls) == 1
     assert out.text == "Alpine Down Jacket is warm. Made by Summit.", out.text
+    # a later false sentence is dropped; the true ones stay the model's, without a retry
+    calls = []
+    answer = "Alpine Down Jacket is warm. It is a Kids Hiking Boots. It is made by Summit."
+    gen = ContentGenerator(FunctionChat(lambda c: calls.append(c) or answer), catalog=shop)
+    [out] = gen.generate([_request(shop, "j1", ("f1",))], kind="pitch")
+    assert out.source == "llm" and len(calls) == 1, out
+    assert out.text == "Alpine Down Jacket is warm. It is made by Summit.", out.text
+    # a false first sentence is not mended
+    answer = "Alpine Down Jacket is a Kids Hiking Boots. It is made by Summit."
+    gen = ContentGenerator(FunctionChat(lambda c: answer), catalog=shop)
+    [out] = gen.generate([_request(shop, "j1", ("f1",))], kind="pitch")
+    assert out.source == "template", out
     # one false sentence: asked again, then the template
     gen = ContentGenerator(
         FunctionChat(lambda c: "Alpine Down Jacket is a Kids Hiking Boots."), catalog=shop

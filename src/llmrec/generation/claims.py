@@ -66,8 +66,8 @@ _DESCRIPTORS = frozenset(
 _PHRASE_END = (
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
     r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked|made|"
-    r"directed|written|starring|featuring|set (?:in|on|at|during|among)|about|based|told|"
-    r"designed|built|a change)\b|$)"
+    r"directed|written|starring|featuring|set (?:in|on|at|during|among)|about|"
+    r"based (?:on|in|upon|around)|told|designed|built|a change)\b|$)"
 )
 #: "it is a <phrase>": the verb, then what the text says the item is.
 _COPULA = re.compile(

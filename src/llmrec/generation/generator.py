@@ -45,7 +45,7 @@ from llmrec._validate import (
 )
 from llmrec.catalog import Catalog
 from llmrec.errors import ConfigError, InvalidInputError, LLMRecError
-from llmrec.generation.claims import CONTENT_KINDS, ITEM_KINDS
+from llmrec.generation.claims import CONTENT_KINDS, ITEM_KINDS, sentences
 from llmrec.generation.evidence import Facts, ReasonRequest, facts
 from llmrec.generation.llms.base import ChatBackend
 from llmrec.generation.prompts import LENGTHS, TONES, answer_text, conversation
@@ -423,14 +423,8 @@ class ContentGenerator:
             if frame and not text.startswith(frame):
                 text = f"{frame} {text}"
         check = self._verify(text, job.facts)
-        if job.facts.kind == "pitch" and _only_too_short(check):
-            # A true first sentence: the pitch goes on with a sentence from the plan
-            # (the item's own description, its price or maker) instead of a new answer.
-            completed = complete_pitch(job.facts, text)
-            if completed is not None:
-                second = self._verify(completed, job.facts)
-                if second.ok:
-                    text, check = completed, second
+        if job.facts.kind == "pitch" and not check.ok:
+            text, check = self._mend_pitch(text, check, job.facts)
         problems = "; ".join(check.problems)
         if check.ok:
             result = GeneratedText(text, "llm", retry_reason=job.retry_reason)
@@ -454,6 +448,32 @@ class ContentGenerator:
             )
         self._cache_put(job.key, result)
         return result
+
+    def _mend_pitch(
+        self, text: str, check: Verification, evidence: Facts
+    ) -> tuple[str, Verification]:
+        """A pitch that failed its check, kept where its true sentences suffice: a later
+        sentence that fails beside the first is dropped ("Headlamp 400 is a 400-lumen
+        headlamp ... It is a Summit Labs 400."), and a true first sentence left alone goes
+        on with a sentence from the plan (the item's own description, its price or maker)
+        instead of a new answer. Returns the text and its check, unchanged where neither
+        helps."""
+        parts = sentences(text)
+        if len(parts) > 1 and not _only_too_short(check):
+            head = parts[0]
+            kept = [p for p in parts[1:] if self._verify(f"{head} {p}", evidence).ok]
+            if len(kept) < len(parts) - 1:
+                pruned = " ".join([head, *kept])
+                second = self._verify(pruned, evidence)
+                if second.ok or _only_too_short(second):
+                    text, check = pruned, second
+        if _only_too_short(check):
+            completed = complete_pitch(evidence, text)
+            if completed is not None:
+                second = self._verify(completed, evidence)
+                if second.ok:
+                    text, check = completed, second
+        return text, check
 
     async def astream(
         self,
