@@ -350,7 +350,10 @@ GEAR = [
         ("Alpine Down Jacket is a jacket from Fleece Pullover.", "j", ("f",), False),
         # a hyphenated "-based" is part of the phrase ("based on" ends one)
         ("Fleece Pullover is a fleece-based clothing brand.", "f", (), False),
-        ("Fargo is a Crime drama based on a kidnapping.", "fargo", (), True),
+        ("Fargo is a Crime drama based on a kidnapping.", "fargo", (), False),
+        ("Fargo is a Crime drama starring a car salesman.", "fargo", (), True),
+        ("Pulp Fiction is a Crime film starring a detective.", "pulp", (), False),
+        ("Pulp Fiction is a Crime film based on a classic tale.", "pulp", (), False),
     ],
 )  # fmt: skip
 def test_what_an_item_is_reads_like_a_person_would(text, target, evidence, ok) -> None:

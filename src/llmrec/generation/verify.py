@@ -684,6 +684,25 @@ def _check_roles(c: _Context) -> list[str]:
     return []
 
 
+#: "starring a detective", "based on a classic tale": what the item holds, said in words.
+_ROLE_NOUN = re.compile(
+    r"\b(?:starring|based on)\s+(?:a|an|the)\s+((?:[a-z][\w'-]*\s+){0,2}[a-z][\w'-]*)",
+    re.IGNORECASE,
+)
+
+
+def _check_role_nouns(c: _Context) -> list[str]:
+    """Who stars in an item and what it is based on, said as a common noun ("starring a
+    detective", "based on a classic tale"), must be words of the item's own data."""
+    known = set(normalize(c.facts).split())
+    for match in _ROLE_NOUN.finditer(c.text):
+        said = [w for w in normalize(match.group(1)).split() if w not in STOPWORDS]
+        missing = [w for w in said if w not in known and w.removesuffix("s") not in known]
+        if missing:
+            return [f"says the item is {match.group(0)!r}, which its data does not say"]
+    return []
+
+
 #: What separates the names of a list: ", ", " and ", ", and ".
 _LIST_GAP = re.compile(r",?\s+and\s+|,\s+(?=[A-Z])")
 #: After a name a comma listed, what shows it is one of a list: another comma or "and",
@@ -704,6 +723,7 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     _check_media,
     _check_names,
     _check_roles,
+    _check_role_nouns,
     _check_injected,
     _check_contacts,
     claims.check_shape,
