@@ -90,6 +90,15 @@ def test_merge_details_without_labels_keeps_people_as_attributes_only(tmp_path: 
     assert toy.attributes["imdb_url"] == "http://example.org/tt1"  # nothing excluded
 
 
+def test_a_placeholder_description_is_no_text(tmp_path: Path) -> None:
+    none_yet = "It looks like we don't have any Plot  Summaries for this title yet."
+    path = _jsonl(
+        tmp_path / "d.jsonl", {"item_id": "2", "description": none_yet, "runtime_min": 170}
+    )
+    heat = merge_details(_catalog(), path)[1]
+    assert heat.text == "A heist film." and heat.attributes["runtime_min"] == 170
+
+
 def test_merge_details_on_missing(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "d.jsonl", *DETAILS)
     assert [i.item_id for i in merge_details(_catalog(), path, on_missing="drop")] == ["1", "2"]

@@ -27,7 +27,7 @@ from llmrec.datasets.files import _records
 from llmrec.errors import DatasetError, InvalidInputError, LLMRecError
 from llmrec.types import Item
 
-__all__ = ["MOVIE_DETAIL_LABELS", "merge_details"]
+__all__ = ["MOVIE_DETAIL_LABELS", "PLACEHOLDER_TEXTS", "merge_details"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +89,23 @@ def _json_like(value: Any) -> bool:
     return False
 
 
+#: Text a source writes where it has none (IMDb's, for titles without a plot summary):
+#: merged as no text, or a model would repeat it as the item's description.
+PLACEHOLDER_TEXTS = frozenset(
+    {
+        "it looks like we don't have any plot summaries for this title yet.",
+        "it looks like we don't have a synopsis for this title yet.",
+        "add a plot",
+    }
+)
+
+
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and not value)
+
+
+def _placeholder(value: Any) -> bool:
+    return isinstance(value, str) and " ".join(value.casefold().split()) in PLACEHOLDER_TEXTS
 
 
 def _read_records(path: str | os.PathLike[str], key: str) -> dict[str, tuple[str, dict]]:
@@ -121,7 +136,7 @@ def _merged(
     parts = [item.text.strip()] if item.text.strip() else []
     for field in text_fields:
         value = record.get(field)
-        if _empty(value):
+        if _empty(value) or _placeholder(value):
             continue
         if not isinstance(value, str):
             raise DatasetError(f"{where}: field {field!r} must be text, got {value!r:.80}")
@@ -159,7 +174,9 @@ def merge_details(
     """Items with the details of an enrichment file (JSON lines or CSV) merged in.
 
     For each item whose id has a record (the field ``key``), the new text is, in order:
-    the item's own text, each of ``text_fields`` as a sentence, then each field of
+    the item's own text, each of ``text_fields`` as a sentence (not a source's placeholder
+    such as IMDb's "It looks like we don't have any Plot Summaries for this title yet.",
+    :data:`PLACEHOLDER_TEXTS`), then each field of
     ``labels`` as ``"<label> <name>, <name>."`` (e.g. ``"Directed by John Lasseter."``).
     Every other non-empty field of the record becomes an attribute (lists of names for
     the ``labels`` fields); an attribute the item already has keeps its value, and the
