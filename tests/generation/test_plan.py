@@ -354,6 +354,9 @@ GEAR = [
         ("Fargo is a Crime drama starring a car salesman.", "fargo", (), True),
         ("Pulp Fiction is a Crime film starring a detective.", "pulp", (), False),
         ("Pulp Fiction is a Crime film based on a classic tale.", "pulp", (), False),
+        # the reader cast as the story's hero
+        ("Fargo is a Crime drama. You're a car salesman in debt.", "fargo", (), False),
+        ("Fargo is a Crime drama, if you are a fan of Crime films.", "fargo", (), True),
     ],
 )  # fmt: skip
 def test_what_an_item_is_reads_like_a_person_would(text, target, evidence, ok) -> None:

@@ -71,7 +71,8 @@ _PHRASE_END = (
 )
 #: "it is a <phrase>": the verb, then what the text says the item is.
 _COPULA = re.compile(
-    r"\b(it is|it s|its|this is|that is|is|are|as|being|makes for|offers)\s+(?:a|an)\s+"
+    r"\b(it is|it s|its|this is|that is|is|(?<!you )(?<!we )(?<!they )are|as|being|makes for|"
+    r"offers)\s+(?:a|an)\s+"
     r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)" + _PHRASE_END
 )
 #: The labels of attribute facts ("Section: Health."): no kind of item.

@@ -205,7 +205,9 @@ def shape_index(f: Facts, n: int) -> int:
     without any, their usual kind and its counts): the same request always gets the same
     shape (texts stay cacheable), a list varies, and so do the users of one item."""
     taste = [v for x in f.plan if x.kind == "taste" for v in x.values]
-    key = "|".join([f.item.item_id, *(e.item_id for e in f.evidence_items[:1]), f.kind, *taste])
+    # every evidence item, not the first only: users of one item share its strongest
+    # history item often (a shop's best seller), and their openings then bunched
+    key = "|".join([f.item.item_id, *(e.item_id for e in f.evidence_items), f.kind, *taste])
     return int(hashlib.blake2s(key.encode(), digest_size=4).hexdigest(), 16) % n
 
 

@@ -684,6 +684,20 @@ def _check_roles(c: _Context) -> list[str]:
     return []
 
 
+#: "You're a big time show winner", "You were a poor but hopeful boy": the reader cast
+#: as someone (a small model addressing the reader as the story's hero). "a fan of" is a
+#: liking, which the relation checks judge.
+_READER_IS = re.compile(
+    r"\byou(?:'re|\s+are|\s+were)\s+(?:a|an|the)\s+(?!(?:big\s+|huge\s+)?fans?\b)", re.IGNORECASE
+)
+
+
+def _check_reader(c: _Context) -> list[str]:
+    """No text says who or what the reader is: no plan fact holds it."""
+    match = _READER_IS.search(c.text)
+    return [f"says who the reader is ({match.group(0).strip()} ...)"] if match else []
+
+
 #: "starring a detective", "based on a classic tale": what the item holds, said in words.
 _ROLE_NOUN = re.compile(
     r"\b(?:starring|based on)\s+(?:a|an|the)\s+((?:[a-z][\w'-]*\s+){0,2}[a-z][\w'-]*)",
@@ -724,6 +738,7 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     _check_names,
     _check_roles,
     _check_role_nouns,
+    _check_reader,
     _check_injected,
     _check_contacts,
     claims.check_shape,
