@@ -91,7 +91,10 @@ def test_merge_details_without_labels_keeps_people_as_attributes_only(tmp_path: 
 
 
 def test_a_placeholder_description_is_no_text(tmp_path: Path) -> None:
-    none_yet = "It looks like we don't have any Plot  Summaries for this title yet."
+    none_yet = (
+        "It looks like we don't have any Plot  Summaries for this title yet.\nBe the first "
+        'to contribute! Just click the "Edit page" button at the bottom of the page.'
+    )
     path = _jsonl(
         tmp_path / "d.jsonl", {"item_id": "2", "description": none_yet, "runtime_min": 170}
     )

@@ -354,6 +354,14 @@ GEAR = [
         ("Fargo is a Crime drama starring a car salesman.", "fargo", (), True),
         ("Pulp Fiction is a Crime film starring a detective.", "pulp", (), False),
         ("Pulp Fiction is a Crime film based on a classic tale.", "pulp", (), False),
+        # a phrase written twice, a title's word inside it
+        ("Trail Running Shoes is a trail shoe, a grippy trail shoe, and a grippy trail shoe.",
+         "t", (), False),
+        # a pitch's later sentence the item's data does not support
+        ("Fargo is a Crime drama. You will love the story of a detective who tries to make "
+         "a difference.", "fargo", (), False),
+        ("Fargo is a Crime drama. A car salesman hires two criminals to kidnap his wife.",
+         "fargo", (), True),
         # the reader cast as the story's hero
         ("Fargo is a Crime drama. You're a car salesman in debt.", "fargo", (), False),
         ("Fargo is a Crime drama, if you are a fan of Crime films.", "fargo", (), True),
@@ -363,7 +371,8 @@ def test_what_an_item_is_reads_like_a_person_would(text, target, evidence, ok) -
     catalog = Catalog(GEAR)
     item = catalog.get(target)
     plan = item_facts(item) + [f for e in evidence for f in relation_facts(item, catalog.get(e))]
-    v = _verify(catalog, text, target, evidence, plan=plan)
+    kind = "pitch" if ". " in text else "reason"  # two sentences: a pitch
+    v = _verify(catalog, text, target, evidence, plan=plan, kind=kind)
     assert v.ok is ok, v
 
 

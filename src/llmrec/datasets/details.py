@@ -89,13 +89,14 @@ def _json_like(value: Any) -> bool:
     return False
 
 
-#: Text a source writes where it has none (IMDb's, for titles without a plot summary):
-#: merged as no text, or a model would repeat it as the item's description.
+#: How a source's text begins where it has none (IMDb's, for titles without a plot
+#: summary, goes on "Be the first to contribute! ..."): merged as no text, or a model
+#: would repeat it as the item's description.
 PLACEHOLDER_TEXTS = frozenset(
     {
         "it looks like we don't have any plot summaries for this title yet.",
         "it looks like we don't have a synopsis for this title yet.",
-        "add a plot",
+        "add a plot »",
     }
 )
 
@@ -105,7 +106,8 @@ def _empty(value: Any) -> bool:
 
 
 def _placeholder(value: Any) -> bool:
-    return isinstance(value, str) and " ".join(value.casefold().split()) in PLACEHOLDER_TEXTS
+    folded = " ".join(value.casefold().split()) if isinstance(value, str) else ""
+    return any(folded.startswith(p) for p in PLACEHOLDER_TEXTS)
 
 
 def _read_records(path: str | os.PathLike[str], key: str) -> dict[str, tuple[str, dict]]:

@@ -551,6 +551,19 @@ def _check_repetition(c: _Context) -> list[str]:
     grams = [tuple(free[i : i + 4]) for i in range(len(free) - 3)]
     if len(set(grams)) < len(grams):
         return ["repetitive text"]
+    # the same four words with a title word among them: "a two-person camping tent, and
+    # a two-person camping tent" ("two-person" is a title's word); a title named twice,
+    # "... liked Polar Fleece Pullover", is no repeat (two of the words must be the text's)
+    words, covered = c.words, c.covered
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(words) - 3):
+        own = [w for w, cov in zip(words[i : i + 4], covered[i : i + 4]) if not cov]
+        if len([w for w in own if w not in STOPWORDS]) < 2:
+            continue
+        gram = tuple(words[i : i + 4])
+        if gram in seen:
+            return ["repetitive text"]
+        seen.add(gram)
     # "<item>, a change from your usual Fitness picks, is a change from the usual"
     contrast = " ".join(TASTE_CHANGE.split()[1:3])  # "change from"
     if f" {' '.join(free)} ".count(f" {contrast} ") > 1:
@@ -749,6 +762,7 @@ _CHECKS: tuple[Callable[[_Context], list[str]], ...] = (
     claims.check_repeats,
     claims.check_pasted,
     claims.check_support,
+    claims.check_pitch_support,
     claims.check_wording,
 )
 
