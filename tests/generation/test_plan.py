@@ -357,6 +357,9 @@ GEAR = [
         # a phrase written twice, a title's word inside it
         ("Trail Running Shoes is a trail shoe, a grippy trail shoe, and a grippy trail shoe.",
          "t", (), False),
+        # three words twice, a title counted as one word
+        ("If you liked Pulp Fiction, Fargo is a Crime drama. If you liked Pulp Fiction, it "
+         "is a Crime story.", "fargo", ("pulp",), False),
         # a pitch's later sentence the item's data does not support
         ("Fargo is a Crime drama. You will love the story of a detective who tries to make "
          "a difference.", "fargo", (), False),

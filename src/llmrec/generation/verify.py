@@ -564,6 +564,19 @@ def _check_repetition(c: _Context) -> list[str]:
         if gram in seen:
             return ["repetitive text"]
         seen.add(gram)
+    # three words twice, a title read as one word: "If you liked Star Trek, ... If you
+    # liked Mission: Impossible, ..."
+    tokens: list[str] = []
+    for n, (w, cov) in enumerate(zip(words, covered)):
+        if cov and n and covered[n - 1]:
+            tokens[-1] += f"_{w}"
+        else:
+            tokens.append(f"<{w}" if cov else w)
+    trigrams = [tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)]
+    repeated = {g for g in trigrams if trigrams.count(g) > 1}
+    for gram in sorted(repeated):
+        if any(w not in STOPWORDS and not w.startswith("<") for w in gram):
+            return [f"repeats '{' '.join(gram)}'"]
     # "<item>, a change from your usual Fitness picks, is a change from the usual"
     contrast = " ".join(TASTE_CHANGE.split()[1:3])  # "change from"
     if f" {' '.join(free)} ".count(f" {contrast} ") > 1:
