@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -573,8 +574,8 @@ def _check_repetition(c: _Context) -> list[str]:
         else:
             tokens.append(f"<{w}" if cov else w)
     trigrams = [tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)]
-    repeated = {g for g in trigrams if trigrams.count(g) > 1}
-    for gram in sorted(repeated):
+    repeated = sorted(g for g, n in Counter(trigrams).items() if n > 1)
+    for gram in repeated:
         if any(w not in STOPWORDS and not w.startswith("<") for w in gram):
             return [f"repeats '{' '.join(gram)}'"]
     # "<item>, a change from your usual Fitness picks, is a change from the usual"
