@@ -123,6 +123,8 @@ KNOWN_FALSE = [
         "false_history",
     ),
     ("p06", "You bought the Road Running Shoes, so try the GPS Running Watch.", "false_history"),
+    # the user liking the item recommended to them
+    ("p06", "GPS Running Watch is a running watch, and you liked it too.", "false_history"),
     # u01's liked items are all Running: Camping is not their usual kind, Running is
     # the target's own
     ("p10", "Backpacking Stove is a change from your usual Camping picks.", "false_taste"),
@@ -144,6 +146,7 @@ KNOWN_TRUE = [
     ),
     ("p10", "Backpacking Stove is a Camping pick, a change from your usual Running picks."),
     ("p10", "Beyond Running: Backpacking Stove"),
+    ("p06", "After Hydration Running Belt, which you bought, GPS Running Watch is a watch."),
     ("p03", "Hydration Running Belt is a running belt made by Ridgeline."),
 ]
 

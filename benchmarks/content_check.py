@@ -628,6 +628,13 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
         # user's own words, else no item of theirs ("You liked the altar boy")
         after = clause[match.end() :]
         obj = words(after)[:1]
+        if obj and obj[0].lower() in ("it", "this") and re.match(
+            r"\s*\w+\s+(?:too|as well|already)\b", after, re.I
+        ):
+            # "..., and you liked it too": the recommended item is one they have not had
+            flags.add("false_history")
+            verdict.notes.append("says the user already liked the recommended item")
+            continue
         if after.lstrip().startswith("\u27e6") or not obj or obj[0].lower() in STOP \
                 or obj[0].lower() in _PRONOUNS:  # fmt: skip
             continue

@@ -102,6 +102,22 @@ def test_a_placeholder_description_is_no_text(tmp_path: Path) -> None:
     assert heat.text == "A heist film." and heat.attributes["runtime_min"] == 170
 
 
+def test_unknown_values_are_no_values(tmp_path: Path) -> None:
+    # A data frame's missing cells written out as text: no "Directed by nan." in the text.
+    record = {
+        "item_id": "2",
+        "description": "NaN",
+        "director": ["nan"],
+        "cast": ["Al Pacino", "None"],
+        "age_rating": "n/a",
+        "runtime_min": 170,
+    }
+    path = _jsonl(tmp_path / "d.jsonl", record)
+    heat = merge_details(_catalog(), path, labels=MOVIE_DETAIL_LABELS)[1]
+    assert heat.text == "A heist film. Starring Al Pacino."
+    assert heat.attributes == {"genres": ["Crime"], "cast": ["Al Pacino"], "runtime_min": 170}
+
+
 def test_merge_details_on_missing(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "d.jsonl", *DETAILS)
     assert [i.item_id for i in merge_details(_catalog(), path, on_missing="drop")] == ["1", "2"]

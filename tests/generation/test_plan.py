@@ -1064,6 +1064,21 @@ def test_a_title_between_two_words_is_no_repeat(movies) -> None:
     assert _verify(movies, text, "nc", ("fargo",), plan=plan).ok  # "pick liked by": no identity
 
 
+def test_every_opening_passes_and_the_target_is_never_liked_already(movies) -> None:
+    from llmrec.generation.prompts import OPENINGS
+
+    target = movies.get("nc")
+    plan = item_facts(target) + relation_facts(target, movies.get("fargo"), co_users=(92, 230))
+    for pattern, _ in OPENINGS:
+        # "After Fargo, which you liked, No Country ...": the clause is about Fargo
+        opening = pattern.format(item="No Country for Old Men", other="Fargo")
+        v = _verify(movies, f"{opening} a Crime and Thriller film.", "nc", ("fargo",), plan=plan)
+        assert v.ok, (opening, v)
+    text = "Since you enjoyed Fargo, No Country for Old Men is a Crime pick, and you liked it too."
+    v = _verify(movies, text, "nc", ("fargo",), plan=plan)
+    assert not v.ok and "already liked" in "; ".join(v.problems), v
+
+
 def test_a_genre_named_twice_is_a_repeat(movies) -> None:
     text = "Aladdin is an Animation, Children's, Comedy and Children's pick."
     v = _verify(movies, text, "ala", plan=item_facts(movies.get("ala")))
@@ -1329,6 +1344,9 @@ def test_answers_are_cleaned_before_they_are_checked() -> None:
     )
     whole = answer_text(opened, "A change from your  usual Fitness picks: Rope is a rope.")
     assert whole == "A change from your usual Fitness picks: Rope is a rope."
+    # A share written both ways loses its second verb (and gains none).
+    twice = "Heat is a Crime pick, liked by 40% of the 55 people who liked Fargo liked it too."
+    assert answer_text(asked, twice) == twice.replace(" liked it too.", ".")
 
 
 def test_an_abbreviation_ends_no_sentence() -> None:

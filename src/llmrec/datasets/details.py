@@ -27,7 +27,7 @@ from llmrec.datasets.files import _records
 from llmrec.errors import DatasetError, InvalidInputError, LLMRecError
 from llmrec.types import Item
 
-__all__ = ["MOVIE_DETAIL_LABELS", "PLACEHOLDER_TEXTS", "merge_details"]
+__all__ = ["MISSING_VALUES", "MOVIE_DETAIL_LABELS", "PLACEHOLDER_TEXTS", "merge_details"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,29 @@ PLACEHOLDER_TEXTS = frozenset(
 )
 
 
+#: Values a source writes for "unknown" (a data frame's missing cell written out as
+#: text: ``"director": ["nan"]`` in 16 ML-100K records): merged as no value, or a text
+#: would say "Directed by nan".
+MISSING_VALUES = frozenset({"nan", "none", "null", "n/a"})
+
+
+def _missing(value: Any) -> bool:
+    if isinstance(value, float):
+        return value != value  # NaN
+    return isinstance(value, str) and value.strip().casefold() in MISSING_VALUES
+
+
+def _known(record: dict[str, Any]) -> dict[str, Any]:
+    """The record less its unknown values (a list keeps its known members)."""
+    out: dict[str, Any] = {}
+    for field, value in record.items():
+        if isinstance(value, list):
+            value = [v for v in value if not _missing(v)]
+        if not _missing(value):
+            out[field] = value
+    return out
+
+
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and not value)
 
@@ -135,6 +158,7 @@ def _merged(
     labels: dict[str, str],
     exclude: set[str],
 ) -> Item:
+    record = _known(record)
     parts = [item.text.strip()] if item.text.strip() else []
     for field in text_fields:
         value = record.get(field)
@@ -180,6 +204,8 @@ def merge_details(
     such as IMDb's "It looks like we don't have any Plot Summaries for this title yet.",
     :data:`PLACEHOLDER_TEXTS`), then each field of
     ``labels`` as ``"<label> <name>, <name>."`` (e.g. ``"Directed by John Lasseter."``).
+    Values meaning "unknown" (``"nan"``, ``"None"``, ``"null"``, ``"n/a"``, NaN;
+    :data:`MISSING_VALUES`) count as absent, in lists too.
     Every other non-empty field of the record becomes an attribute (lists of names for
     the ``labels`` fields); an attribute the item already has keeps its value, and the
     record's ``title``, ``text`` and the ``exclude`` fields are ignored. The encoder

@@ -494,14 +494,24 @@ _MID_CHANGE = re.compile(r"(?<=[a-z,] )a Change from your usual\b")
 
 #: A sentence ending in a share's subject: "...: 22% of the 148 people who liked Dave."
 _OPEN_SHARE = re.compile(
-    r"\b\d+% of the [\d,]+ people who (liked|enjoyed|bought) "
+    r"(?<!\bby )\b\d+% of the [\d,]+ people who (liked|enjoyed|bought) "
     r"(?:(?!\b(?:liked|enjoyed|bought|also|too)\b)(?:[^:;,]|:(?= [A-Z0-9])))+?(?P<end>[.!]?)$"
+)
+
+
+#: A share written both ways: "liked by 36% of the 133 people who liked Il Postino liked
+#: it too" (the second verb goes).
+_TWICE_SHARE = re.compile(
+    r"\b(?P<share>(?:liked|enjoyed|bought) by \d+% of the [\d,]+ people who "
+    r"(?:liked|enjoyed|bought) [^.;!?]+?) (?:liked|enjoyed|bought) it too\b"
 )
 
 
 def _ended_share(sentence: str) -> str:
     """A share a small model left without its verb ends as the plan's fact does ("...
-    people who liked Dave liked it too."); the verifier still checks the figure."""
+    people who liked Dave liked it too."), one written both ways loses its second verb;
+    the verifier still checks the figure."""
+    sentence = _TWICE_SHARE.sub(r"\g<share>", sentence)
     match = _OPEN_SHARE.search(sentence)
     if match is None:
         return sentence

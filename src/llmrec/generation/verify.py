@@ -59,8 +59,10 @@ _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|s)?(?!\w)")
 _YEAR = re.compile(r"^(1[89]\d\d|20\d\d)s?$")
 # A phrase that presents what follows as the user's own taste or as the thing compared to.
 _EVIDENCE_CUE = re.compile(
-    r"(?:\byou(?: ve| have| already| once)? (?:liked|enjoyed|loved|watched|saw|seen|rated|"
-    r"like|love|enjoy)|\bfans of|\bsimilar(?: in \w+)? to|\bclose to|\breminiscent of|"
+    # not "which you liked": a clause about the name before it ("After Fargo, which you
+    # liked, <target> is"; the words have lost their commas)
+    r"(?:(?<!\bwhich )(?<!\bthat )\byou(?: ve| have| already| once)? "
+    r"(?:liked|enjoyed|loved|watched|saw|seen|rated|like|love|enjoy)|\bfans of|\bsimilar(?: in \w+)? to|\bclose to|\breminiscent of|"
     r"\breminds? you of|\bmuch like|\bjust like|\bas much as|\bthe likes of)(?: the| a| an)?$"
 )
 
@@ -514,7 +516,17 @@ def _check_target(c: _Context) -> list[str]:
         return [f"does not mention {shown!r}"]
     if _cites_target_as_evidence(c.words, c.target_mentions, c.evidence):
         return [f"cites {shown!r} as its own evidence"]
+    if _LIKED_IT_TOO.search(c.text):
+        return [f"says the user already liked {shown!r}"]
     return []
+
+
+#: "..., and you liked it too": the user's own liking of the item recommended to them.
+_LIKED_IT_TOO = re.compile(
+    r"\byou(?: also| have| already)? (?:liked|enjoyed|loved|bought|watched|rated|saw) "
+    r"(?:it|this(?: one)?)(?: too| as well| already)\b",
+    re.IGNORECASE,
+)
 
 
 def _cites_target_as_evidence(
