@@ -294,6 +294,9 @@ def test_the_item_is_not_what_its_description_is_about() -> None:
         ("cuf", "Courage Under Fire is an Army officer who investigates a commander."),
         ("fcw", "A Fish Called Wanda is a Comedy and a barrister."),
         ("fcw", "A Fish Called Wanda is a comedy and heist show."),
+        # a long phrase, cut by its verb: the film is called a commander
+        ("cuf", "Courage Under Fire is a despondent decorated army helicopter chopper "
+                "commander is investigated."),
     ):  # fmt: skip
         v = _verify(catalog, text, target, plan=item_facts(catalog.get(target)))
         assert not v.ok and "is something it is not" in v.problems[0], (text, v)

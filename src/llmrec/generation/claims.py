@@ -68,13 +68,15 @@ _PHRASE_END = (
     r"(?=\s+(?:that|which|with|from|for|by|and|to|because|where|who|if|in|on|you|your|like|"
     r"of|at|than|so|but|or|liked|loved|enjoyed|rated|watched|bought|chosen|picked|made|"
     r"directed|written|starring|featuring|set (?:in|on|at|during|among)|about|"
-    r"based (?:on|in|upon|around)|told|designed|built|a change)\b|$)"
+    r"based (?:on|in|upon|around)|told|designed|built|a change|is|was|are)\b|$)"
 )
 #: "it is a <phrase>": the verb, then what the text says the item is.
 _COPULA = re.compile(
     r"\b(it is|it s|its|this is|that is|is|(?<!you )(?<!we )(?<!they )are|as|being|makes for|"
     r"offers)\s+(?:a|an)\s+"
-    r"((?:[a-z0-9]+\s+){0,5}?[a-z0-9]+)" + _PHRASE_END
+    # up to eight words: "The film is a hopelessly romantic Chicago Transit Authority token
+    # collector is mistaken ..." calls the film a collector
+    r"((?:[a-z0-9]+\s+){0,7}?[a-z0-9]+)" + _PHRASE_END
 )
 #: The labels of attribute facts ("Section: Health."): no kind of item.
 _LABEL_WORDS = frozenset({"section", "category", "categories", "genre", "genres", "tag", "tags"})

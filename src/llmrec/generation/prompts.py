@@ -374,6 +374,7 @@ OPENINGS = (
     ("Because you liked {other}, {item} is", 1),
     ("Since you enjoyed {other}, {item} is", 1),
     ("You liked {other}, and {item} is", 1),
+    ("You enjoyed {other}, and {item} is", 1),
     ("As you liked {other}, {item} is", 1),
     ("After {other}, which you liked, {item} is", 3),
 )
