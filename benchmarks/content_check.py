@@ -116,8 +116,16 @@ _IDENTITY = re.compile(
 )
 # "... and a <phrase>": a second thing the text says the item is ("a Comedy and a Barrister")
 _AND_A = re.compile(r"^\s+and\s+(?:a|an)\s+(.+?)" + _IDENTITY_END, re.I)
-# a comma between qualities: "a lightweight, grippy trail shoe" is one phrase
-_QUALITIES = re.compile(r"\b([Aa]n?) ([\w-]+), (?!(?:and|but|or|which|who|that|so)\b)(?=[a-z])")
+# A past participle that opens a phrase after a noun: "a harness | designed for climbing",
+# "a Comedy, | liked by 25% of ..." (not a noun ending in -eed: "a bike built for speed").
+_PAST = r"(?:[a-z]{2,}[a-df-z]ed|made|built|known|sold|worn|chosen|written|seen|grown|given)"
+_AFTER_PAST = r"(?:by|for|to|with|from|in|on|at|of|as|after)\b"
+# a comma between qualities: "a lightweight, grippy trail shoe" is one phrase (not a comma
+# before a participle's phrase: "a Comedy, liked by ...")
+_QUALITIES = re.compile(
+    r"\b([Aa]n?) ([\w-]+), (?!(?:and|but|or|which|who|that|so)\b)"
+    rf"(?!{_PAST}\s+{_AFTER_PAST})(?=[a-z])"
+)
 # A text that opens with what its item is: "A 22-litre pack with a rain cover."
 _OPENS_AS = re.compile(
     r"^(?:A|An)\s+((?:[\w'-]+\s+){0,4}?[\w'-]+)\s+(?:that|which|with|for|from|by|of|made|to)\b"
@@ -128,10 +136,23 @@ _FROM_ITEM = re.compile(
 )
 # ... unless the words before "from" compare ("an upgrade from X", "a change from X")
 _COMPARE = frozenset("upgrade change step switch departure move break shift away apart".split())
-# Where the noun phrase of "it is a <phrase>" ends: "a Drama film | directed by ...".
+# Where the noun phrase of "it is a <phrase>" ends: "a Drama film | directed by ...", "a
+# harness | designed" (the phrase ended at "for climbing"; not "a well designed" or "a
+# cleverly designed": an adverb's participle comes before the noun).
 _PARTICIPLE = re.compile(
-    r"\s(?:directed|written|starring|featuring|set|made|about|of|in|on|at|where|whose)\b", re.I
+    r"\s(?:directed|written|starring|featuring|set|made|about|of|in|on|at|where|whose)\b"
+    rf"|(?<!ly)(?<!\bwell)\s{_PAST}(?=\s+{_AFTER_PAST}|\s*$)",
+    re.I,
 )
+# What the words after it are said of, just before "is" / "was": "... discovers the town |
+# is a front", "The wager | is made by ...".
+_SUBJECT = re.compile(
+    r"\b(?:the|a|an|his|her|its|their|this|that)\s+(?:[\w'-]+\s+){0,2}?([\w'-]+)\s+"
+    r"(?:is|was|are|were)\s+$",
+    re.I,
+)
+# Stands for the target's title in what the text says the item is ("a firm <title>").
+_TITLE_MARK = "\u27e6T\u27e7"
 # Nouns for any item ("X is a fit for ...", "a treat"), beside GENERIC's
 _KINDS = frozenset(
     """film movie story article piece product item title fit match treat gem
@@ -232,23 +253,35 @@ def _values(value: Any) -> Iterable[str]:
 _CLAUSE_END = re.compile(r",\s|\s(?=(?:on|in|at|after|with|for|as|from|over|amid)\s)")
 
 
+_ARTICLE = re.compile(r"^(.*), (The|A|An|Il|La|Le|Les|L'|El|Los|Las|Der|Die|Das|Det|O)$")
+# A title's alternative name in parentheses at its end: "Seven (Se7en)", "Hate (Haine, La)".
+_ALTERNATIVE = re.compile(r"^(.+?)\s*\(([^()]+)\)$")
+
+
 def title_forms(title: str) -> list[str]:
     """A title as written and with a trailing article moved to the front ("Postino, Il"
-    -> "Il Postino"), no year; then, for a title of five or more words, each leading
-    clause of two or more words and 12 or more characters (a short reference to an
-    article: "Marathon record falls")."""
+    -> "Il Postino"), no year; a title that ends in its alternative name in parentheses
+    ("Seven (Se7en)", as ML-100K writes many) also gives each name alone ("Seven",
+    "Se7en"), each with its article moved the same way; then, for a title of five or more
+    words, each leading clause of two or more words and 12 or more characters (a short
+    reference to an article: "Marathon record falls")."""
     base = re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
     forms = [base]
-    match = re.match(r"^(.*), (The|A|An|Il|La|Le|Les|L'|El|Los|Las|Der|Die|Das)$", base)
-    if match:
-        forms.append(f"{match.group(2)} {match.group(1)}")
-        forms.append(match.group(1))
-    elif len(base.split()) >= 5:
-        for cut in _CLAUSE_END.finditer(base):
-            head = base[: cut.start()].strip()
-            if len(head.split()) >= 2 and len(head) >= 12:
-                forms.append(head)
-    return [f for f in forms if f]
+    alternative = _ALTERNATIVE.match(base)
+    names = [alternative.group(1), alternative.group(2)] if alternative else [base]
+    for name in names:
+        if name != base:
+            forms.append(name)
+        match = _ARTICLE.match(name)
+        if match:
+            forms.append(f"{match.group(2)} {match.group(1)}")
+            forms.append(match.group(1))
+        elif not alternative and len(name.split()) >= 5:
+            for cut in _CLAUSE_END.finditer(name):
+                head = name[: cut.start()].strip()
+                if len(head.split()) >= 2 and len(head) >= 12:
+                    forms.append(head)
+    return list(dict.fromkeys(f for f in forms if f))
 
 
 @dataclass
@@ -311,6 +344,12 @@ class Truth:
             for f in self.people_fields:
                 names |= {stem(w) for v in _values(item.attributes.get(f)) for w in words(v)}
         self.names = names
+        # each item's own text and its people as token sequences, for what a text copies
+        # from them (:func:`_own_data`)
+        self.own_text = {iid: _sequence(item.text) for iid, item in self.items.items()}
+        self.people_of = {iid: [_sequence(v) for f in self.people_fields
+                                for v in _values(item.attributes.get(f))]
+                          for iid, item in self.items.items()}  # fmt: skip
 
     def _tags(self, item: Any) -> set[str]:
         out = set()
@@ -410,8 +449,72 @@ class Verdict:
                 "fully_supported": self.fully_supported}  # fmt: skip
 
 
+# Tokens compared for a verbatim copy: words (with inner apostrophes, dots and hyphens:
+# "Phantom's", "U.S") and each punctuation mark, lowercased.
+_WORD_TOKEN = re.compile(r"\w[\w'\u2019.-]*\w|\w")
+_TOKEN = re.compile(_WORD_TOKEN.pattern + r"|[^\w\s]")
+# The capitalized words (and initials) just before and just after a title match: the rest
+# of a person's name it may be part of ("H. | Michael | Walls", "directed by Michael | Bay")
+_NAME_BEFORE = re.compile(r"(?:(?<![\w.'-])(?:[A-Z]\.|[A-Z][\w'-]*)\s+)+$")
+_NAME_AFTER = re.compile(r"(?:\s+(?:[A-Z]\.|[A-Z][\w'-]*(?![\w'-])))+")
+
+
+def _sequence(text: str | None) -> str:
+    """A text's tokens (:data:`_TOKEN`) joined by single spaces, with a space either side
+    (so that ``_sequence(a) in _sequence(b)`` says ``a``'s words occur in ``b`` in order)."""
+    return " " + " ".join(_TOKEN.findall((text or "").lower())) + " "
+
+
+def _copied(own: str, text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` with a neighbouring word on each side, or two on one
+    side, occurs verbatim in ``own`` (a :func:`_sequence`)."""
+    spans = [m.span() for m in _WORD_TOKEN.finditer(text)]
+    before = [s for s in spans if s[1] <= start]
+    after = [s for s in spans if s[0] >= end]
+    for left, right in ((1, 1), (2, 0), (0, 2)):
+        if len(before) < left or len(after) < right:
+            continue
+        a = before[-left][0] if left else start
+        b = after[right - 1][1] if right else end
+        if _sequence(text[a:b]) in own:
+            return True
+    return False
+
+
+def _in_name(truth: Truth, targets: set[str], text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is part of a longer name (the capitalized words around
+    it) that the targets' people or own texts give: "Michael" in "directed by Michael
+    Bay" where Michael Bay is the director."""
+    left = _NAME_BEFORE.search(text, 0, start)
+    right = _NAME_AFTER.match(text, end)
+    firsts = [m.start() for m in _WORD_TOKEN.finditer(text, left.start(), start)] if left else []
+    lasts = [m.end() for m in _WORD_TOKEN.finditer(text, end, right.end())] if right else []
+    for a in [*firsts, start]:
+        for b in [end, *lasts]:
+            if (a, b) == (start, end):
+                continue
+            name = _sequence(text[a:b])
+            if any(name in truth.own_text[t] or any(name in p for p in truth.people_of[t])
+                   for t in targets):  # fmt: skip
+                return True
+    return False
+
+
+def _own_data(truth: Truth, targets: set[str], text: str, match: re.Match) -> bool:
+    """Whether a match of another item's title is the targets' own data, not a mention of
+    that item: copied with its neighbouring words from a target's own text ("a War Room
+    full of politicians", "Directed by Angela Beeching.") or part of a person's name that
+    a target's data gives ("directed by Michael Bay")."""
+    start, end = match.span()
+    return any(_copied(truth.own_text[t], text, start, end) for t in targets) or _in_name(
+        truth, targets, text, start, end
+    )
+
+
 def _mask(truth: Truth, text: str, targets: set[str], history: list[str]) -> tuple[str, dict]:
-    """Catalog titles replaced by ``⟦T0⟧`` (target), ``⟦Hn⟧`` (history), ``⟦On⟧`` (other)."""
+    """Catalog titles replaced by ``⟦T0⟧`` (target), ``⟦Hn⟧`` (history), ``⟦On⟧`` (other);
+    a history or other item's title left as written where it is the targets' own data
+    (:func:`_own_data`)."""
     lower = text.lower()
     slots: dict[str, str] = {}
     for form, iid in truth.titles:
@@ -426,8 +529,17 @@ def _mask(truth: Truth, text: str, targets: set[str], history: list[str]) -> tup
         role = "T" if same & targets else "H" if same & set(history) else "O"
         iid = min(same & targets or same & set(history) or same)
         slot = f"\u27e6{role}{len(slots)}\u27e7"
+
+        def replace(match: re.Match, slot: str = slot, role: str = role, text: str = text) -> str:
+            if role != "T" and _own_data(truth, targets, text, match):
+                return match.group(0)
+            return slot
+
+        masked = pattern.sub(replace, text)
+        if masked == text:
+            continue
         slots[slot] = iid
-        text = pattern.sub(slot, text)
+        text = masked
         lower = text.lower()
     return text, slots
 
@@ -567,16 +679,37 @@ def _usual_kinds(truth: Truth, verdict: Verdict, masked: str, user: str,
 def _named(truth: Truth, masked: str, slots: dict[str, str], target: str) -> bool:
     if any(iid == target and slot[1] == "T" for slot, iid in slots.items()):
         return True
-    title = truth.items[target].title
-    want = [stem(w) for w in words(title_forms(title)[0]) if w.lower() not in STOP]
     have = {stem(w) for w in words(masked)}
-    return bool(want) and sum(w in have for w in want) / len(want) >= 0.6
+    for form in title_forms(truth.items[target].title):
+        want = [stem(w) for w in words(form) if w.lower() not in STOP]
+        if want and sum(w in have for w in want) / len(want) >= 0.6:
+            return True
+    return False
+
+
+def _other_subject(truth: Truth, target: str, before: str) -> bool:
+    """Whether what follows ``before`` ("is a ...", "is made by ...") is said of a thing
+    the target's own data tells of that is no word for the item itself: "(the Sheriff
+    slowly discovers) the town | is a front", "The wager | is made by ..." (not "The
+    film is ...", "It is ...", nor a noun its data never mentions: "The picture is ...")."""
+    match = _SUBJECT.search(before)
+    if not match or match.group(1).lower() in _PRONOUNS:
+        return False
+    noun = stem(match.group(1))
+    if noun in truth.kinds[target] or noun in _KINDS or noun in GENERIC or noun in STOP:
+        return False
+    return noun in truth.vocab[target]
 
 
 def _roles(truth: Truth, verdict: Verdict, clause: str, target: str) -> set[str]:
     """A person named in a role (director, writer, cast) or a name given as the brand
-    that the target's data does not give them."""
+    that the target's data does not give them. A role phrase the target's own text has
+    word for word ("film director Marty DiBergi", a character of This Is Spinal Tap) is
+    its data; so is a name its own text has after "made by" said of another thing its
+    text tells of ("The wager is made by Professor Henry Higgins"). A name as the brand
+    ("brand, X") always needs the brand attribute."""
     attributes = truth.items[target].attributes
+    own = truth.own_text[target]
     out = set()
     for pattern, fields in _ROLES:
         if not any(f in attributes for f in fields) and fields != ("brand",):
@@ -586,11 +719,21 @@ def _roles(truth: Truth, verdict: Verdict, clause: str, target: str) -> set[str]
             # the named person, and any more listed after it ("starring A, B and C")
             rest = clause[match.end() :]
             listed = re.match(r"(?:(?:,\s*|\s+)(?:and\s+)?(?:[A-Z][\w'.-]*\s?){1,3})*", rest)
+            said = match.group(0) + listed.group(0)
+            # "made by X" of another thing the item's text tells of is no maker claim
+            other = len(fields) > 1 and _other_subject(truth, target, clause[: match.start()])
+            at = match.start(1) - match.start()
             for person in re.split(r",\s*(?:and\s+)?|\s+and\s+", match.group(1) + listed.group(0)):
                 names = [w for w in words(person) if w[0].isupper()]
-                if names and not all(n.lower() in people for n in names):
-                    out.add("invented_name")
-                    verdict.notes.append(f"'{' '.join(names)}' is not {fields[0]} of the item")
+                at = said.find(person, at) + len(person) if person else at
+                if not names or all(n.lower() in people for n in names):
+                    continue
+                if "brand" not in fields and _sequence(said[:at]) in own:
+                    continue  # the role phrase as the item's own text has it
+                if other and _sequence(" ".join(names)) in own:
+                    continue  # a person of the item's text, not who made it
+                out.add("invented_name")
+                verdict.notes.append(f"'{' '.join(names)}' is not {fields[0]} of the item")
     return out
 
 
@@ -668,20 +811,38 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
             if " ".join(w for w in words(m.group(1)) if not w.isdigit()).lower() in brands:
                 flags.add("false_identity")
                 verdict.notes.append(f"calls the item its brand, '{m.group(1)}'")
-        said_as = _QUALITIES.sub(r"\1 \2 ", plain)
+        # (the target's title kept as a mark: "a firm <title>" names the item)
+        said_as = _QUALITIES.sub(r"\1 \2 ", _MASK.sub(
+            lambda m: f" {_TITLE_MARK} " if m.group(1) == "T" else " ", clause))  # fmt: skip
         found_as = []
         for m in _IDENTITY.finditer(said_as):
+            # said of another thing the item's text tells of ("the town is a front")
+            if _other_subject(truth, target, said_as[: m.start()]):
+                continue
             found_as.append(m)
             more = _AND_A.match(said_as[m.end() :])
             if more:
                 found_as.append(more)
+        title = title_forms(truth.items[target].title)[0]
         for m in found_as:
-            said = [w for w in words(_PARTICIPLE.split(m.group(1))[0]) if not w[0].isdigit()]
-            head = stem(said[-1]) if said else ""
-            if head and head not in truth.kinds[target] and head not in _KINDS \
-                    and head not in GENERIC and head not in STOP:  # fmt: skip
+            phrase = _PARTICIPLE.split(m.group(1))[0]
+            said = [w for w in words(phrase) if not w[0].isdigit()]
+            if phrase.rstrip().endswith(_TITLE_MARK):
+                # the item by its title: what comes before must be the item's own data
+                # ("a firm Foam Roller", as its text says; not "a soft Foam Roller")
+                head = ""
+                said = [w for w in said if stem(w) not in truth.vocab[target]
+                        and w.lower() not in STOP and w.lower() not in GENERIC]  # fmt: skip
+                if not said:
+                    continue
+            else:
+                head = stem(said[-1]) if said else ""
+            if said and (not head or head not in truth.kinds[target] and head not in _KINDS
+                         and head not in GENERIC and head not in STOP):  # fmt: skip
                 flags.add("false_identity")
-                verdict.notes.append(f"calls the item '{m.group(1)}'")
+                verdict.notes.append(
+                    f"calls the item '{' '.join(m.group(1).replace(_TITLE_MARK, title).split())}'"
+                )
     for c in content:
         if target and kind != "digest" and c in (truth.all_tags | truth.type_words) \
                 and c not in truth.vocab[target]:  # fmt: skip

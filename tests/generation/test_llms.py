@@ -174,6 +174,42 @@ def test_tiny_model_stream_can_stop_early(tiny) -> None:
     assert len(tiny.generate(CONVERSATIONS[:2], max_new_tokens=4)) == 2
 
 
+def test_tiny_model_answers_end_once_complete(tiny, monkeypatch) -> None:
+    """``until`` ends an answer where its test first holds (tested after tokens that end a
+    sentence or line, here made every token): a prefix of the plain greedy answer."""
+
+    class _Every(dict):
+        def get(self, key, default=None):  # noqa: ANN001, ANN202
+            return True
+
+    full = tiny.generate(CONVERSATIONS, max_new_tokens=16)
+    monkeypatch.setattr(tiny, "_ending_tokens", _Every())
+    cut = dict(
+        tiny.stream(
+            CONVERSATIONS, max_new_tokens=16, until=[lambda t: len(t) >= 3] * len(CONVERSATIONS)
+        )
+    )
+    for n, answer in enumerate(full):
+        assert full[n].startswith(cut[n]), (cut[n], full[n])
+        assert cut[n] == answer or len(cut[n]) < len(answer)
+    assert any(len(cut[n]) < len(full[n]) for n in cut)
+    # a test per conversation, and only for a backend that takes it
+    with pytest.raises(InvalidInputError, match="one test per conversation"):
+        tiny.stream(CONVERSATIONS, until=[None])
+    with pytest.raises(InvalidInputError, match="stops_early=False"):
+        TemplateChat().stream(CONVERSATIONS[:1], until=[None])
+
+
+def test_answers_end_after_what_their_kind_keeps() -> None:
+    from llmrec.generation.prompts import answer_done
+
+    reason, pitch, headline = answer_done("reason"), answer_done("pitch"), answer_done("headline")
+    assert not reason("a Drama pick directed by the U.S. Army") and not reason("a Drama pick.")
+    assert reason("a Drama pick. It")
+    assert not pitch("One. Two. Three.") and pitch("One. Two. Three. Four")
+    assert not headline("Beyond Sports: Fargo") and headline("Beyond Sports: Fargo\nMore")
+
+
 def test_tiny_model_config_and_errors(tiny, tiny_model_dir, tmp_path) -> None:
     assert tiny.config() == {
         "model": tiny_model_dir,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llmrec.generation.claims import HEADLINE_CHARS, describes_itself, sentences
@@ -36,6 +36,7 @@ __all__ = [
     "OPENINGS",
     "PREFILLED_KINDS",
     "TONES",
+    "answer_done",
     "answer_text",
     "conversation",
     "opening",
@@ -488,6 +489,23 @@ def answer_text(
         flat = " ".join(answer.split()).strip('"').strip()
         return " ".join(_ended_share(p) for p in _without_repeats(sentences(flat))[:3])
     return _ended_share(_LEAD_IN.sub("", first_sentence(answer)).strip())
+
+
+#: How many sentences of an answer :func:`answer_text` keeps, by kind.
+_KEPT_SENTENCES = {"reason": 1, "digest": 1, "pitch": 3, "summary": 3}
+
+
+def answer_done(kind: str) -> Callable[[str], bool] | None:
+    """A test of a model's answer so far that is true once :func:`answer_text` has all it
+    keeps of it (a reason's first sentence, a pitch's first three, a headline's first
+    line): the answer's next sentence or line has begun. A backend that stops early ends
+    the answer there instead of writing on to the token limit."""
+    if kind == "headline":
+        return lambda text: "\n" in text.strip()
+    n = _KEPT_SENTENCES.get(kind)
+    if n is None:
+        return None
+    return lambda text: len(sentences(" ".join(text.split()))) > n
 
 
 #: The usual-kind phrase capitalized inside a sentence, as a small model copies it.

@@ -19,6 +19,7 @@ from typing import Any
 from llmrec.errors import GenerationError
 from llmrec.generation.evidence import Facts
 from llmrec.generation.llms.base import ChatBackend
+from llmrec.generation.prompts import answer_done
 from llmrec.types import GeneratedText
 
 __all__ = ["FIRST_BATCH", "BatchScheduler", "Job", "Owner"]
@@ -203,7 +204,13 @@ class BatchScheduler:
         # A batch shares one token limit: the largest its jobs ask for (a reason's
         # answer ends at its own end-of-sequence long before a pitch's limit).
         limit = max(j.max_new_tokens or self.max_new_tokens for j in batch)
-        stream = self.backend.stream([j.conversation for j in batch], max_new_tokens=limit)
+        conversations = [j.conversation for j in batch]
+        if getattr(self.backend, "stops_early", False):
+            # each answer ends once it holds what its text keeps, not at the token limit
+            until = [answer_done(j.facts.kind) for j in batch]
+            stream = self.backend.stream(conversations, max_new_tokens=limit, until=until)
+        else:
+            stream = self.backend.stream(conversations, max_new_tokens=limit)
         try:
             for n, answer in stream:
                 job = pending.pop(n, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import importlib.util
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -107,17 +107,42 @@ class StreamingChat(abc.ABC):
     input order.
     """
 
+    #: Whether :meth:`stream` takes ``until`` (answers that end once they are complete).
+    stops_early = False
+
     def stream(
-        self, conversations: Sequence[Sequence[ChatMessage]], *, max_new_tokens: int = 48
+        self,
+        conversations: Sequence[Sequence[ChatMessage]],
+        *,
+        max_new_tokens: int = 48,
+        until: Sequence[Callable[[str], bool] | None] | None = None,
     ) -> Iterator[tuple[int, str]]:
         """Yield ``(index, answer)`` for every conversation as its answer ends.
 
+        Args:
+            conversations: The conversations to answer.
+            max_new_tokens: Token limit of each answer.
+            until: Only for a backend with ``stops_early``: per conversation, a test of
+                the answer so far (``None``: none); the answer ends once it is true (the
+                generator ends a reason after its first sentence, a pitch after its third,
+                instead of writing on to the token limit).
+
         Raises:
-            InvalidInputError: Malformed conversations (at the call).
+            InvalidInputError: Malformed conversations, or ``until`` given to a backend
+                without ``stops_early`` or of another length (at the call).
             ConfigError: A bad ``max_new_tokens`` (at the call).
         """
         checked = check_conversations(conversations)
-        return self._stream(checked, check_max_new_tokens(max_new_tokens))
+        limit = check_max_new_tokens(max_new_tokens)
+        if until is None:
+            return self._stream(checked, limit)
+        tests = list(until)
+        if not self.stops_early or len(tests) != len(checked):
+            raise InvalidInputError(
+                f"until must hold one test per conversation ({len(checked)}), for a backend "
+                f"that stops early ({type(self).__name__} stops_early={self.stops_early})"
+            )
+        return self._stream(checked, limit, until=tests)
 
     @abc.abstractmethod
     def _stream(

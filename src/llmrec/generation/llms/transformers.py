@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -71,6 +71,9 @@ class TransformersChat(StreamingChat):
     name = "transformers"
     #: Continues a final assistant message (the generator prefills a reason's opening).
     continues_prefill = True
+    #: Takes ``until`` in :meth:`stream` (checked after a token ending a sentence or line
+    #: and after the token that follows it).
+    stops_early = True
 
     def __init__(
         self,
@@ -102,6 +105,7 @@ class TransformersChat(StreamingChat):
         self._head_ids: dict[str, tuple[int, ...]] = {}
         self._head_lock = threading.Lock()
         self._head_states: dict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._ending_tokens: dict[int, bool] = {}  # token id -> holds . ! ? or a newline
         started = time.perf_counter()
         self._load(transformers, resolve_source(model, cache_dir))
         logger.info(
@@ -243,11 +247,15 @@ class TransformersChat(StreamingChat):
         return states
 
     def _decode(
-        self, head: tuple[int, ...], tails: list[tuple[int, list[int]]], max_new_tokens: int
+        self,
+        head: tuple[int, ...],
+        tails: list[tuple[int, list[int]]],
+        max_new_tokens: int,
+        until: dict[int, Callable[[str], bool] | None] | None = None,
     ) -> Iterator[tuple[int, str]]:
         """Greedy decoding of one batch of ``(index, prompt tail)`` rows sharing ``head``:
-        ``(index, answer)`` for each row as soon as it ends (end-of-sequence token or
-        ``max_new_tokens``).
+        ``(index, answer)`` for each row as soon as it ends (end-of-sequence token,
+        ``max_new_tokens``, or its ``until`` test true of its answer so far).
 
         Each step also checks up to ``draft_tokens`` guessed tokens per row (prompt lookup:
         the tokens that followed the latest earlier occurrence of the row's last few
@@ -266,6 +274,8 @@ class TransformersChat(StreamingChat):
         )
         eos = set(self._eos_ids if isinstance(self._eos_ids, (list, tuple)) else [self._eos_ids])
         rows = [_Row(index, list(head), tail) for index, tail in tails]
+        for row in rows:
+            row.until = (until or {}).get(row.index)
         while any(not r.ended for r in rows):
             logits = steps.run(
                 [[] if r.ended else r.feed for r in rows], last_only=[r.prompt for r in rows]
@@ -316,13 +326,33 @@ class TransformersChat(StreamingChat):
                 return discard, self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip()
             row.tokens.append(token)
             row.lookup.extend([token])
+            if row.until is not None and self._complete(row, token):
+                row.ended = True
+                return discard, self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip()
         room = max_new_tokens - len(row.tokens) - 1
         row.draft = row.lookup.guess(min(draft_tokens, room)) if draft_tokens else []
         row.feed = [choices[kept], *row.draft]
         return discard, None
 
+    def _complete(self, row: _Row, token: int) -> bool:
+        """Whether ``row``'s ``until`` holds of its answer: tested after a token holding
+        ``.``, ``!``, ``?`` or a newline and after the token that follows one (where a
+        next sentence shows), not after every token (decoding the answer costs time)."""
+        ends = self._ending_tokens.get(token)
+        if ends is None:
+            text = self.tokenizer.decode([token], skip_special_tokens=True)
+            ends = self._ending_tokens[token] = any(c in text for c in ".!?\n")
+        check, row.after_end = ends or row.after_end, ends
+        if not check:
+            return False
+        assert row.until is not None
+        return bool(row.until(self.tokenizer.decode(row.tokens, skip_special_tokens=True)))
+
     def _stream(
-        self, conversations: list[list[dict]], max_new_tokens: int
+        self,
+        conversations: list[list[dict]],
+        max_new_tokens: int,
+        until: list[Callable[[str], bool] | None] | None = None,
     ) -> Iterator[tuple[int, str]]:
         """Conversations run in batches of at most ``max_batch_size`` that share a head,
         shortest prompts first; closing the iterator stops the batch in flight."""
@@ -346,7 +376,12 @@ class TransformersChat(StreamingChat):
             head = prompts[idx[0]][0]
             try:
                 with self._lock, torch.inference_mode():
-                    yield from self._decode(head, [(i, prompts[i][1]) for i in idx], max_new_tokens)
+                    yield from self._decode(
+                        head,
+                        [(i, prompts[i][1]) for i in idx],
+                        max_new_tokens,
+                        None if until is None else {i: until[i] for i in idx},
+                    )
             except GenerationError:
                 raise
             except Exception as exc:
@@ -392,10 +427,22 @@ class _Row:
     """One answer being written: its stream index, its tokens so far, what it is given in
     the next step (its prompt, then its last token and guesses) and its guesses."""
 
-    __slots__ = ("draft", "ended", "feed", "index", "lookup", "prompt", "tokens")
+    __slots__ = (
+        "after_end",
+        "draft",
+        "ended",
+        "feed",
+        "index",
+        "lookup",
+        "prompt",
+        "tokens",
+        "until",
+    )
 
     def __init__(self, index: int, head: list[int], tail: list[int]) -> None:
         self.index, self.feed, self.prompt, self.ended = index, list(tail), True, False
+        self.until: Callable[[str], bool] | None = None
+        self.after_end = False  # the last token ended a sentence or line
         self.tokens: list[int] = []
         self.draft: list[int] = []
         self.lookup = _Lookup(head + list(tail))
