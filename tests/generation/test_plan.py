@@ -1082,6 +1082,35 @@ def test_every_opening_passes_and_the_target_is_never_liked_already(movies) -> N
     assert not v.ok and "already liked" in "; ".join(v.problems), v
 
 
+def test_a_title_inside_a_name_or_the_items_own_text_names_no_other_item() -> None:
+    brian = Item(
+        "brian",
+        "Monty Python's Life of Brian (1979)",
+        "Brian of Nazareth is mistaken for a messiah. A War Room full of Romans debates it.",
+        {"genres": ["Comedy"], "year": 1979, "cast": ["Graham Chapman", "Michael Palin"]},
+    )
+    catalog = Catalog(
+        [
+            brian,
+            Item("mic", "Michael (1996)", "", {"genres": ["Comedy"]}),
+            Item("war", "War Room, The (1993)", "", {"genres": ["Documentary"]}),
+        ]
+    )
+    plan = item_facts(brian)
+    for text in (
+        "Monty Python's Life of Brian is a comedy film starring Graham Chapman and Michael Palin.",
+        "Monty Python's Life of Brian is a Comedy: a War Room full of Romans debates it.",
+    ):
+        v = _verify(catalog, text, "brian", plan=plan)
+        assert v.ok, (text, v)
+    for text in (
+        "Monty Python's Life of Brian is a Comedy, like Michael.",
+        "Monty Python's Life of Brian is a Comedy, as funny as The War Room.",
+    ):
+        v = _verify(catalog, text, "brian", plan=plan)
+        assert not v.ok and "names other items" in "; ".join(v.problems), (text, v)
+
+
 def test_a_genre_named_twice_is_a_repeat(movies) -> None:
     text = "Aladdin is an Animation, Children's, Comedy and Children's pick."
     v = _verify(movies, text, "ala", plan=item_facts(movies.get("ala")))

@@ -23,7 +23,13 @@ from llmrec.catalog import Catalog
 from llmrec.errors import InvalidInputError
 from llmrec.generation import claims
 from llmrec.generation.evidence import MAX_ITEM_TEXT_CHARS
-from llmrec.generation.plan import TASTE_CHANGE, TASTE_SHORT, request_plan, taste_change
+from llmrec.generation.plan import (
+    TASTE_CHANGE,
+    TASTE_SHORT,
+    attribute_strings,
+    request_plan,
+    taste_change,
+)
 from llmrec.generation.text import (
     CHAT_TOKEN,
     INJECTION,
@@ -412,6 +418,11 @@ class _Context:
         words, covered, index = self.words, self.covered, self.index
         allowed_ids = {self.target.item_id, *(e.item_id for e in self.evidence)}
         capitalized = capitalized_words(self.text)
+        # A title's words inside a name the items' data gives ("Michael Palin" of the
+        # cast, beside the film "Michael") or inside words copied from the target's own
+        # text ("a War Room full of politicians") name no other item.
+        names = _spans(words, self.data_names)
+        own_text = f" {normalize(self.target.text)} "
         named: list[str] = []
         named_words: set[str] = set()
         for i in range(len(words)):
@@ -419,6 +430,11 @@ class _Context:
                 if item_id in allowed_ids or " ".join(tw) in self.allowed_forms:
                     continue
                 if words[i : i + len(tw)] != list(tw) or all(covered[i : i + len(tw)]):
+                    continue
+                if all(names[i : i + len(tw)]):
+                    continue
+                window = words[max(0, i - 1) : i + len(tw) + 1]
+                if len(window) > len(tw) and f" {' '.join(window)} " in own_text:
                     continue
                 if not _looks_like_a_title(words, i, tw, capitalized):
                     continue
@@ -428,6 +444,16 @@ class _Context:
                 except KeyError:
                     named.append(" ".join(tw))
         return named, named_words
+
+    @functools.cached_property
+    def data_names(self) -> frozenset[str]:
+        """The target's and the evidence's attribute values of two words or more
+        (people, brands), normalized."""
+        out = set()
+        for item in (self.target, *self.evidence):
+            for value in item.attributes.values():
+                out.update(normalize(v) for v in attribute_strings(value) if " " in v.strip())
+        return frozenset(out)
 
     @functools.cached_property
     def injected_words(self) -> frozenset[str]:
