@@ -136,6 +136,18 @@ KNOWN_FALSE = [
     ("p03", "Hydration Running Belt comes from the same brand, Summit Labs.", "invented_name"),
     ("p03", "Hydration Running Belt is a belt from GPS Running Watch.", "false_identity"),
     ("p03", "Hydration Running Belt is a running belt. It is a Ridgeline.", "false_identity"),
+    # a participle ends what the item is, and the noun before it still counts; an
+    # adjective before the item's title must be its own data
+    ("p10", "Backpacking Stove is a tent designed for two.", "false_identity"),
+    ("p10", "Backpacking Stove is a tent, designed for camping.", "false_identity"),
+    ("p31", "Foam Roller is a soft foam roller for muscle recovery.", "false_identity"),
+    # "made by" of the item, or of a thing its text tells of, with a name its text lacks
+    ("p03", "Hydration Running Belt is made by Summit Labs.", "invented_name"),
+    (
+        "p03",
+        "Hydration Running Belt holds two soft flasks. The flasks are made by Summit Labs.",
+        "invented_name",
+    ),
 ]
 KNOWN_TRUE = [
     ("p03", "The Hydration Running Belt by Ridgeline costs $34 and holds two soft flasks."),
@@ -148,11 +160,25 @@ KNOWN_TRUE = [
     ("p10", "Beyond Running: Backpacking Stove"),
     ("p06", "After Hydration Running Belt, which you bought, GPS Running Watch is a watch."),
     ("p03", "Hydration Running Belt is a running belt made by Ridgeline."),
+    # what the item is: "a harness | designed for ...", "a roller|, liked by ...", "a firm
+    # <title>" as its text says
+    (
+        "p18",
+        "Climbing Harness, a change from your usual Running picks, is a harness designed for "
+        "climbing that has four gear loops and adjustable leg loops.",
+    ),
+    (
+        "p31",
+        "Foam Roller, a change from your usual Running picks, is a firm foam roller for muscle "
+        "recovery after training.",
+    ),
+    ("p31", "Foam Roller is a roller, liked by 33% of the 3 people who liked Trail Running Shoes."),
 ]
 
 
 def self_test() -> None:
-    """The checker on the shop: each known false claim found, a true text passed."""
+    """The checker on the shop (each known false claim found, a true text passed), then
+    its own film cases."""
     truth = check.Truth.build(data.shop_items(), data.shop_events())
     user = "u01"  # a runner: Road Running Shoes, Merino Running Socks, ... in the history
     for item, text, flag in KNOWN_FALSE:
@@ -161,6 +187,7 @@ def self_test() -> None:
     for item, text in KNOWN_TRUE:
         verdict = check.check_text(truth, text, "reason", user, item)
         assert verdict.fully_supported, (text, verdict.to_dict())
+    check.self_test()  # the film cases (titles and names inside a film's own text)
 
 
 def supports() -> dict[str, bool]:

@@ -6,7 +6,14 @@ preferences, and decides from them what is true. Rules:
 
 * **Claims**: a text is split into sentences (``.``, ``!``, ``?``) and each sentence into
   clauses (``;``, ``:``, dashes, ``, and``, ``, but``, ``, so``, ``, while``); catalog titles
-  are masked first so a title with "and" in it stays whole. A clause whose words are
+  are masked first so a title with "and" in it stays whole (a title's forms: as written,
+  with a trailing article moved to the front, and each of a title and its alternative name
+  in parentheses: "Seven (Se7en)" is "Seven" or "Se7en"). Another item's title is the
+  target's own data, not a mention of that item, where the text copies it with a
+  neighbouring word on each side (or two on one side) from the target's own text ("a War
+  Room full of politicians", "Directed by Angela Beeching.") or where it is part of a
+  longer name the target's people or text give ("Michael" in "directed by Michael
+  Bay"). A clause whose words are
   all function words or recommendation talk (:data:`GENERIC`: "great", "you", "enjoy",
   ...) states nothing checkable and is not counted. Any other clause is a claim; it is
   **supported** when none of the false-claim classes below fires in it and at least 75%
@@ -28,9 +35,13 @@ preferences, and decides from them what is true. Rules:
   (what the items are, not who bought them), any other mention any shared value or such
   fans; ``invented_number`` a number (price, figure, year, percentage) in neither the
   target's nor the user's data nor a true co-consumption figure (count or share, of the
-  people who liked both items or of those who had both); ``invented_name`` a capitalized name (person, place, brand) in
-  neither, or a person named in a role (directed by, written by, starring) the target's
-  data does not give them; ``repeated_phrase`` a word written twice in a row or a
+  people who liked both items or of those who had both); ``invented_name`` a capitalized
+  name (person, place, brand) in neither, or a person named in a role (directed by,
+  written by, starring) the target's data does not give them, unless its own text has the
+  role phrase word for word ("film director Marty DiBergi", a character), or "made by" a
+  person its text names said of another thing the text tells of ("The wager is made by
+  Professor Henry Higgins"; a brand named as such always needs the brand attribute);
+  ``repeated_phrase`` a word written twice in a row or a
   repeated 3-word phrase; ``false_history`` "you liked / bought X" where the user's events
   hold no liking (a click, like, purchase or a 4-5 star rating; a view or a 3-star rating
   is not one) or no purchase of X, or "you liked / enjoyed / watched <words>" whose first
@@ -40,13 +51,16 @@ preferences, and decides from them what is true. Rules:
   half of the user's liked items, or is the target's own (then it is no change); a true
   one ("a change from your usual Running picks") is a supported statement about the user;
   ``false_identity`` what the text says the item is ("it is a <phrase>", read past a
-  comma between qualities, and a second "and a <phrase>") ends in a
+  comma between qualities, not past a participle's phrase: "a harness | designed for
+  climbing", "a Comedy|, liked by ..."; and a second "and a <phrase>") ends in a
   noun that is none of the target's title, attribute or tag words, nor the noun its
   text opens with as what it is, nor a word for any item ("pick", "film", "fit"): "Courage
   Under Fire is a U.S. Army officer", "A Fish Called Wanda is a Comedy and a Barrister";
-  or is the item's brand ("It is a Cascade Gear"), or another item is where it comes from
-  ("a running shoe from Trail Running Shoes"; not a comparison: "an upgrade from X");
-  ``target_not_named`` (reasons and pitches only) the target's title absent.
+  or ends in the target's title after words its data lacks ("a soft Foam Roller"; "a firm
+  Foam Roller" as its text says is true); or is the item's brand ("It is a Cascade Gear"), or another item is where it comes from
+  ("a running shoe from Trail Running Shoes"; not a comparison: "an upgrade from X"). What
+  is said of another thing the target's text tells of ("the town is a front" in Cop Land)
+  is not what the item is. ``target_not_named`` (reasons and pitches only) the target's title absent.
 """
 
 from __future__ import annotations
@@ -144,11 +158,11 @@ _PARTICIPLE = re.compile(
     rf"|(?<!ly)(?<!\bwell)\s{_PAST}(?=\s+{_AFTER_PAST}|\s*$)",
     re.I,
 )
-# What the words after it are said of, just before "is" / "was": "... discovers the town |
-# is a front", "The wager | is made by ...".
+# What the words after it are said of, the noun just before them (and "is" / "was"): "...
+# discovers the town | is a front", "The wager is | made by ...".
 _SUBJECT = re.compile(
     r"\b(?:the|a|an|his|her|its|their|this|that)\s+(?:[\w'-]+\s+){0,2}?([\w'-]+)\s+"
-    r"(?:is|was|are|were)\s+$",
+    r"(?:(?:is|was|are|were)\s+)?$",
     re.I,
 )
 # Stands for the target's title in what the text says the item is ("a firm <title>").
@@ -828,17 +842,15 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
             phrase = _PARTICIPLE.split(m.group(1))[0]
             said = [w for w in words(phrase) if not w[0].isdigit()]
             if phrase.rstrip().endswith(_TITLE_MARK):
-                # the item by its title: what comes before must be the item's own data
+                # the item by its title: the words before it must be the item's own data
                 # ("a firm Foam Roller", as its text says; not "a soft Foam Roller")
-                head = ""
-                said = [w for w in said if stem(w) not in truth.vocab[target]
-                        and w.lower() not in STOP and w.lower() not in GENERIC]  # fmt: skip
-                if not said:
-                    continue
+                wrong = any(stem(w) not in truth.vocab[target] and w.lower() not in STOP
+                            and w.lower() not in GENERIC for w in said)  # fmt: skip
             else:
                 head = stem(said[-1]) if said else ""
-            if said and (not head or head not in truth.kinds[target] and head not in _KINDS
-                         and head not in GENERIC and head not in STOP):  # fmt: skip
+                wrong = bool(head) and head not in truth.kinds[target] and head not in _KINDS \
+                    and head not in GENERIC and head not in STOP  # fmt: skip
+            if wrong:
                 flags.add("false_identity")
                 verdict.notes.append(
                     f"calls the item '{' '.join(m.group(1).replace(_TITLE_MARK, title).split())}'"
@@ -874,3 +886,98 @@ def _check_clause(truth: Truth, verdict: Verdict, clause: str, opens: bool,
     elif not flags:
         missing = sorted({c for c in content if c not in grounded})
         verdict.notes.append(f"unsupported words: {', '.join(missing[:6])}")
+
+
+# ------------------------------------------------------------------------- self-test
+# A tiny ML-100K-like catalog (descriptions with "Directed by X." merged in, a title with
+# its alternative name in parentheses, titles that are also words or first names): what
+# the shop of ``content.KNOWN_TRUE`` cannot show. (item id, title, text, genres, director)
+_FILMS = [
+    ("1", "Seven (Se7en) (1995)", "Two detectives hunt a serial killer who uses the seven "
+     "deadly sins as his motives. Directed by David Fincher.", ["Crime", "Thriller"],
+     "David Fincher"),
+    ("2", "Twelve Monkeys (1995)", "A convict is sent back in time. Directed by Terry Gilliam.",
+     ["Drama", "Sci-Fi"], "Terry Gilliam"),
+    ("3", "Michael (1996)", "An angel visits a small town. Directed by Nora Ephron.",
+     ["Comedy"], "Nora Ephron"),
+    ("4", "Rock, The (1996)", "A chemist and an ex-con must stop a rogue general. Directed "
+     "by Michael Bay.", ["Action", "Thriller"], "Michael Bay"),
+    ("5", "War Room, The (1993)", "A campaign seen from the inside.", ["Documentary"], None),
+    ("6", "Dr. Strangelove (1963)", "An insane general triggers a path to nuclear holocaust "
+     "that a War Room full of politicians tries to stop. Directed by Stanley Kubrick.",
+     ["Comedy", "War"], "Stanley Kubrick"),
+    ("7", "Ed Wood (1994)", "Troubled movie director Edward D. Wood Jr. tries his best to "
+     "fulfill his dreams. Directed by Tim Burton.", ["Comedy", "Drama"], "Tim Burton"),
+    ("8", "My Fair Lady (1964)", "Phonetics Professor Henry Higgins agrees to a wager that he "
+     "can make flower girl Eliza Doolittle presentable. Directed by George Cukor.",
+     ["Musical", "Romance"], "George Cukor"),
+    ("9", "Cop Land (1997)", "The Sheriff of a suburban town slowly discovers the town is a "
+     "front for mob connections. Directed by James Mangold.", ["Crime", "Drama"],
+     "James Mangold"),
+    ("10", "Monty Python's Life of Brian (1979)", "Brian of Nazareth is mistaken for a messiah.",
+     ["Comedy"], None),
+    ("11", "Private Parts (1997)", "A radio host tells his story.", ["Comedy"], None),
+]  # fmt: skip
+# (item, kind, text) the data supports, each needing one of the rules above
+_FILMS_TRUE = [
+    # another item's title copied with its neighbours from the item's own text
+    ("6", "pitch", "Dr. Strangelove: An insane general triggers a path to nuclear holocaust "
+     "that a War Room full of politicians tries to stop."),
+    # a history item's title ("Michael") as part of the director's name
+    ("4", "reason", "The Rock is an Action pick, directed by Michael Bay."),
+    # a role phrase as the item's text has it (Edward D. Wood Jr. is its hero)
+    ("7", "pitch", "Ed Wood is a Comedy directed by Tim Burton. Troubled movie director "
+     "Edward D. Wood Jr. tries his best to fulfill his dreams."),
+    # "made by" a person of the item's text, said of a thing the text tells of
+    ("8", "pitch", "My Fair Lady is a Musical. The wager is made by Professor Henry Higgins."),
+    # a title's parts: "Seven (Se7en)" is named as "Seven" or "Se7en"
+    ("1", "reason", "If you enjoyed Twelve Monkeys, Seven is a Crime and Thriller: 40% of the "
+     "5 people who liked Twelve Monkeys liked it too."),
+    ("1", "reason", "Se7en is a Thriller directed by David Fincher."),
+    # a comma before a participle's phrase ends what the item is
+    ("10", "reason", "As you liked Private Parts, Monty Python's Life of Brian is a Comedy, "
+     "liked by 40% of the 5 people who liked Private Parts."),
+    # "the town is a front": said of the town, not of the item
+    ("9", "pitch", "Cop Land: The Sheriff of a suburban town slowly discovers the town is a "
+     "front for mob connections."),
+]  # fmt: skip
+# (item, text, flag): the same rules do not let these through
+_FILMS_FALSE = [
+    ("6", "Dr. Strangelove is as sharp as The War Room.", "other_item"),
+    ("7", "Ed Wood is directed by Edward D. Wood Jr.", "invented_name"),
+    ("8", "My Fair Lady is made by Henry Higgins.", "invented_name"),
+    ("8", "My Fair Lady is a Musical. The wager is made by Colonel Pickering.", "invented_name"),
+    ("4", "If you liked Michael, The Rock is an Action pick.", "unsupported_relation"),
+    ("9", "Cop Land is a front for mob connections.", "false_identity"),
+    ("9", "The picture is a front for mob connections.", "false_identity"),
+    ("1", "If you enjoyed Twelve Monkeys, Seven is a Thriller: 40% of the 6 people who liked "
+     "Twelve Monkeys liked it too.", "invented_number"),
+]  # fmt: skip
+
+
+def self_test() -> None:
+    """The rules for ML-100K-like data on :data:`_FILMS`: each text of
+    :data:`_FILMS_TRUE` fully supported, each of :data:`_FILMS_FALSE` given its flag."""
+    from types import SimpleNamespace as Record
+
+    items = [Record(item_id=iid, title=title, text=text,
+                    attributes={"genres": genres, **({"director": [by]} if by else {})})
+             for iid, title, text, genres, by in _FILMS]  # fmt: skip
+    # user "u" liked Twelve Monkeys, Michael and Private Parts; so did four others, two of
+    # whom liked Seven and Life of Brian too (40% of the 5)
+    events = [Record(user_id=user, item_id=iid, kind="rate", value=5.0, text=None)
+              for user, liked in (("u", "2 3 11"), ("a", "2 11 1 10"), ("b", "2 11 1 10"),
+                                  ("c", "2 11"), ("d", "2 11"))
+              for iid in liked.split()]  # fmt: skip
+    truth = Truth.build(items, events)
+    for item, kind, text in _FILMS_TRUE:
+        verdict = check_text(truth, text, kind, "u", item)
+        assert verdict.fully_supported, (text, verdict.to_dict())
+    for item, text, flag in _FILMS_FALSE:
+        verdict = check_text(truth, text, "reason", "u", item)
+        assert flag in verdict.flags, (text, verdict.to_dict())
+
+
+if __name__ == "__main__":
+    self_test()
+    print("content_check: self-test passed")
