@@ -120,6 +120,20 @@ def test_no_relation_fact_when_none_holds(movies, shop) -> None:
     assert relation_facts(shop.get("c1"), shop.get("p1"), co_users=(1, 30), similarity=0.1) == []
 
 
+def test_similar_text_needs_close_vectors_and_a_shared_word(shop) -> None:
+    boots, shoes, belt = shop.get("b1"), shop.get("r1"), shop.get("h1")
+
+    # sturdy boots and light shoes: close vectors, nothing a reader can see in common
+    def similar(target, other, sim):  # noqa: ANN001, ANN202
+        facts = relation_facts(target, other, similarity=sim, threshold=0.5)
+        return [f for f in facts if f.kind == "similar_text"]
+
+    assert similar(boots, shoes, 0.9) == []
+    (fact,) = similar(belt, shoes, 0.9)
+    assert fact.values == ("running",)
+    assert similar(belt, shoes, 0.4) == []
+
+
 def test_a_co_consumption_figure_needs_two_people(movies) -> None:
     facts = relation_facts(movies.get("nc"), movies.get("heat"), co_users=(92, 230))
     [fact] = [f for f in facts if f.kind == "co_consumption"]

@@ -263,19 +263,39 @@ def relation_facts(
                 1.0 if people else 0.3,
             )
         )
-    if similarity is not None and similarity >= threshold:
+    alike = _words_alike(target, other) if similarity is not None else ()
+    if similarity is not None and similarity >= threshold and alike:
+        # Close vectors alone are no relation a reader can see: "Kids Hiking Boots has a
+        # description similar to that of Trail Running Shoes" (sturdy boots for children,
+        # light trail shoes) read as false; the two must also share a word.
         out.append(
             Fact(
                 "similar_text",
                 f"Its description is close to that of {name}.",
                 "encoder:similarity",
-                (),
+                alike,
                 other.item_id,
                 None,
                 float(similarity),
             )
         )
     return out
+
+
+def _words_alike(target: Item, other: Item) -> tuple[str, ...]:
+    """Up to three content words (a plural as its singular) the two items' titles, texts
+    and tags share, in the target's order."""
+
+    def words(item: Item) -> list[str]:
+        text = normalize(" ".join([display_title(item.title), item.text, *item.tags]))
+        out = []
+        for word in text.split():
+            if len(word) > 2 and word not in STOPWORDS and not word.isdigit():
+                out.append(word[:-1] if word.endswith("s") and not word.endswith("ss") else word)
+        return out
+
+    theirs = set(words(other))
+    return tuple(dict.fromkeys(w for w in words(target) if w in theirs))[:3]
 
 
 def taste_change(fact: Fact, *, story: bool | None, short: bool = False) -> str:
