@@ -230,6 +230,7 @@ def test_movie_false_claims_are_rejected(movies, text, target, evidence) -> None
         ("Alpine Down Jacket is a jacket from the brand Patagonia.", "j1", ()),
         ("Road Running Shoes is a running shoe from Hydration Running Belt.", "r1", ("h1",)),
         ("Alpine Down Jacket is a down jacket. It is a Summit.", "j1", ()),
+        ("Alpine Down Jacket is a Jackets pick, like a fleece, and a stove.", "j1", ()),
         ("Cycling Helmet MIPS is a helmet. It is a Velo 400.", "m1", ()),
         ("Alpine Down Jacket is a great pick for your warm down jacket.", "j1", ()),
     ],

@@ -232,6 +232,9 @@ _AND_KIND = re.compile(r"^\s*(?:and|or) (?:a|an)\s+((?:[a-z0-9]+\s+){0,5}?[a-z0-
 #: ... or a bare noun phrase of two or three words that ends the clause: "is a comedy
 #: and action-adventure show" (not a quality: "and compact", "and quick to pitch").
 _AND_BARE = re.compile(r"^\s*(?:and|or) ((?:[a-z0-9]+\s+){1,2}[a-z0-9]+)$")
+#: A whole clause of up to three words naming a second kind after a comma: "..., like a
+#: backpack, and a stove" (not "..., and a barrister falls for one of them").
+_AND_CLAUSE = re.compile(r"(?:and|or) (?:a|an) ((?:[a-z0-9]+ ){0,2}[a-z0-9]+)")
 #: ... or the rest of one phrase after "and": "a smart and comfortable running belt".
 _AND_MORE = re.compile(r"^\s*and\s+((?:[a-z0-9]+\s+){1,4}?[a-z0-9]+)" + _PHRASE_END)
 _QUALITY_ENDINGS = ("ed", "able", "ible", "ly", "ing", "ful", "ous", "ive", "less")
@@ -245,9 +248,14 @@ def _kind_phrases(text: str) -> list[tuple[str, str, str]]:
     one phrase's qualities ("a smart and comfortable running belt")."""
     out: dict[tuple[str, str, str], None] = {}
     for sentence in sentences(_QUALITY_LIST.sub(r"\1 \2 ", text)):
+        verb = ""  # the sentence's last "is a ...": a later ", and a <phrase>" goes on it
         for part in _CLAUSE_BREAK.split(sentence):
             clause = normalize(part)
+            more = _AND_CLAUSE.fullmatch(clause) if verb else None
+            if more:  # "is a camping product, like a backpack, and a stove"
+                out[(verb, more.group(1), "")] = None
             for m in _COPULA.finditer(clause):
+                verb = m.group(1)
                 out[(m.group(1), m.group(2), "")] = None
                 rest = clause[m.end() :]
                 more = _AND_KIND.match(rest)
