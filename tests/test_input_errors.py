@@ -141,6 +141,16 @@ def test_encoder_errors_list_default(small_items, encoder) -> None:
         assert repr(name) in message
 
 
+def test_max_history_is_kept_per_user_and_checked_first(small_items) -> None:
+    pipe = build_pipeline(small_items, max_history=2)
+    items = [i.item_id for i in small_items[:3]]
+    pipe.observe_many([Event(user_id="u", item_id=i, kind="purchase") for i in items])
+    assert [e.item_id for e in pipe.profile("u").history] == items[1:]
+    for bad in (0, "500", 2.5):
+        with pytest.raises(ConfigError, match="max_history"):
+            build_pipeline(small_items, max_history=bad)
+
+
 # --------------------------------------------------------------------------- from_pretrained
 def test_from_pretrained_on_a_file_says_it_is_not_a_save_directory(tmp_path) -> None:
     path = tmp_path / "ok.csv"

@@ -54,6 +54,7 @@ def build_components(
     n_candidates: int,
     half_life: float,
     models: Any,
+    max_history: int = 500,
     encoder_options: Mapping[str, Any] | None,
     show_progress: Any,
     item_vectors: Any,
@@ -94,5 +95,5 @@ def build_components(
     ranker = Ranker(
         feature_names(retriever), weights=ranker_weights(retriever), diversity=diversity
     )
-    profiles = ProfileStore(item_encoder.dim, half_life=half_life)
+    profiles = ProfileStore(item_encoder.dim, half_life=half_life, max_history=max_history)
     return catalog, item_encoder, retriever, ranker, profiles

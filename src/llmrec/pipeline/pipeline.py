@@ -150,6 +150,7 @@ class Pipeline:
         diversity: float = 0.0,
         n_candidates: int = 200,
         half_life: float = 20.0,
+        max_history: int = 500,
         models: Any = "auto",
         encoder_options: Mapping[str, Any] | None = None,
         llm_options: Mapping[str, Any] | None = None,
@@ -174,6 +175,8 @@ class Pipeline:
             diversity: Default MMR trade-off in [0, 1).
             n_candidates: Candidates proposed by each source per request.
             half_life: Events after which an old event's weight in a profile halves.
+            max_history: Events kept per user (the newest); the plan's co-consumption
+                counts ("41% of the 230 people who liked Fargo") count the kept likes.
             models: Trainable candidate sources fitted by :meth:`fit`: names
                 (``"ease"``, ``"sequential"``) or instances; ``"auto"`` picks
                 ``("ease", "sequential")`` for catalogs up to 20k items and none above.
@@ -188,6 +191,7 @@ class Pipeline:
         llm_options = check_options(llm_options, "llm_options")
         if pseudonymize_key is not None:
             Pseudonymizer(pseudonymize_key)  # fail before the encoding work
+        check_int(max_history, "max_history", low=1)  # before the encoding work
         device = resolve_device(device)
         parts = build_components(
             items,
@@ -197,6 +201,7 @@ class Pipeline:
             diversity=diversity,
             n_candidates=n_candidates,
             half_life=half_life,
+            max_history=max_history,
             models=models,
             encoder_options=encoder_options,
             show_progress=show_progress,
