@@ -1126,6 +1126,11 @@ def test_a_title_inside_a_name_or_the_items_own_text_names_no_other_item() -> No
         assert not v.ok and "names other items" in "; ".join(v.problems), (text, v)
 
 
+def test_kinds_listed_with_commas_pass(movies) -> None:
+    text = "Return of the Jedi is an Action, Adventure and Sci-Fi pick."
+    assert _verify(movies, text, "rotj", plan=item_facts(movies.get("rotj"))).ok
+
+
 def test_a_genre_named_twice_is_a_repeat(movies) -> None:
     text = "Aladdin is an Animation, Children's, Comedy and Children's pick."
     v = _verify(movies, text, "ala", plan=item_facts(movies.get("ala")))
@@ -1391,6 +1396,12 @@ def test_answers_are_cleaned_before_they_are_checked() -> None:
     )
     whole = answer_text(opened, "A change from your  usual Fitness picks: Rope is a rope.")
     assert whole == "A change from your usual Fitness picks: Rope is a rope."
+    # Three kinds joined by "and" are listed with commas; two stay as they are.
+    listed = answer_text(asked, "Heat is an Action and Crime and Drama pick. It is long.")
+    assert listed == "Heat is an Action, Crime and Drama pick."
+    assert (
+        answer_text(asked, "Heat is a Crime and Drama pick.") == "Heat is a Crime and Drama pick."
+    )
     # A share written both ways loses its second verb (and gains none).
     twice = "Heat is a Crime pick, liked by 40% of the 55 people who liked Fargo liked it too."
     assert answer_text(asked, twice) == twice.replace(" liked it too.", ".")

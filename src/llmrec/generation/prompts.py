@@ -28,7 +28,13 @@ from typing import Any
 from llmrec.generation.claims import HEADLINE_CHARS, describes_itself, sentences
 from llmrec.generation.evidence import Facts
 from llmrec.generation.plan import RELATION_KINDS, TASTE_CHANGE, taste_change
-from llmrec.generation.text import STOPWORDS, first_sentence, normalize, sentence_case
+from llmrec.generation.text import (
+    STOPWORDS,
+    first_sentence,
+    join_words,
+    normalize,
+    sentence_case,
+)
 from llmrec.types import Fact
 
 __all__ = [
@@ -482,6 +488,7 @@ def answer_text(
         answer = f"{prefix}{'' if answer[:1] in ',.;:!?' else ' '}{answer}"
     answer = _LEAD_IN.sub("", _ARTICLE.sub(r"\1n ", answer)).strip()
     answer = _MID_CHANGE.sub(TASTE_CHANGE, answer)  # "is a Change from your usual"
+    answer = _AND_LIST.sub(_listed, answer)  # "a Crime and Drama and Sci-Fi pick"
     if kind == "headline":
         line = answer.splitlines()[0] if answer else ""
         return line.strip().strip('"*#').strip()
@@ -506,6 +513,17 @@ def answer_done(kind: str) -> Callable[[str], bool] | None:
     if n is None:
         return None
     return lambda text: len(sentences(" ".join(text.split()))) > n
+
+
+#: Three or more capitalized words joined by "and" after "a": "a Crime and Drama and
+#: Sci-Fi pick", as a small model extends its examples' "a Horror and Sci-Fi pick".
+_AND_LIST = re.compile(r"\b(?:a|an) (?:[A-Z][\w'-]* and ){2,}[A-Z][\w'-]*\b")
+
+
+def _listed(match: re.Match[str]) -> str:
+    """ "a Crime and Drama and Sci-Fi" as "a Crime, Drama and Sci-Fi"."""
+    article, rest = match.group(0).split(" ", 1)
+    return f"{article} {join_words(rest.split(' and '))}"
 
 
 #: The usual-kind phrase capitalized inside a sentence, as a small model copies it.
