@@ -203,6 +203,7 @@ def test_the_pipeline_plan_has_a_shared_director_and_no_unrelated_evidence() -> 
          "to The Jedi.", "lis", ("rotj",)),
         ("You may like Monty Python's Life of Brian because it is a Comedy with a theme "
          "similar to Aladdin; it is similar to Aladdin.", "brian", ("ala",)),
+        ("Heat is a film that has a lot of elements of Heat.", "heat", ()),
     ],
 )  # fmt: skip
 def test_movie_false_claims_are_rejected(movies, text, target, evidence) -> None:
@@ -231,6 +232,7 @@ def test_movie_false_claims_are_rejected(movies, text, target, evidence) -> None
         ("Road Running Shoes is a running shoe from Hydration Running Belt.", "r1", ("h1",)),
         ("Alpine Down Jacket is a down jacket. It is a Summit.", "j1", ()),
         ("Alpine Down Jacket is a Jackets pick, like a fleece, and a stove.", "j1", ()),
+        ("Kids Hiking Boots is a fun and fun-loving brand.", "b1", ()),
         ("Cycling Helmet MIPS is a helmet. It is a Velo 400.", "m1", ()),
         ("Alpine Down Jacket is a great pick for your warm down jacket.", "j1", ()),
     ],

@@ -335,6 +335,9 @@ def check_identity(c: Any) -> list[str]:
     # the item is (not "a compact stove and boils a litre of water")
     one_phrase = {first for verb, phrase, first in entries if verb == "and" and names_kind(phrase)}
     for verb, phrase, _ in entries:
+        if phrase.split()[-1] in _MAKER_WORDS and verb != "offers":
+            # "Kids Hiking Boots is a fun and fun-loving brand": an item is no maker
+            return [f"says the item is a maker ({phrase}), not what it is"]
         if (verb == "and" and not names_kind(phrase)) or (verb != "and" and phrase in one_phrase):
             continue
         if any(phrase == t or phrase.startswith(t + " ") for t in c.target_forms):
@@ -368,6 +371,10 @@ def check_identity(c: Any) -> list[str]:
             continue
         return [f"says the item is something it is not ({phrase})"]
     return []
+
+
+#: Words for who makes an item: the item is none of them.
+_MAKER_WORDS = frozenset({"brand", "brands", "company", "manufacturer", "maker", "label"})
 
 
 def _said(word: str, own: set[str]) -> bool:

@@ -69,7 +69,8 @@ _EVIDENCE_CUE = re.compile(
     # liked, <target> is"; the words have lost their commas)
     r"(?:(?<!\bwhich )(?<!\bthat )\byou(?: ve| have| already| once)? "
     r"(?:liked|enjoyed|loved|watched|saw|seen|rated|like|love|enjoy)|\bfans of|\bsimilar(?: in \w+)? to|\bclose to|\breminiscent of|"
-    r"\breminds? you of|\bmuch like|\bjust like|\bas much as|\bthe likes of)(?: the| a| an)?$"
+    r"\breminds? you of|\bmuch like|\bjust like|\bas much as|\bthe likes of|"
+    r"\b(?:elements|echoes|shades|the spirit) of)(?: the| a| an)?$"
 )
 
 #: Other ways to write a genre; a genre in the evidence allows them.
