@@ -1404,6 +1404,9 @@ def test_answers_are_cleaned_before_they_are_checked() -> None:
     assert (
         answer_text(asked, "Heat is a Crime and Drama pick.") == "Heat is a Crime and Drama pick."
     )
+    # The item said to be a maker of itself is what it makes ("is a brand that makes a").
+    maker = answer_text(asked, "Roller is a brand that makes a foam roller for recovery.")
+    assert maker == "Roller is a foam roller for recovery."
     # A share written both ways loses its second verb (and gains none).
     twice = "Heat is a Crime pick, liked by 40% of the 55 people who liked Fargo liked it too."
     assert answer_text(asked, twice) == twice.replace(" liked it too.", ".")

@@ -489,6 +489,7 @@ def answer_text(
     answer = _LEAD_IN.sub("", _ARTICLE.sub(r"\1n ", answer)).strip()
     answer = _MID_CHANGE.sub(TASTE_CHANGE, answer)  # "is a Change from your usual"
     answer = _AND_LIST.sub(_listed, answer)  # "a Crime and Drama and Sci-Fi pick"
+    answer = _MAKER_OF.sub(r"is \1", answer)  # "is a brand that makes a foam roller"
     if kind == "headline":
         line = answer.splitlines()[0] if answer else ""
         return line.strip().strip('"*#').strip()
@@ -524,6 +525,14 @@ def _listed(match: re.Match[str]) -> str:
     """ "a Crime and Drama and Sci-Fi" as "a Crime, Drama and Sci-Fi"."""
     article, rest = match.group(0).split(" ", 1)
     return f"{article} {join_words(rest.split(' and '))}"
+
+
+#: "Foam Roller is a brand that makes a foam roller for ...": the item said to be its own
+#: maker, as a small model writes a product; what it makes is what the item is.
+_MAKER_OF = re.compile(
+    r"\bis an? (?:[\w-]+ ){0,2}?(?:brand|company|maker) that (?:makes|offers|sells|produces) "
+    r"(an? )"
+)
 
 
 #: The usual-kind phrase capitalized inside a sentence, as a small model copies it.
