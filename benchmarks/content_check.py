@@ -575,12 +575,18 @@ def _repeats(masked: str) -> list[str]:
     return out
 
 
+#: Capitalized words that name no one: "I", and a pronoun's contraction opening a sentence.
+_CAPITAL_PRONOUNS = frozenset(
+    "I I'm I'd I've He's She's It's They're We're You're He'd She'd They've We've".split()
+)
+
+
 def _names_in(clause: str, sentence_start: bool) -> list[tuple[str, bool]]:
     """Capitalized words of a clause with whether each opens the sentence (tokens as
     :func:`words` splits the data, so "U.S." is one word, as in an item's text)."""
     out = []
     for n, word in enumerate(words(clause)):
-        if word[0].isupper() and word not in ("I", "I'm", "I'd", "I've"):
+        if word[0].isupper() and word not in _CAPITAL_PRONOUNS:
             out.append((word, n == 0 and sentence_start))
     return out
 

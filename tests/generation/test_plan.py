@@ -204,6 +204,7 @@ def test_the_pipeline_plan_has_a_shared_director_and_no_unrelated_evidence() -> 
         ("You may like Monty Python's Life of Brian because it is a Comedy with a theme "
          "similar to Aladdin; it is similar to Aladdin.", "brian", ("ala",)),
         ("Heat is a film that has a lot of elements of Heat.", "heat", ()),
+        ("Heat is an Action film, reimagined and reimagined.", "heat", ()),
     ],
 )  # fmt: skip
 def test_movie_false_claims_are_rejected(movies, text, target, evidence) -> None:

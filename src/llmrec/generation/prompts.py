@@ -202,7 +202,7 @@ _PRODUCT_ATTRIBUTES = frozenset({"category", "categories", "brand", "price"})
 #: Facts shown per kind (the verifier accepts the whole plan).
 #: Sentences of an article shown for a summary: those that best match the reader.
 _ARTICLE_SENTENCES = 6
-_PROMPT_FACTS = {"reason": 3, "pitch": 7, "summary": 3, "headline": 3, "digest": 4}
+_PROMPT_FACTS = {"reason": 3, "pitch": 5, "summary": 3, "headline": 3, "digest": 4}
 #: Relations to the user's history shown per kind: a one-sentence reason states one.
 _PROMPT_RELATIONS = {"reason": 1}
 

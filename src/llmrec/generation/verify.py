@@ -591,6 +591,12 @@ def _check_repetition(c: _Context) -> list[str]:
     grams = [tuple(free[i : i + 4]) for i in range(len(free) - 3)]
     if len(set(grams)) < len(grams):
         return ["repetitive text"]
+    doubled = next(
+        (a for a, j, b in zip(free, free[1:], free[2:]) if j in ("and", "or") and a == b),
+        None,
+    )
+    if doubled and doubled not in STOPWORDS and not doubled.isdigit():
+        return [f"repeats '{doubled} and {doubled}'"]  # "reimagined and reimagined"
     # the same four words with a title word among them: "a two-person camping tent, and
     # a two-person camping tent" ("two-person" is a title's word); a title named twice,
     # "... liked Polar Fleece Pullover", is no repeat (two of the words must be the text's)
