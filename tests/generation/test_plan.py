@@ -1139,6 +1139,9 @@ def test_a_genre_named_twice_is_a_repeat(movies) -> None:
     v = _verify(movies, text, "ala", plan=item_facts(movies.get("ala")))
     assert not v.ok and "twice" in "; ".join(v.problems), v
     assert _verify(movies, "Aladdin is an Animation, Children's and Comedy pick.", "ala").ok
+    text = "Monty Python's Life of Brian is a Comedy and a 1979 comedy."
+    v = _verify(movies, text, "brian", plan=item_facts(movies.get("brian")))
+    assert not v.ok and "twice" in "; ".join(v.problems), v
 
 
 class _PrefillChat(FunctionChat):

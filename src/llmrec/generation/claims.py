@@ -678,15 +678,17 @@ def check_repeats(c: Any) -> list[str]:
             first = words[i : i + size]
             if first == words[i + size : i + 2 * size] and not set(first) <= STOPWORDS:
                 return [f"repeats '{' '.join(first)}'"]
-    # A list naming one of the item's genres twice ("Children's, Drama and Children's"):
-    # two mentions with only genres and "and" between them.
-    listed = {w for tag in c.target.tags for w in normalize(tag).split()} | {"and", "or"}
+    # A list naming one of the item's genres twice ("Children's, Drama and Children's",
+    # "a Comedy and a 1979 comedy"): two mentions with only genres, "and", an article or
+    # a year between them.
+    listed = {w for tag in c.target.tags for w in normalize(tag).split()}
+    listed |= {"and", "or", "a", "an"}
     for tag in c.target.tags:
         needle = normalize(tag).split()
         at = _find(words, needle) if needle else []
         for i, j in zip(at, at[1:]):
             between = words[i + len(needle) : j]
-            if between and set(between) <= listed:
+            if between and all(w in listed or w.isdigit() for w in between):
                 return [f"names {tag!r} twice in one list"]
     return []
 
