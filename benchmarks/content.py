@@ -17,7 +17,7 @@ Reported per catalog, kind and side (LLM pipeline vs template pipeline):
 * statement precision (supported claims / claims) and the share of fully supported
   texts; the count of texts in each false-claim class;
 * variety: the largest share of texts sharing a 3-word opening, the unique-sentence
-  ratio, distinct-2;
+  ratio (over all texts, and within each user's list), distinct-2;
 * personalization: for the same item shown to two users, the share of pairs with
   different text; the share of texts citing the user's own history or words;
 * latency p50 of one ``recommend`` call with text (k texts), per text, and the time to
@@ -361,6 +361,16 @@ def personalization(rows: list[dict]) -> dict[str, float]:
     }
 
 
+def unique_in_lists(rows: list[dict]) -> float:
+    """The unique-sentence ratio within each user's list, over all lists: what one reader
+    sees repeated (the same item shown to two users may say the same of it)."""
+    lists: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        lists[r["user"]] += _sentences(r["text"])
+    total = sum(len(s) for s in lists.values())
+    return sum(len(set(s)) for s in lists.values()) / total if total else 0.0
+
+
 def summarize(rows: list[dict], latency: dict) -> dict[str, Any]:
     claims = sum(r["verdict"]["claims"] for r in rows)
     supported = sum(r["verdict"]["supported"] for r in rows)
@@ -379,6 +389,7 @@ def summarize(rows: list[dict], latency: dict) -> dict[str, Any]:
         ),
     }
     out.update(variety([r["text"] for r in rows]))
+    out["unique_sentences_in_list"] = unique_in_lists(rows)
     out.update(personalization(rows))
     calls = latency or []
     out["call_p50_s"] = percentile([s for s, _ in calls], 50) if calls else float("nan")
@@ -422,6 +433,7 @@ def report(records: list[dict], latencies: dict, has: dict) -> tuple[dict, list]
                 sum(s["flags"].values()),
                 s["opening_share"],
                 s["unique_sentences"],
+                s["unique_sentences_in_list"],
                 s["distinct_2"],
                 s["different_pairs"],
                 s["cites_user"],
@@ -452,6 +464,7 @@ def print_report(summary: dict, rows: list, has: dict) -> None:
             "false",
             "open3 max",
             "uniq sent",
+            "in list",
             "dist-2",
             "diff pairs",
             "cites user",
