@@ -554,8 +554,13 @@ def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
         "is a change from your usual Sports picks.",
         "Walking ten minutes a day lowers heart risk, a change from your usual Sports picks, "
         "is a change from the usual.",
+        # cut off at the kind: only a headline may end the phrase there
+        "Walking ten minutes a day lowers heart risk is a change from your usual Sports, "
+        "with a study.",
     ):
         assert not gen.verify(wrong, request, "reason").ok, wrong
+    short = "Walking ten minutes: a change from your usual Sports"
+    assert gen.verify(short, request, "headline").ok
     once = "Walking ten minutes a day lowers heart risk is a change from your usual Sports picks."
     assert gen.verify(once, request, "reason").ok
 

@@ -254,7 +254,7 @@ def _headline(f: Facts) -> str:
         elif fact.kind == "preference":
             general.append(("", f": more {join_words(list(fact.values))} for you"))
         elif fact.kind == "taste" and fact.values:
-            change = taste_change(fact, story=None)
+            change = taste_change(fact, story=bool(section_of(f)))  # "... Fitness picks"
             general += [("", f": {change}"), (f"{sentence_case(change)}: ", "")]
             compact.append((f"{sentence_case(taste_change(fact, story=None, short=True))}: ", ""))
     general += compact

@@ -321,13 +321,19 @@ class _Context:
 
     @functools.cached_property
     def taste_covered(self) -> list[bool]:
-        """Per word, whether it lies in "a change from your usual <kind>" (or its short
-        "beyond <kind>") of a ``taste`` fact: the phrases that may name the user's usual
-        kind."""
+        """Per word, whether it lies in "a change from your usual <kind> picks" (or
+        "stories", or its short "beyond <kind>") of a ``taste`` fact: the phrases that
+        may name the user's usual kind. Only a headline may end the phrase at the kind
+        ("...: a change from your usual Fitness"); in a sentence it reads cut off ("is a
+        change from your usual Running, made by Velo Works")."""
+        stories: tuple[bool | None, ...] = (True, False)
+        if self.kind == "headline":
+            stories += (None,)
         tastes = {
-            normalize(taste_change(f, story=None, short=short))
+            normalize(taste_change(f, story=story, short=short))
             for f in self.plan
             if f.kind == "taste" and f.values
+            for story in stories
             for short in (False, True)
         }
         return _spans(self.words, tastes)
