@@ -960,6 +960,11 @@ def test_digest_introduces_the_list(shop) -> None:
     one = "Alpine Down Jacket, a warm jacket for cold days on the mountain."
     out = ContentGenerator(FunctionChat(lambda c: one), catalog=shop).digest(requests)
     assert out.source == "template" and "not the list" in out.fallback_reason
+    # A list naming one of its items twice ("..., Two-in-One Shell Jacket and Alpine Down
+    # Jacket.") is no introduction either.
+    twice = "Alpine Down Jacket, Two-in-One Shell Jacket and Alpine Down Jacket."
+    out = ContentGenerator(FunctionChat(lambda c: twice), catalog=shop).digest(requests)
+    assert out.source == "template" and "twice" in out.fallback_reason
     with pytest.raises(InvalidInputError):
         gen.digest([])
 

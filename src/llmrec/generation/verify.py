@@ -539,6 +539,11 @@ def _check_target(c: _Context) -> list[str]:
         return []
     if c.kind == "digest":  # one line about the whole list: two of its titles, any two
         listed = [c.target, *(e for e in c.evidence if e.item_id in c.listed)]
+        for item in listed:
+            # "Foam Roller, Headlamp 400, First Aid Kit, ... and First Aid Kit."
+            times = max(len(_occurrences(c.words, f.split())) for f in title_forms(item.title))
+            if times > 1:
+                return [f"names {display_title(item.title)!r} twice"]
         named = sum(any(contains(c.norm, f) for f in title_forms(i.title)) for i in listed)
         if named >= min(2, len(listed)):
             return []
