@@ -350,7 +350,7 @@ def taste_facts(target: Item, liked: Sequence[Item]) -> list[Fact]:
 
 
 #: How many ways :func:`summary_frame` writes each kind of opening.
-FRAME_SHAPES = 6
+FRAME_SHAPES = 9
 
 
 def summary_frame(
@@ -386,6 +386,9 @@ def summary_frame(
                 f"Among the {liked} people who liked {name}, {share} liked it too.",
                 f"You liked {name}, as did {liked} people; {share} of them liked it too.",
                 f"People who liked {name} liked it too: {share} of {liked}.",
+                f"{share} of the {liked} people who liked {name}, as you did, liked it too.",
+                f"Liked by {share} of the {liked} people who liked {name}, as you did.",
+                f"Of the {liked} people who liked {name}, as you did, {share} liked it too.",
             )[shape]
         if fact.kind == "shared_attribute" and fact.attribute not in PEOPLE_ATTRIBUTES:
             value = fact.values[0]
@@ -397,6 +400,9 @@ def summary_frame(
                 f"Since you liked {name}, here is another {value} {noun}.",
                 f"If you liked {name}, this is another {value} {noun}.",
                 f"One more {value} {noun} for you, as you liked {name}.",
+                f"After {name}, which you liked, another {value} {noun}.",
+                f"As with {name}, which you liked, this is {article} {value} {noun}.",
+                f"You liked {name}, and this too is {article} {value} {noun}.",
             )[shape]
     taste = next((f for f in plan if f.kind == "taste" and f.values), None)
     if taste is not None:
@@ -408,6 +414,9 @@ def summary_frame(
             f"Try {change}.",
             f"Worth a look: {change}.",
             f"Read on for {change}.",
+            f"Also for you: {change}.",
+            f"Up next, {change}.",
+            f"For {change}, read on.",
         )[shape]
     return ""
 
