@@ -561,6 +561,12 @@ def test_an_unrelated_item_is_explained_by_the_users_usual_kind() -> None:
         assert not gen.verify(wrong, request, "reason").ok, wrong
     short = "Walking ten minutes: a change from your usual Sports"
     assert gen.verify(short, request, "headline").ok
+    # a model's answer that cuts the phrase at the kind is made whole, then checked
+    cut = "Walking ten minutes a day lowers heart risk is a change from your usual Sports."
+    model = ContentGenerator(FunctionChat(lambda c: cut), catalog=pipe.catalog)
+    [written] = model.generate([request])
+    assert written.source == "llm", written
+    assert written.text == cut.replace("Sports.", "Sports stories."), written
     once = "Walking ten minutes a day lowers heart risk is a change from your usual Sports picks."
     assert gen.verify(once, request, "reason").ok
 

@@ -48,7 +48,7 @@ from llmrec.errors import ConfigError, InvalidInputError, LLMRecError
 from llmrec.generation.claims import CONTENT_KINDS, ITEM_KINDS, sentences
 from llmrec.generation.evidence import Facts, ReasonRequest, facts
 from llmrec.generation.llms.base import ChatBackend
-from llmrec.generation.prompts import LENGTHS, TONES, answer_text, conversation
+from llmrec.generation.prompts import LENGTHS, TONES, answer_text, conversation, whole_taste
 from llmrec.generation.scheduler import FIRST_BATCH, BatchScheduler, Job, Owner
 from llmrec.generation.templates import complete_pitch, reader_sentence, template_text
 from llmrec.generation.verify import Verification, verify_text
@@ -416,7 +416,7 @@ class ContentGenerator:
 
     def _judge(self, job: Job, answer: Any) -> GeneratedText | Job:
         """Verify one answer: its text, a stricter second attempt, or the template."""
-        text = answer_text(job.conversation, answer, job.facts.kind)
+        text = whole_taste(answer_text(job.conversation, answer, job.facts.kind), job.facts)
         if job.facts.kind == "summary" and text:
             # The article's sentences the model wrote, after the plan's one about the reader.
             frame = reader_sentence(job.facts)

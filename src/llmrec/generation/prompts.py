@@ -44,6 +44,7 @@ __all__ = [
     "TONES",
     "answer_done",
     "answer_text",
+    "whole_taste",
     "conversation",
     "opening",
     "select_facts",
@@ -501,6 +502,24 @@ def answer_text(
 
 #: How many sentences of an answer :func:`answer_text` keeps, by kind.
 _KEPT_SENTENCES = {"reason": 1, "digest": 1, "pitch": 3, "summary": 3}
+
+
+def whole_taste(text: str, f: Facts) -> str:
+    """``text`` with the usual-kind phrase of ``f``'s taste fact made whole where an answer
+    cut it at the kind ("is a change from your usual Running, made by ..." ->
+    "... your usual Running picks, made by ..."); a headline keeps the short form."""
+    if f.kind == "headline":
+        return text
+    noun = "stories" if section_of(f) else "picks"
+    for fact in f.plan:
+        if fact.kind == "taste" and fact.values:
+            cut = re.compile(
+                rf"(\b{re.escape(TASTE_CHANGE)} {re.escape(str(fact.values[0]))})"
+                r"(?! (?:picks|stories)\b)(?=[,.;:!?]| (?:made|with|from|and|by)\b|$)",
+                re.IGNORECASE,
+            )
+            text = cut.sub(rf"\1 {noun}", text)
+    return text
 
 
 def answer_done(kind: str) -> Callable[[str], bool] | None:
