@@ -263,8 +263,10 @@ def relation_facts(
                 1.0 if people else 0.3,
             )
         )
-    alike = _words_alike(target, other) if similarity is not None else ()
-    if similarity is not None and similarity >= threshold and alike:
+    alike = (
+        _words_alike(target, other) if similarity is not None and similarity >= threshold else ()
+    )
+    if alike:
         # Close vectors alone are no relation a reader can see: "Kids Hiking Boots has a
         # description similar to that of Trail Running Shoes" (sturdy boots for children,
         # light trail shoes) read as false; the two must also share a word.
