@@ -496,7 +496,8 @@ def answer_text(
         return line.strip().strip('"*#').strip()
     if kind in ("pitch", "summary"):
         flat = " ".join(answer.split()).strip('"').strip()
-        return " ".join(_ended_share(p) for p in _without_repeats(sentences(flat))[:3])
+        kept = _without_repeats(sentences(flat))[: _KEPT_SENTENCES[kind]]
+        return " ".join(_ended_share(p) for p in kept)
     return _ended_share(_LEAD_IN.sub("", first_sentence(answer)).strip())
 
 
@@ -510,15 +511,16 @@ def whole_taste(text: str, f: Facts) -> str:
     "... your usual Running picks, made by ..."); a headline keeps the short form."""
     if f.kind == "headline":
         return text
-    noun = "stories" if section_of(f) else "picks"
     for fact in f.plan:
         if fact.kind == "taste" and fact.values:
+            bare = taste_change(fact, story=None)
+            rest = taste_change(fact, story=bool(section_of(f)))[len(bare) :]  # " picks"
             cut = re.compile(
-                rf"(\b{re.escape(TASTE_CHANGE)} {re.escape(str(fact.values[0]))})"
+                rf"(\b{re.escape(bare)})"
                 r"(?! (?:picks|stories)\b)(?=[,.;:!?]| (?:made|with|from|and|by)\b|$)",
                 re.IGNORECASE,
             )
-            text = cut.sub(rf"\1 {noun}", text)
+            text = cut.sub(r"\1" + rest, text)
     return text
 
 
