@@ -68,8 +68,9 @@ _EVIDENCE_CUE = re.compile(
     # not "which you liked": a clause about the name before it ("After Fargo, which you
     # liked, <target> is"; the words have lost their commas)
     r"(?:(?<!\bwhich )(?<!\bthat )\byou(?: ve| have| already| once)? "
-    r"(?:liked|enjoyed|loved|watched|saw|seen|rated|like|love|enjoy)|\bfans of|\bsimilar(?: in \w+)? to|\bclose to|\breminiscent of|"
-    r"\breminds? you of|\bmuch like|\bjust like|\bas much as|\bthe likes of|"
+    r"(?:liked|enjoyed|loved|watched|saw|seen|rated|like|love|enjoy)|"
+    r"\bfans of|\bsimilar(?: in \w+)? to|\bclose to|\breminiscent of|\breminds? you of|"
+    r"\bmuch like|\bjust like|\bas much as|\bthe likes of|"
     r"\b(?:elements|echoes|shades|the spirit) of)(?: the| a| an)?$"
 )
 
